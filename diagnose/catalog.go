@@ -1,0 +1,129 @@
+package diagnose
+
+import "fmt"
+
+// Code identifies one kind of finding. Codes are stable: a code is never reused for another
+// meaning, and a retired code stays in the catalog as Retired.
+type Code string
+
+// The catalog's codes, grouped by category in blocks of a hundred.
+const (
+	CodeUpstreamTimeout      Code = "MESH0101" // requests hit the route timeout (UT)
+	CodePerTryTimeout        Code = "MESH0102" // attempts hit the per-try timeout
+	CodeDownstreamGaveUp     Code = "MESH0103" // the caller closed the connection first (DC)
+	CodeConnectRefused       Code = "MESH0201" // connection refused (111)
+	CodeConnectTimeout       Code = "MESH0202" // connect timed out or host unreachable (110/113)
+	CodeConnectTLS           Code = "MESH0203" // TLS failed while connecting
+	CodeConnectFailure       Code = "MESH0204" // connect failures of unknown cause
+	CodePendingOverflow      Code = "MESH0301" // pending requests overflowed (UO)
+	CodeConnectionOverflow   Code = "MESH0302" // connection limit reached (UO)
+	CodeRetryOverflow        Code = "MESH0303" // retry budget overflowed
+	CodeBreakerOpen          Code = "MESH0304" // a circuit breaker is open now
+	CodeKeepAliveRace        Code = "MESH0401" // upstream closed a pooled connection under a request (UC)
+	CodeRemoteReset          Code = "MESH0402" // upstream reset streams (UR)
+	CodeLocalReset           Code = "MESH0403" // the proxy reset streams (LR)
+	CodeNoHealthyUpstream    Code = "MESH0501" // no healthy host left (UH)
+	CodeHostsEjected         Code = "MESH0502" // outlier detection ejected hosts
+	CodeHostsFailingHealth   Code = "MESH0503" // hosts failing health checks
+	CodeRetriesExhausted     Code = "MESH0601" // retries exhausted (URX)
+	CodeNoRoute              Code = "MESH0701" // no route matched (NR)
+	CodeNoCluster            Code = "MESH0702" // route to a cluster that does not exist (NC)
+	CodeTLSHandshakeErrors   Code = "MESH0801" // TLS handshakes failing
+	CodeTLSModeMismatch      Code = "MESH0802" // client and server disagree on mTLS
+	CodePlaintextInbound     Code = "MESH0803" // plaintext requests reach a permissive listener
+	CodeCertExpiringSoon     Code = "MESH0901" // certificate close to expiry
+	CodeCertExpired          Code = "MESH0902" // certificate expired
+	CodeConfigRejected       Code = "MESH1001" // the proxy rejected configuration from istiod
+	CodeHighUpstreamLatency  Code = "MESH1101" // upstream's p99 is high
+	CodeProxyOverhead        Code = "MESH1102" // time spent in the proxy itself
+	CodeSlowConnect          Code = "MESH1103" // TCP connect slow
+	CodePendingQueue         Code = "MESH1104" // requests queued for a connection
+	CodeClusterStatsDisabled Code = "MESH1201" // per-cluster stats not recorded
+	CodeSidecarNotReady      Code = "MESH1301" // istio-proxy container not ready
+	CodeSidecarOOMKilled     Code = "MESH1302" // istio-proxy was OOM-killed
+	CodeSidecarCPULimit      Code = "MESH1401" // a CPU limit on istio-proxy throttles bursts
+	CodeApplicationErrors    Code = "MESH1801" // the application itself answers 5xx
+)
+
+// CodeInfo is a code's entry in the catalog.
+type CodeInfo struct {
+	Code     Code
+	Category Category
+	Severity Severity // the usual severity; a rule may lower or raise it
+	Title    string   // what the code means, for documentation and `explain`
+	Retired  bool     // never reported any more; kept so the code is not reused
+}
+
+// Doc returns the documentation anchor of the code.
+func (c CodeInfo) Doc() string { return "docs/findings.md#" + string(c.Code) }
+
+// Catalog lists every code ever defined.
+var Catalog = []CodeInfo{
+	{CodeUpstreamTimeout, CategoryTimeout, SeverityError, "Requests to the upstream hit the route timeout (UT, 504)", false},
+	{CodePerTryTimeout, CategoryTimeout, SeverityWarning, "Attempts hit the per-try timeout and were retried or failed", false},
+	{CodeDownstreamGaveUp, CategoryTimeout, SeverityWarning, "Callers closed their connection before the response (DC)", false},
+	{CodeConnectRefused, CategoryConnectFailure, SeverityError, "Connections to the upstream are refused (UF, errno 111)", false},
+	{CodeConnectTimeout, CategoryConnectFailure, SeverityError, "Connections to the upstream time out or the host is unreachable (UF, 110/113)", false},
+	{CodeConnectTLS, CategoryConnectFailure, SeverityError, "The TLS handshake with the upstream fails while connecting (UF, TLS error)", false},
+	{CodeConnectFailure, CategoryConnectFailure, SeverityError, "Connections to the upstream fail (UF)", false},
+	{CodePendingOverflow, CategoryCircuitBreaker, SeverityError, "Requests are rejected because the pending-request queue is full (UO)", false},
+	{CodeConnectionOverflow, CategoryCircuitBreaker, SeverityWarning, "The connection limit to the upstream is reached (UO)", false},
+	{CodeRetryOverflow, CategoryCircuitBreaker, SeverityWarning, "Retries are refused because the retry circuit breaker is full", false},
+	{CodeBreakerOpen, CategoryCircuitBreaker, SeverityError, "A circuit breaker of the upstream is open now", false},
+	{CodeKeepAliveRace, CategoryUpstreamReset, SeverityError, "The upstream closes pooled connections under requests (UC): keep-alive race", false},
+	{CodeRemoteReset, CategoryUpstreamReset, SeverityError, "The upstream resets requests (UR)", false},
+	{CodeLocalReset, CategoryUpstreamReset, SeverityWarning, "The proxy resets requests to the upstream (LR)", false},
+	{CodeNoHealthyUpstream, CategoryNoHealthyUpstream, SeverityError, "No healthy host is left in the upstream (UH)", false},
+	{CodeHostsEjected, CategoryNoHealthyUpstream, SeverityWarning, "Outlier detection has ejected upstream hosts", false},
+	{CodeHostsFailingHealth, CategoryNoHealthyUpstream, SeverityWarning, "Upstream hosts fail health checks", false},
+	{CodeRetriesExhausted, CategoryRetriesExhausted, SeverityError, "Requests failed after all retries (URX)", false},
+	{CodeNoRoute, CategoryNoRoute, SeverityError, "Requests match no route or filter chain (NR, 404)", false},
+	{CodeNoCluster, CategoryNoRoute, SeverityError, "Routes send traffic to a cluster the proxy does not have (NC, 503)", false},
+	{CodeTLSHandshakeErrors, CategoryMTLS, SeverityError, "TLS handshakes fail", false},
+	{CodeTLSModeMismatch, CategoryMTLS, SeverityError, "Client and server disagree on mTLS", false},
+	{CodePlaintextInbound, CategoryMTLS, SeverityWarning, "Plaintext requests reach a listener that accepts them (PERMISSIVE)", false},
+	{CodeCertExpiringSoon, CategoryCertExpiry, SeverityWarning, "A certificate of the proxy expires soon", false},
+	{CodeCertExpired, CategoryCertExpiry, SeverityError, "A certificate of the proxy has expired", false},
+	{CodeConfigRejected, CategoryConfigRejected, SeverityError, "The proxy rejected configuration it was sent", false},
+	{CodeHighUpstreamLatency, CategoryLatency, SeverityWarning, "The upstream is slow", false},
+	{CodeProxyOverhead, CategoryLatency, SeverityWarning, "Requests spend a large share of their time in the proxy", false},
+	{CodeSlowConnect, CategoryLatency, SeverityWarning, "TCP connects to the upstream are slow", false},
+	{CodePendingQueue, CategoryLatency, SeverityWarning, "Requests wait for a connection to the upstream", false},
+	{CodeClusterStatsDisabled, CategoryStatsDisabled, SeverityInfo, "Per-upstream stats are not recorded by this proxy", false},
+	{CodeSidecarNotReady, CategorySidecarNotReady, SeverityError, "The istio-proxy container is not ready", false},
+	{CodeSidecarOOMKilled, CategorySidecarNotReady, SeverityError, "The istio-proxy container was OOM-killed", false},
+	{CodeSidecarCPULimit, CategoryCPUThrottling, SeverityWarning, "A CPU limit on istio-proxy throttles its bursts", false},
+	{CodeApplicationErrors, CategoryAppError, SeverityWarning, "The application itself answers with 5xx", false},
+}
+
+var catalogByCode = func() map[Code]CodeInfo {
+	m := make(map[Code]CodeInfo, len(Catalog))
+	for _, c := range Catalog {
+		m[c.Code] = c
+	}
+	return m
+}()
+
+// LookupCode returns the catalog entry of a code.
+func LookupCode(c Code) (CodeInfo, bool) {
+	info, ok := catalogByCode[c]
+	return info, ok
+}
+
+// NewFinding starts a finding for a catalog code, filling category, default severity, title and
+// doc anchor. It panics on a code missing from the catalog: that is a programming error that the
+// catalog tests catch.
+func NewFinding(code Code, subject Subject) Finding {
+	info, ok := catalogByCode[code]
+	if !ok {
+		panic(fmt.Sprintf("diagnose: code %s is not in the catalog", code))
+	}
+	return Finding{
+		Code:     string(code),
+		Severity: info.Severity,
+		Category: info.Category,
+		Subject:  subject,
+		Title:    info.Title,
+		Doc:      info.Doc(),
+	}
+}

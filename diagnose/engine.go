@@ -1,0 +1,137 @@
+package diagnose
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Rule is one diagnosis. It reads a snapshot and reports findings; it does no I/O.
+type Rule interface {
+	Meta() RuleMeta
+	Check(s *Snapshot) []Finding
+}
+
+// RuleMeta describes a rule and the evidence it needs.
+type RuleMeta struct {
+	// Name is unique among rules, in CamelCase ("ConnectFailureRule").
+	Name        string
+	Description string
+	// Codes are the catalog codes the rule can report.
+	Codes []Code
+	// Needs are inputs that must all be present; AnyOf are inputs of which at least one must be.
+	// A rule whose inputs are missing is skipped, not failed.
+	Needs []Input
+	AnyOf []Input
+}
+
+// Skipped records a rule that did not run and the evidence it lacked.
+type Skipped struct {
+	Rule    string  `json:"rule"`
+	Missing []Input `json:"missing"`
+}
+
+// Report is the result of a diagnosis of one proxy.
+type Report struct {
+	// Target names what was diagnosed ("pod default/reviews-v2-abc", "folder ./capture").
+	Target string `json:"target"`
+	// Basis says what the numbers cover: an interval between two samples, or since start.
+	Basis    string    `json:"basis"`
+	Findings []Finding `json:"findings"`
+	Skipped  []Skipped `json:"skipped,omitempty"`
+	Warnings []string  `json:"warnings,omitempty"`
+}
+
+// Worst returns the highest severity among the findings, "" when there are none.
+func (r *Report) Worst() Severity {
+	var worst Severity
+	for _, f := range r.Findings {
+		if f.Severity.Rank() > worst.Rank() {
+			worst = f.Severity
+		}
+	}
+	return worst
+}
+
+// Diagnose runs the rules over a snapshot and ranks the findings.
+func Diagnose(s *Snapshot, rules []Rule) *Report {
+	r := &Report{Basis: basis(s), Warnings: append([]string(nil), s.Warnings...)}
+	for _, rule := range rules {
+		meta := rule.Meta()
+		if missing := missingInputs(s, meta); len(missing) > 0 {
+			r.Skipped = append(r.Skipped, Skipped{Rule: meta.Name, Missing: missing})
+			continue
+		}
+		findings, err := check(rule, s)
+		if err != nil {
+			r.Warnings = append(r.Warnings, err.Error())
+			continue
+		}
+		for _, f := range findings {
+			f.Rule = meta.Name
+			r.Findings = append(r.Findings, f)
+		}
+	}
+	Rank(r.Findings)
+	return r
+}
+
+// check runs one rule, turning a panic into an error so one faulty rule on odd evidence costs
+// its findings, not the whole diagnosis.
+func check(rule Rule, s *Snapshot) (findings []Finding, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("rule %s failed on this evidence and was skipped: %v", rule.Meta().Name, p)
+		}
+	}()
+	return rule.Check(s), nil
+}
+
+func missingInputs(s *Snapshot, m RuleMeta) []Input {
+	var missing []Input
+	for _, in := range m.Needs {
+		if !s.Has(in) {
+			missing = append(missing, in)
+		}
+	}
+	if len(m.AnyOf) > 0 {
+		any := false
+		for _, in := range m.AnyOf {
+			any = any || s.Has(in)
+		}
+		if !any {
+			missing = append(missing, m.AnyOf...)
+		}
+	}
+	return missing
+}
+
+// Rank orders findings so the most likely cause comes first: higher severity, then higher
+// affected request rate, then code and subject for a stable order.
+func Rank(fs []Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
+		if a.Severity.Rank() != b.Severity.Rank() {
+			return a.Severity.Rank() > b.Severity.Rank()
+		}
+		if a.Impact != b.Impact {
+			return a.Impact > b.Impact
+		}
+		if a.Code != b.Code {
+			return a.Code < b.Code
+		}
+		return a.Subject.Name < b.Subject.Name
+	})
+}
+
+func basis(s *Snapshot) string {
+	switch {
+	case s.Has(InputStatsInterval):
+		return fmt.Sprintf("rates over the %s between two stats samples", s.Window)
+	case s.Has(InputStats):
+		if up := s.Uptime(); up > 0 {
+			return fmt.Sprintf("one stats sample: numbers are cumulative since the proxy started (%s ago)", up.Round(1e9))
+		}
+		return "one stats sample: numbers are cumulative since the proxy started (uptime unknown)"
+	}
+	return "no stats: configuration and logs only"
+}

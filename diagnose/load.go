@@ -1,0 +1,257 @@
+package diagnose
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+)
+
+// Evidence folder file names, named after the admin endpoint each came from.
+const (
+	FileStatsText   = "stats.txt"   // GET /stats
+	FileStatsJSON   = "stats.json"  // GET /stats?format=json
+	FileStatsProm   = "stats.prom"  // GET /stats/prometheus
+	FileStats2Text  = "stats-2.txt" // the second sample of the same endpoint
+	FileStats2JSON  = "stats-2.json"
+	FileStats2Prom  = "stats-2.prom"
+	FileConfigDump  = "config_dump.json" // GET /config_dump
+	FileClustersJS  = "clusters.json"    // GET /clusters?format=json
+	FileClustersTxt = "clusters.txt"     // GET /clusters
+	FileCerts       = "certs.json"       // GET /certs
+	FileServerInfo  = "server_info.json" // GET /server_info
+	FileAccessLog   = "access.log"       // the sidecar's access-log lines
+	FilePod         = "pod.yaml"         // the pod, as kubectl get -o yaml prints it
+	FileMeta        = "meta.json"        // pod, namespace, capture times, window
+)
+
+// statsPairs lists the stats formats in order of preference: Prometheus carries Istio's
+// request metrics and histogram buckets, JSON carries computed quantiles, text is the fallback.
+var statsPairs = []struct {
+	first, second string
+	parse         func([]byte) (*envoyadmin.StatsSample, error)
+}{
+	{FileStatsProm, FileStats2Prom, func(b []byte) (*envoyadmin.StatsSample, error) {
+		return envoyadmin.ParseStatsPrometheus(bytes.NewReader(b))
+	}},
+	{FileStatsJSON, FileStats2JSON, func(b []byte) (*envoyadmin.StatsSample, error) {
+		return envoyadmin.ParseStatsJSON(bytes.NewReader(b))
+	}},
+	{FileStatsText, FileStats2Text, func(b []byte) (*envoyadmin.StatsSample, error) {
+		return envoyadmin.ParseStatsText(bytes.NewReader(b))
+	}},
+}
+
+// LoadDir reads an evidence folder. Every file is optional; a file that does not parse becomes
+// a warning and the rest is still read. It fails only when the folder cannot be read or holds
+// no evidence at all. now is used for certificate expiry when meta.json has no capture time.
+func LoadDir(dir string, now time.Time) (*Snapshot, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("evidence folder: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("evidence folder %s is a file: pass the folder that holds stats.txt, config_dump.json and the like", dir)
+	}
+	l := &loader{dir: dir, s: &Snapshot{Now: now}}
+	l.meta()
+	l.stats()
+	l.config()
+	l.upstreams()
+	l.certs()
+	l.serverInfo()
+	l.accessLog()
+	l.pod()
+	if l.found == 0 {
+		return nil, fmt.Errorf("%s holds no evidence files: expected some of %s, %s, %s, %s, %s, %s, %s", dir,
+			FileStatsProm, FileStatsText, FileConfigDump, FileClustersJS, FileCerts, FileAccessLog, FilePod)
+	}
+	return l.s, nil
+}
+
+type loader struct {
+	dir   string
+	s     *Snapshot
+	found int
+}
+
+// read returns a file's content, nil when absent; other read errors become warnings.
+func (l *loader) read(name string) []byte {
+	b, err := os.ReadFile(filepath.Join(l.dir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		l.warn(name, err)
+		return nil
+	}
+	l.found++
+	return b
+}
+
+func (l *loader) warn(file string, err error) {
+	l.s.Warnings = append(l.s.Warnings, fmt.Sprintf("%s: %v; the diagnosis goes on without it", file, err))
+}
+
+func (l *loader) meta() {
+	b := l.read(FileMeta)
+	if b == nil {
+		return
+	}
+	l.found-- // meta.json alone is not evidence
+	if err := json.Unmarshal(b, &l.s.Meta); err != nil {
+		l.warn(FileMeta, err)
+		return
+	}
+	if n := len(l.s.Meta.CaptureTimes); n > 0 {
+		l.s.Now = l.s.Meta.CaptureTimes[n-1]
+	}
+}
+
+func (l *loader) stats() {
+	for _, p := range statsPairs {
+		b := l.read(p.first)
+		if b == nil {
+			continue
+		}
+		first, err := p.parse(b)
+		if err != nil {
+			l.warn(p.first, err)
+			continue
+		}
+		l.s.Stats, l.s.StatsFile = first, p.first
+		if b2 := l.read(p.second); b2 != nil {
+			second, err := p.parse(b2)
+			if err != nil {
+				l.warn(p.second, err)
+			} else {
+				l.s.Stats2, l.s.Stats2File = second, p.second
+				l.s.Window = l.window()
+				if l.s.Window <= 0 {
+					l.s.Warnings = append(l.s.Warnings, fmt.Sprintf("%s has no windowSeconds or captureTimes: %s is read as a single cumulative sample", FileMeta, p.second))
+				}
+			}
+		}
+		return
+	}
+}
+
+func (l *loader) window() time.Duration {
+	m := l.s.Meta
+	if m.WindowSeconds > 0 {
+		return time.Duration(m.WindowSeconds * float64(time.Second))
+	}
+	if len(m.CaptureTimes) >= 2 {
+		return m.CaptureTimes[1].Sub(m.CaptureTimes[0])
+	}
+	return 0
+}
+
+func (l *loader) config() {
+	b := l.read(FileConfigDump)
+	if b == nil {
+		return
+	}
+	cfg, err := envoyadmin.ParseConfigDump(b)
+	if err != nil {
+		l.warn(FileConfigDump, err)
+		return
+	}
+	for _, w := range cfg.Warnings {
+		l.s.Warnings = append(l.s.Warnings, FileConfigDump+": "+w)
+	}
+	l.s.Config = cfg
+	if len(cfg.Secrets) > 0 && len(l.s.Certs) == 0 {
+		l.s.Certs, l.s.CertsFile = cfg.Secrets, FileConfigDump
+	}
+}
+
+func (l *loader) upstreams() {
+	if b := l.read(FileClustersJS); b != nil {
+		u, err := envoyadmin.ParseClustersJSON(b)
+		if err == nil {
+			l.s.Upstreams, l.s.UpstreamsFile = u, FileClustersJS
+			return
+		}
+		l.warn(FileClustersJS, err)
+	}
+	if b := l.read(FileClustersTxt); b != nil {
+		u, err := envoyadmin.ParseClustersText(bytes.NewReader(b))
+		if err != nil {
+			l.warn(FileClustersTxt, err)
+			return
+		}
+		l.s.Upstreams, l.s.UpstreamsFile = u, FileClustersTxt
+	}
+}
+
+func (l *loader) certs() {
+	b := l.read(FileCerts)
+	if b == nil {
+		return
+	}
+	certs, err := envoyadmin.ParseCerts(b)
+	if err != nil {
+		l.warn(FileCerts, err)
+		return
+	}
+	l.s.Certs, l.s.CertsFile = certs, FileCerts
+}
+
+func (l *loader) serverInfo() {
+	b := l.read(FileServerInfo)
+	if b == nil {
+		return
+	}
+	si, err := envoyadmin.ParseServerInfo(b)
+	if err != nil {
+		l.warn(FileServerInfo, err)
+		return
+	}
+	l.s.ServerInfo = si
+}
+
+func (l *loader) accessLog() {
+	b := l.read(FileAccessLog)
+	if b == nil {
+		return
+	}
+	entries, lineErrs, err := envoyadmin.ParseAccessLog(bytes.NewReader(b))
+	if err != nil {
+		l.warn(FileAccessLog, err)
+		return
+	}
+	if len(lineErrs) > 0 {
+		l.s.Warnings = append(l.s.Warnings, fmt.Sprintf("%s: %d lines not understood (first, line %d: %s)", FileAccessLog, len(lineErrs), lineErrs[0].Line, lineErrs[0].Reason))
+	}
+	l.s.AccessLog = entries
+}
+
+func (l *loader) pod() {
+	b := l.read(FilePod)
+	if b == nil {
+		return
+	}
+	var pod corev1.Pod
+	if err := yaml.Unmarshal(b, &pod); err != nil {
+		l.warn(FilePod, err)
+		return
+	}
+	if pod.Kind != "" && pod.Kind != "Pod" {
+		l.warn(FilePod, fmt.Errorf("holds a %s, not a Pod", pod.Kind))
+		return
+	}
+	l.s.Pod = &pod
+	if l.s.Meta.Pod == "" {
+		l.s.Meta.Pod, l.s.Meta.Namespace = pod.Name, pod.Namespace
+	}
+}

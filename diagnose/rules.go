@@ -1,0 +1,21 @@
+package diagnose
+
+// Rules returns every rule of the engine, in a fixed order.
+func Rules() []Rule {
+	return []Rule{
+		TimeoutRule{},
+		ConnectFailureRule{},
+		CircuitBreakerRule{},
+		UpstreamResetRule{},
+		NoHealthyUpstreamRule{},
+		RetriesExhaustedRule{},
+		NoRouteRule{},
+		MTLSRule{},
+		CertExpiryRule{},
+		ConfigRejectedRule{},
+		LatencyRule{},
+		StatsDisabledRule{},
+		SidecarRule{},
+		AppErrorRule{},
+	}
+}

@@ -1,0 +1,167 @@
+package diagnose
+
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+)
+
+// Input names one kind of evidence a rule can need.
+type Input string
+
+// The inputs of the engine, one per evidence file kind.
+const (
+	InputStats         Input = "stats"          // one stats sample, any format
+	InputStatsInterval Input = "stats-interval" // two stats samples of the same format
+	InputIstioMetrics  Input = "istio-metrics"  // istio_* series from /stats/prometheus
+	InputConfig        Input = "config"         // config_dump.json
+	InputUpstreams     Input = "upstreams"      // clusters.json or clusters.txt
+	InputCerts         Input = "certs"          // certs.json or the secrets of the config dump
+	InputServerInfo    Input = "server-info"    // server_info.json
+	InputAccessLog     Input = "access-log"     // access.log
+	InputPod           Input = "pod"            // pod.yaml
+)
+
+// Meta is the capture's meta.json: which pod, and when each sample was taken.
+type Meta struct {
+	Pod       string `json:"pod,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	// CaptureTimes are the times of the first and second stats samples.
+	CaptureTimes []time.Time `json:"captureTimes,omitempty"`
+	// WindowSeconds is the time between the two stats samples.
+	WindowSeconds float64 `json:"windowSeconds,omitempty"`
+	// CapturedBy names the tool and version that wrote the folder.
+	CapturedBy string `json:"capturedBy,omitempty"`
+}
+
+// Snapshot is all the evidence about one proxy, read live or from a captured folder. Rules read
+// it and nothing else. Absent evidence is nil or empty; Has says what is present.
+type Snapshot struct {
+	Meta Meta
+	// Stats is the first stats sample and Stats2 the second, taken Window apart.
+	Stats, Stats2 *envoyadmin.StatsSample
+	// StatsFile and Stats2File name the files the samples came from, for evidence sources.
+	StatsFile, Stats2File string
+	Window                time.Duration
+	Config                *envoyadmin.ConfigSummary
+	Upstreams             *envoyadmin.UpstreamClusters
+	UpstreamsFile         string
+	Certs                 []envoyadmin.Cert
+	CertsFile             string
+	ServerInfo            *envoyadmin.ServerInfo
+	AccessLog             []envoyadmin.AccessLogEntry
+	Pod                   *corev1.Pod
+	// Now is when the evidence was taken (certificate expiry is judged against it).
+	Now time.Time
+	// Warnings say which evidence could not be read, and why.
+	Warnings []string
+}
+
+// Has reports whether the snapshot holds an input.
+func (s *Snapshot) Has(in Input) bool {
+	switch in {
+	case InputStats:
+		return s.Stats != nil
+	case InputStatsInterval:
+		return s.Stats != nil && s.Stats2 != nil && s.Window > 0
+	case InputIstioMetrics:
+		return s.Stats != nil && len(s.Stats.Istio) > 0
+	case InputConfig:
+		return s.Config != nil
+	case InputUpstreams:
+		return s.Upstreams != nil
+	case InputCerts:
+		return len(s.Certs) > 0
+	case InputServerInfo:
+		return s.ServerInfo != nil
+	case InputAccessLog:
+		return len(s.AccessLog) > 0
+	case InputPod:
+		return s.Pod != nil
+	}
+	return false
+}
+
+// Uptime returns how long the proxy had run when the (last) stats sample was taken, from
+// server_info or the server.uptime stat; 0 when unknown.
+func (s *Snapshot) Uptime() time.Duration {
+	if s.ServerInfo != nil && s.ServerInfo.Uptime > 0 {
+		return s.ServerInfo.Uptime
+	}
+	last := s.Stats2
+	if last == nil {
+		last = s.Stats
+	}
+	if last != nil {
+		if v, ok := last.Stats["server_uptime"]; ok && v > 0 {
+			return time.Duration(v * float64(time.Second))
+		}
+	}
+	return 0
+}
+
+// ClusterConfig returns the configured settings of a cluster, or nil.
+func (s *Snapshot) ClusterConfig(name string) *envoyadmin.ClusterConfig {
+	if s.Config == nil {
+		return nil
+	}
+	for i := range s.Config.Clusters {
+		if s.Config.Clusters[i].Name.Raw == name {
+			return &s.Config.Clusters[i]
+		}
+	}
+	return nil
+}
+
+// RoutesTo returns the routes that send traffic to a cluster.
+func (s *Snapshot) RoutesTo(cluster string) []envoyadmin.RouteConfig {
+	if s.Config == nil {
+		return nil
+	}
+	var out []envoyadmin.RouteConfig
+	for _, r := range s.Config.Routes {
+		for _, c := range r.Clusters {
+			if c.Name == cluster {
+				out = append(out, r)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Upstream returns a cluster's hosts from /clusters, or nil.
+func (s *Snapshot) Upstream(name string) *envoyadmin.UpstreamCluster {
+	if s.Upstreams == nil {
+		return nil
+	}
+	for i := range s.Upstreams.Clusters {
+		if s.Upstreams.Clusters[i].Name.Raw == name {
+			return &s.Upstreams.Clusters[i]
+		}
+	}
+	return nil
+}
+
+// LogEntries returns the access-log entries that match, in log order.
+func (s *Snapshot) LogEntries(match func(e *envoyadmin.AccessLogEntry) bool) []envoyadmin.AccessLogEntry {
+	var out []envoyadmin.AccessLogEntry
+	for i := range s.AccessLog {
+		if match(&s.AccessLog[i]) {
+			out = append(out, s.AccessLog[i])
+		}
+	}
+	return out
+}
+
+// HasFlag reports whether an access-log entry carries a response flag.
+func HasFlag(e *envoyadmin.AccessLogEntry, flag string) bool {
+	for _, f := range e.Flags {
+		if f == flag {
+			return true
+		}
+	}
+	return false
+}

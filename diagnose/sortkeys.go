@@ -1,0 +1,22 @@
+package diagnose
+
+import (
+	"math"
+	"sort"
+)
+
+// sortedKeys returns a map's keys in order, so output never depends on map iteration.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// round rounds to a number of decimals for display in evidence.
+func round(v float64, decimals int) float64 {
+	p := math.Pow(10, float64(decimals))
+	return math.Round(v*p) / p
+}

@@ -1,0 +1,46 @@
+// Package root assembles the `kubectl mesh` command tree.
+package root
+
+import (
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-mesh/kubectl-mesh/plugins/clusters"
+	"github.com/kubectl-mesh/kubectl-mesh/plugins/explain"
+	"github.com/kubectl-mesh/kubectl-mesh/plugins/version"
+	"github.com/kubectl-mesh/kubectl-mesh/plugins/whyslow"
+)
+
+// NewCmd returns the root command. kubectl runs the binary kubectl-mesh as `kubectl mesh`, so
+// usage text reads that way.
+func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
+	flags := genericclioptions.NewConfigFlags(true)
+	cmd := &cobra.Command{
+		Use:   "kubectl mesh",
+		Short: "Install an Istio mesh for production and explain why a meshed pod is slow or failing",
+		Long: `kubectl mesh explains why a meshed pod is slow or failing. It reads the Envoy sidecar's
+admin API (stats, configuration, upstream hosts, certificates) and the objects around the pod,
+and prints a ranked list of findings: what is wrong, the numbers that show it, and a fix.`,
+		Example: `  # Diagnose a captured folder (no cluster needed)
+  kubectl mesh why-slow --from ./capture
+
+  # Explain an error string or an access-log line
+  kubectl mesh explain 'upstream connect error or disconnect/reset before headers. reset reason: connection termination'
+
+  # List upstreams with their timeouts, retries, circuit breakers and TLS mode
+  kubectl mesh clusters --from ./capture`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// Plugins are run by kubectl with the user's flags; "kubectl mesh" is two words.
+		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl mesh"},
+	}
+	flags.AddFlags(cmd.PersistentFlags())
+	cmd.AddCommand(
+		whyslow.NewCmd(flags, streams),
+		explain.NewCmd(streams),
+		clusters.NewCmd(streams),
+		version.NewCmd(streams),
+	)
+	return cmd
+}
