@@ -44,8 +44,8 @@ type StatsSample struct {
 	// ClusterStats.Values: true for a gauge, false for a counter, absent when untyped. The text
 	// and JSON formats do not say; use IsGauge, which falls back to Envoy's known gauges.
 	Gauges map[string]bool `json:"gauges,omitempty"`
-	// Skipped counts the input lines (or Prometheus series) that could not be read and were left
-	// out, so that a caller can warn "3 lines of stats.txt did not parse".
+	// Skipped counts the input lines (text, Prometheus) or "stats" entries (JSON) that could not
+	// be read and were left out, so that a caller can warn "3 lines of stats.txt did not parse".
 	Skipped int `json:"skipped,omitempty"`
 	// Warnings quote the first few skipped lines, with their line numbers, and any other part of
 	// the input that was ignored.
