@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -38,17 +39,11 @@ const (
 // request metrics and histogram buckets, JSON carries computed quantiles, text is the fallback.
 var statsPairs = []struct {
 	first, second string
-	parse         func([]byte) (*envoyadmin.StatsSample, error)
+	parse         func(io.Reader, ...envoyadmin.StatsOption) (*envoyadmin.StatsSample, error)
 }{
-	{FileStatsProm, FileStats2Prom, func(b []byte) (*envoyadmin.StatsSample, error) {
-		return envoyadmin.ParseStatsPrometheus(bytes.NewReader(b))
-	}},
-	{FileStatsJSON, FileStats2JSON, func(b []byte) (*envoyadmin.StatsSample, error) {
-		return envoyadmin.ParseStatsJSON(bytes.NewReader(b))
-	}},
-	{FileStatsText, FileStats2Text, func(b []byte) (*envoyadmin.StatsSample, error) {
-		return envoyadmin.ParseStatsText(bytes.NewReader(b))
-	}},
+	{FileStatsProm, FileStats2Prom, envoyadmin.ParseStatsPrometheus},
+	{FileStatsJSON, FileStats2JSON, envoyadmin.ParseStatsJSON},
+	{FileStatsText, FileStats2Text, envoyadmin.ParseStatsText},
 }
 
 // LoadDir reads an evidence folder. Every file is optional; a file that does not parse becomes
@@ -64,8 +59,8 @@ func LoadDir(dir string, now time.Time) (*Snapshot, error) {
 	}
 	l := &loader{dir: dir, s: &Snapshot{Now: now}}
 	l.meta()
+	l.config() // before the stats: its cluster names settle ambiguous stat names
 	l.stats()
-	l.config()
 	l.upstreams()
 	l.certs()
 	l.serverInfo()
@@ -118,22 +113,41 @@ func (l *loader) meta() {
 }
 
 func (l *loader) stats() {
+	var opts []envoyadmin.StatsOption
+	if l.s.Config != nil {
+		names := make([]string, len(l.s.Config.Clusters))
+		for i, c := range l.s.Config.Clusters {
+			names[i] = c.Name.Raw
+		}
+		opts = append(opts, envoyadmin.WithClusterNames(names...))
+	}
+	parse := func(file string, b []byte, p func(io.Reader, ...envoyadmin.StatsOption) (*envoyadmin.StatsSample, error)) *envoyadmin.StatsSample {
+		sample, err := p(bytes.NewReader(b), opts...)
+		if err != nil {
+			l.warn(file, err)
+			return nil
+		}
+		if sample.Skipped > 0 {
+			msg := fmt.Sprintf("%s: %d entries did not parse and were skipped", file, sample.Skipped)
+			if len(sample.Warnings) > 0 {
+				msg += " (first: " + sample.Warnings[0] + ")"
+			}
+			l.s.Warnings = append(l.s.Warnings, msg)
+		}
+		return sample
+	}
 	for _, p := range statsPairs {
 		b := l.read(p.first)
 		if b == nil {
 			continue
 		}
-		first, err := p.parse(b)
-		if err != nil {
-			l.warn(p.first, err)
+		first := parse(p.first, b, p.parse)
+		if first == nil {
 			continue
 		}
 		l.s.Stats, l.s.StatsFile = first, p.first
 		if b2 := l.read(p.second); b2 != nil {
-			second, err := p.parse(b2)
-			if err != nil {
-				l.warn(p.second, err)
-			} else {
+			if second := parse(p.second, b2, p.parse); second != nil {
 				l.s.Stats2, l.s.Stats2File = second, p.second
 				l.s.Window = l.window()
 				if l.s.Window <= 0 {

@@ -45,50 +45,36 @@ func (m Measure) Evidence(label string) Evidence {
 // ClusterCounter reads a counter of an upstream cluster by canonical suffix
 // ("upstream_rq_timeout"). ok is false when the stat is absent from the samples.
 func (s *Snapshot) ClusterCounter(cluster, stat string) (m Measure, ok bool) {
-	get := func(ss *envoyadmin.StatsSample) (float64, bool) {
-		if ss == nil {
-			return 0, false
-		}
-		cs := ss.Clusters[cluster]
-		if cs == nil {
-			return 0, false
-		}
-		v, ok := cs.Values[stat]
-		return v, ok
-	}
-	return s.counter(get, statSource(s.StatsFile, s.Stats, cluster, stat))
+	return s.measure(s.interval().Cluster(cluster, stat), statSource(s.StatsFile, s.Stats, cluster, stat))
 }
 
 // Counter reads a counter that is not scoped to a cluster, by canonical name.
 func (s *Snapshot) Counter(stat string) (Measure, bool) {
-	get := func(ss *envoyadmin.StatsSample) (float64, bool) {
-		if ss == nil {
-			return 0, false
-		}
-		v, ok := ss.Stats[stat]
-		return v, ok
-	}
-	return s.counter(get, statSource(s.StatsFile, s.Stats, "", stat))
+	return s.measure(s.interval().Stat(stat), statSource(s.StatsFile, s.Stats, "", stat))
 }
 
-func (s *Snapshot) counter(get func(*envoyadmin.StatsSample) (float64, bool), source string) (Measure, bool) {
-	first, ok := get(s.Stats)
-	if !ok {
+// interval pairs the two samples once; the pairing scans every counter for a restart.
+func (s *Snapshot) interval() *envoyadmin.StatsInterval {
+	if s.iv == nil || s.iv.Prev != s.Stats && s.iv.Cur != s.Stats {
+		s.iv = envoyadmin.NewStatsInterval(s.Stats, s.Stats2, s.Window)
+	}
+	return s.iv
+}
+
+// measure turns a reading into a Measure, giving cumulative counters a rate over the uptime.
+func (s *Snapshot) measure(r envoyadmin.StatReading, source string) (Measure, bool) {
+	if !r.Found {
 		return Measure{}, false
 	}
-	if second, ok2 := get(s.Stats2); ok2 && s.Window > 0 && second >= first {
-		d := second - first
-		return Measure{Value: d, Rate: d / s.Window.Seconds(), Interval: true, Span: s.Window, Source: source + " (2 samples)"}, true
-	}
-	m := Measure{Value: first, Source: source}
-	if s.Stats2 != nil {
-		// Prefer the later sample for a cumulative reading; a counter that went down means the
-		// proxy restarted between samples, and the later value covers the new run only.
-		if second, ok2 := get(s.Stats2); ok2 {
-			m.Value = second
+	iv := s.interval()
+	if !r.Cumulative && !r.Gauge && iv.Interval() {
+		if r.Reset {
+			source += " (counter reset: the proxy restarted during the window)"
 		}
+		return Measure{Value: r.Value, Rate: r.Rate, Interval: true, Span: iv.Window, Source: source + " (2 samples)"}, true
 	}
-	if up := s.Uptime(); up > 0 {
+	m := Measure{Value: r.Value, Source: source}
+	if up := s.Uptime(); up > 0 && !r.Gauge {
 		m.Span = up
 		m.Rate = m.Value / up.Seconds()
 	}
@@ -97,49 +83,29 @@ func (s *Snapshot) counter(get func(*envoyadmin.StatsSample) (float64, bool), so
 
 // ClusterGauge reads the current value of a cluster gauge (from the later sample).
 func (s *Snapshot) ClusterGauge(cluster, stat string) (value float64, source string, ok bool) {
-	for _, ss := range []*envoyadmin.StatsSample{s.Stats2, s.Stats} {
-		if ss == nil || ss.Clusters[cluster] == nil {
-			continue
-		}
-		if v, ok := ss.Clusters[cluster].Values[stat]; ok {
-			return v, statSource(s.StatsFile, ss, cluster, stat), true
-		}
-	}
-	return 0, "", false
+	r := s.interval().Cluster(cluster, stat)
+	return r.Value, statSource(s.StatsFile, s.Stats, cluster, stat), r.Found
 }
 
 // ClusterHistogram returns a cluster's histogram ("upstream_rq_time"). With two samples that have
 // buckets it is the interval histogram (bucket differences); otherwise the latest cumulative one.
 func (s *Snapshot) ClusterHistogram(cluster, stat string) (h *envoyadmin.Histogram, interval bool, source string) {
-	get := func(ss *envoyadmin.StatsSample) *envoyadmin.Histogram {
-		if ss == nil || ss.Clusters[cluster] == nil {
-			return nil
-		}
-		return ss.Clusters[cluster].Histograms[stat]
-	}
-	return s.histogram(get, statSource(s.StatsFile, s.Stats, cluster, stat))
+	return histogramOf(s.interval().ClusterHistogram(cluster, stat), statSource(s.StatsFile, s.Stats, cluster, stat))
 }
 
 // Histogram returns a histogram not scoped to a cluster, like ClusterHistogram.
 func (s *Snapshot) Histogram(stat string) (h *envoyadmin.Histogram, interval bool, source string) {
-	get := func(ss *envoyadmin.StatsSample) *envoyadmin.Histogram {
-		if ss == nil {
-			return nil
-		}
-		return ss.Histograms[stat]
-	}
-	return s.histogram(get, statSource(s.StatsFile, s.Stats, "", stat))
+	return histogramOf(s.interval().Histogram(stat), statSource(s.StatsFile, s.Stats, "", stat))
 }
 
-func (s *Snapshot) histogram(get func(*envoyadmin.StatsSample) *envoyadmin.Histogram, source string) (*envoyadmin.Histogram, bool, string) {
-	first, second := get(s.Stats), get(s.Stats2)
-	if first != nil && second != nil && len(second.Buckets) > 0 && s.Window > 0 {
-		return second.Sub(first), true, source + " (difference of 2 samples)"
+func histogramOf(r envoyadmin.HistogramReading, source string) (*envoyadmin.Histogram, bool, string) {
+	if r.Histogram == nil {
+		return nil, false, source
 	}
-	if second != nil {
-		return second, false, source
+	if !r.Cumulative {
+		return r.Histogram, true, source + " (difference of 2 samples)"
 	}
-	return first, false, source
+	return r.Histogram, false, source
 }
 
 // ClusterNames returns every cluster name that any evidence mentions, each once, in the order

@@ -2,6 +2,8 @@ package diagnose
 
 import (
 	"fmt"
+	"math"
+	"sort"
 	"strings"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
@@ -20,12 +22,10 @@ func (s *Snapshot) LogCount(label string, match func(e *envoyadmin.AccessLogEntr
 // IstioCount sums an Istio counter (istio_requests_total) over the series whose labels match,
 // as an increase over the window when two samples exist, else cumulative.
 func (s *Snapshot) IstioCount(metric string, match func(labels map[string]string) bool) (Measure, bool) {
-	sum := func(ss *envoyadmin.StatsSample) (float64, bool) {
+	sum := func(ss *envoyadmin.StatsSample) (v float64, found bool) {
 		if ss == nil {
 			return 0, false
 		}
-		var v float64
-		found := false
 		for _, series := range ss.Istio {
 			if series.Metric == metric && match(series.Labels) {
 				v += series.Value
@@ -34,7 +34,20 @@ func (s *Snapshot) IstioCount(metric string, match func(labels map[string]string
 		}
 		return v, found
 	}
-	return s.counter(sum, fmt.Sprintf("%s %s", orDefault(s.StatsFile, "stats"), metric))
+	iv := s.interval()
+	cur, found := sum(iv.Cur)
+	r := envoyadmin.StatReading{Found: found, Value: cur, Cumulative: !iv.Interval()}
+	if found && iv.Interval() {
+		// The same counter semantics as StatsInterval: a series absent before started at zero,
+		// and one that went down restarted with the proxy.
+		if before, _ := sum(iv.Prev); cur >= before {
+			r.Value = cur - before
+		} else {
+			r.Reset = true
+		}
+		r.Rate = r.Value / iv.Window.Seconds()
+	}
+	return s.measure(r, fmt.Sprintf("%s %s", orDefault(s.StatsFile, "stats"), metric))
 }
 
 // ServiceHost returns the Kubernetes service host of an Istio cluster name
@@ -87,4 +100,158 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// UnitHours is the unit of evidence given in hours (certificate lifetimes).
+const UnitHours = "h"
+
+// latestStats returns the later stats sample, or the only one; nil without stats.
+func (s *Snapshot) latestStats() *envoyadmin.StatsSample {
+	if s.Stats2 != nil {
+		return s.Stats2
+	}
+	return s.Stats
+}
+
+// significant reports whether a counter shows enough events to speak of: any increase over a
+// window between two samples, or at least minCumulative since the proxy started.
+func significant(m Measure, minCumulative float64) bool {
+	if m.Interval {
+		return m.Value > 0
+	}
+	return m.Value >= minCumulative
+}
+
+// latencyQuantiles returns a histogram's p50, p90 and p99; ok is false when it has no values.
+func latencyQuantiles(h *envoyadmin.Histogram) (p50, p90, p99 float64, ok bool) {
+	if h == nil || h.NoValues {
+		return 0, 0, 0, false
+	}
+	p50, p90, p99 = h.Quantile(0.5), h.Quantile(0.9), h.Quantile(0.99)
+	if math.IsNaN(p50) || math.IsNaN(p99) || math.IsInf(p99, 0) {
+		return 0, 0, 0, false
+	}
+	return p50, p90, p99, true
+}
+
+// mergeHistograms adds histograms with buckets into one (the series of one Istio metric, or the
+// clusters behind one listener). It returns nil when any of them has no buckets, since Envoy's
+// computed quantiles cannot be added.
+func mergeHistograms(hs []*envoyadmin.Histogram) *envoyadmin.Histogram {
+	if len(hs) == 1 {
+		return hs[0]
+	}
+	counts := map[float64]float64{}
+	out := &envoyadmin.Histogram{}
+	for _, h := range hs {
+		if h == nil {
+			continue
+		}
+		if len(h.Buckets) == 0 {
+			return nil
+		}
+		for _, b := range h.Buckets {
+			counts[b.UpperBound] += b.Count
+		}
+		out.Count += h.Count
+		out.Sum += h.Sum
+	}
+	if len(counts) == 0 {
+		return nil
+	}
+	for bound, n := range counts {
+		out.Buckets = append(out.Buckets, envoyadmin.Bucket{UpperBound: bound, Count: n})
+	}
+	sort.Slice(out.Buckets, func(i, j int) bool { return out.Buckets[i].UpperBound < out.Buckets[j].UpperBound })
+	return out
+}
+
+// istioHistogram sums an Istio histogram metric over the series whose labels match: the
+// interval histogram when two samples with buckets exist, else the latest cumulative one.
+func (s *Snapshot) istioHistogram(metric string, match func(labels map[string]string) bool) (h *envoyadmin.Histogram, interval bool) {
+	sum := func(ss *envoyadmin.StatsSample) *envoyadmin.Histogram {
+		if ss == nil {
+			return nil
+		}
+		var hs []*envoyadmin.Histogram
+		for _, series := range ss.Istio {
+			if series.Metric == metric && series.Histogram != nil && match(series.Labels) {
+				hs = append(hs, series.Histogram)
+			}
+		}
+		if len(hs) == 0 {
+			return nil
+		}
+		return mergeHistograms(hs)
+	}
+	first, second := sum(s.Stats), sum(s.Stats2)
+	if first != nil && second != nil && s.Window > 0 {
+		return second.Sub(first), true
+	}
+	if second != nil {
+		return second, false
+	}
+	return first, false
+}
+
+// clip shortens text for evidence, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// workloadRef names the controller of the diagnosed pod as kubectl accepts it
+// ("deployment/reviews-v2"), from the pod's owner and its pod-template-hash label; a placeholder
+// when unknown.
+func (s *Snapshot) workloadRef() string {
+	if s.Pod != nil {
+		for _, o := range s.Pod.OwnerReferences {
+			switch o.Kind {
+			case "ReplicaSet":
+				if h := s.Pod.Labels["pod-template-hash"]; h != "" && strings.HasSuffix(o.Name, "-"+h) {
+					return "deployment/" + strings.TrimSuffix(o.Name, "-"+h)
+				}
+			case "StatefulSet", "DaemonSet":
+				return strings.ToLower(o.Kind) + "/" + o.Name
+			}
+		}
+	}
+	return "deployment/<name>"
+}
+
+// podTemplateAnnotationsYAML is a patch setting annotations on a controller's pod template,
+// for `kubectl patch --patch-file`. Values may span lines.
+func podTemplateAnnotationsYAML(annotations map[string]string) string {
+	var b strings.Builder
+	b.WriteString("spec:\n  template:\n    metadata:\n      annotations:\n")
+	for _, k := range sortedKeys(annotations) {
+		v := annotations[k]
+		if strings.Contains(v, "\n") {
+			fmt.Fprintf(&b, "        %s: |\n", k)
+			for _, line := range strings.Split(strings.TrimRight(v, "\n"), "\n") {
+				fmt.Fprintf(&b, "          %s\n", line)
+			}
+			continue
+		}
+		fmt.Fprintf(&b, "        %s: %q\n", k, v)
+	}
+	return b.String()
+}
+
+// appContainer names the pod's application container (the first that is not istio-proxy), or a
+// placeholder.
+func (s *Snapshot) appContainer() string {
+	if s.Pod != nil {
+		if c := s.Pod.Annotations["kubectl.kubernetes.io/default-container"]; c != "" && c != "istio-proxy" {
+			return c
+		}
+		for _, c := range s.Pod.Spec.Containers {
+			if c.Name != "istio-proxy" {
+				return c.Name
+			}
+		}
+	}
+	return "<app-container>"
 }

@@ -57,6 +57,8 @@ type Snapshot struct {
 	Now time.Time
 	// Warnings say which evidence could not be read, and why.
 	Warnings []string
+
+	iv *envoyadmin.StatsInterval // the two samples paired, made on first use
 }
 
 // Has reports whether the snapshot holds an input.

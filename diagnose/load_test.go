@@ -1,0 +1,140 @@
+package diagnose
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var testNow = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+func writeFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const promSample1 = `# TYPE envoy_cluster_upstream_rq_timeout counter
+envoy_cluster_upstream_rq_timeout{cluster_name="outbound|9080||reviews.default.svc.cluster.local"} 10
+# TYPE envoy_server_uptime gauge
+envoy_server_uptime{} 3600
+`
+
+const promSample2 = `# TYPE envoy_cluster_upstream_rq_timeout counter
+envoy_cluster_upstream_rq_timeout{cluster_name="outbound|9080||reviews.default.svc.cluster.local"} 30
+# TYPE envoy_server_uptime gauge
+envoy_server_uptime{} 3610
+`
+
+func TestLoadDirIntervalFromTwoSamples(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		FileStatsProm:  promSample1,
+		FileStats2Prom: promSample2,
+		FileMeta:       `{"pod":"productpage-v1-abc","namespace":"default","captureTimes":["2026-11-01T10:00:00Z","2026-11-01T10:00:10Z"],"windowSeconds":10}`,
+	})
+	s, err := LoadDir(dir, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Has(InputStatsInterval) || s.Window != 10*time.Second {
+		t.Fatalf("window = %v, interval = %v", s.Window, s.Has(InputStatsInterval))
+	}
+	m, ok := s.ClusterCounter("outbound|9080||reviews.default.svc.cluster.local", "upstream_rq_timeout")
+	if !ok || !m.Interval || m.Value != 20 || m.Rate != 2 {
+		t.Fatalf("measure = %+v ok=%v", m, ok)
+	}
+	if !strings.Contains(m.Source, `stats.prom envoy_cluster_upstream_rq_timeout{cluster_name="outbound|9080||reviews.default.svc.cluster.local"}`) {
+		t.Errorf("source = %q", m.Source)
+	}
+	if want := time.Date(2026, 11, 1, 10, 0, 10, 0, time.UTC); !s.Now.Equal(want) {
+		t.Errorf("Now = %v, want the last capture time %v", s.Now, want)
+	}
+	if s.Meta.Pod != "productpage-v1-abc" {
+		t.Errorf("meta pod = %q", s.Meta.Pod)
+	}
+}
+
+func TestLoadDirOneSampleIsCumulative(t *testing.T) {
+	dir := writeFiles(t, map[string]string{FileStatsProm: promSample1})
+	s, err := LoadDir(dir, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := s.ClusterCounter("outbound|9080||reviews.default.svc.cluster.local", "upstream_rq_timeout")
+	if !ok || m.Interval || m.Value != 10 || m.Span != time.Hour {
+		t.Fatalf("measure = %+v", m)
+	}
+	if got := Diagnose(s, nil).Basis; !strings.Contains(got, "cumulative since the proxy started (1h0m0s ago)") {
+		t.Errorf("basis = %q", got)
+	}
+}
+
+func TestLoadDirBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		files   map[string]string
+		wantErr string   // LoadDir fails with this
+		warns   []string // or succeeds with these warnings
+	}{
+		{name: "empty folder", files: map[string]string{"notes.md": "hello"}, wantErr: "holds no evidence files"},
+		{name: "only meta", files: map[string]string{FileMeta: `{}`}, wantErr: "holds no evidence files"},
+		{
+			name:  "truncated config dump beside good stats",
+			files: map[string]string{FileConfigDump: `{"configs": [{"@type": "type.googleapis.com/envoy.admin.v3.Clusters`, FileStatsProm: promSample1},
+			warns: []string{"config_dump.json: "},
+		},
+		{
+			name:  "foreign stats",
+			files: map[string]string{FileStatsText: "<html><body>502 Bad Gateway</body></html>\n", FileAccessLog: "[2026-01-01T00:00:00.000Z] \"GET / HTTP/1.1\" 200 - via_upstream - \"-\" 0 10 3 2 \"-\" \"curl\" \"id\" \"a\" \"10.0.0.1:80\" outbound|80||a.default.svc.cluster.local - 10.0.0.2:80 10.0.0.3:5000 - default\n"},
+			warns: []string{"stats.txt: "},
+		},
+		{
+			name:  "pod file holding a service",
+			files: map[string]string{FilePod: "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\n", FileStatsProm: promSample1},
+			warns: []string{"pod.yaml: holds a Service, not a Pod"},
+		},
+		{
+			name:  "second sample without window",
+			files: map[string]string{FileStatsProm: promSample1, FileStats2Prom: promSample2},
+			warns: []string{"meta.json has no windowSeconds"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := LoadDir(writeFiles(t, tc.files), testNow)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := strings.Join(s.Warnings, "\n")
+			for _, w := range tc.warns {
+				if !strings.Contains(all, w) {
+					t.Errorf("warnings %q lack %q", all, w)
+				}
+			}
+			Diagnose(s, Rules()) // must not panic on partial evidence
+		})
+	}
+}
+
+func TestLoadDirNotAFolder(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "stats.txt")
+	os.WriteFile(f, []byte("x: 1\n"), 0o644)
+	if _, err := LoadDir(f, testNow); err == nil || !strings.Contains(err.Error(), "is a file") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := LoadDir(filepath.Join(t.TempDir(), "missing"), testNow); err == nil {
+		t.Fatal("missing folder loaded")
+	}
+}
