@@ -1,0 +1,52 @@
+# kubectl-mesh: make demo, make test, make bench.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+PKG := github.com/kubectl-mesh/kubectl-mesh
+LDFLAGS := -s -w -X $(PKG)/plugins/version.Version=$(VERSION) -X $(PKG)/plugins/version.Commit=$(COMMIT)
+BIN := bin/kubectl-mesh
+DEMO ?= testdata/incidents/keepalive-race
+FUZZTIME ?= 3s
+
+.PHONY: all build demo test unit vet fuzz bench bench-startup bench-go clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kubectl-mesh
+
+# Diagnose a bundled incident: no cluster needed.
+demo: build
+	$(BIN) why-slow --from $(DEMO)
+
+# The whole suite: vet, unit and corpus tests, and every fuzz target briefly.
+test: vet unit fuzz
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 ./...
+
+# Runs each fuzz target for FUZZTIME, seeded from the real captures.
+fuzz:
+	@set -e; for pkg in ./envoyadmin; do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 1x $$pkg; exit 1; }; \
+	  done; \
+	done
+
+# Start-up time and peak memory of `kubectl-mesh version`, then the Go benchmarks.
+bench: bench-startup bench-go
+
+bench-startup: build
+	hack/bench-startup.sh $(BIN)
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin dist

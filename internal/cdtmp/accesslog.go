@@ -1,0 +1,243 @@
+package envoyadmin
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// LineError is an access-log line that ParseAccessLog could not read.
+type LineError struct {
+	Line   int    `json:"line"`   // 1-based line number in the input
+	Reason string `json:"reason"` // why the line was not read, in a user's words
+	Text   string `json:"text"`   // the line, clipped to 200 bytes
+}
+
+// Error implements error.
+func (e LineError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Reason) }
+
+// maxAccessLogLine bounds the memory one line may take; longer lines are reported, not read.
+const maxAccessLogLine = 1 << 20
+
+// ParseAccessLog reads sidecar access-log lines, as `kubectl logs` of an istio-proxy container
+// prints them, into entries. It reads, line by line and in any mix:
+//
+//   - Istio's default text format, 1.9 and later (with %RESPONSE_CODE_DETAILS% and
+//     %CONNECTION_TERMINATION_DETAILS%): Format "istio";
+//   - Istio 1.3 to 1.8 (mixer status and transport failure, no details): "istio-1.3";
+//   - Istio 1.1 and 1.2 (mixer status only): "istio-1.1";
+//   - Envoy's default format: "envoy";
+//   - JSON lines such as Istio's JSON encoding (start_time, response_code, response_flags,
+//     response_code_details, upstream_cluster, duration, ...): "json";
+//   - key=value lines of custom formats whose keys name a status code and response flags or
+//     details (status=503 response_flag=UF, response_code=..., total_time_ms=...): "kv".
+//
+// Lines may carry a `kubectl logs --timestamps` prefix, a CRI log-file prefix
+// ("2026-01-01T00:00:00.000000001Z stdout F ...", partial "P" records are joined) or
+// `kubectl logs --prefix`'s "[pod/name/container]". TCP lines ("- - -") and lines without the
+// leading "[START_TIME]" are read too; their Timestamp stays zero, since a log prefix's time is
+// when the line was written, not when the request started. Blank lines and '#' comments are skipped, and so are the
+// proxy's own log lines (Envoy's "[time][thread][level][logger]" and istio-agent's
+// "time<TAB>level<TAB>scope" lines, JSON with "level" and "msg"), which are not errors. Every
+// other line is returned as a LineError and reading goes on. The error result is only for a
+// failing reader.
+//
+// Custom formats are read as key=value only when their keys are unambiguous (a status code plus
+// flags, details or a cluster), as in envoyproxy/envoy#9242's "response_flag=UT status=200": a
+// diagnosis is better served by those fields than by an error, and a key=value line without them
+// is still an error. A text field holding a quote followed by a space (an odd user agent) cannot
+// be told from the field's end, since Envoy does not escape quotes; such lines may be misread
+// or reported.
+func ParseAccessLog(r io.Reader) ([]AccessLogEntry, []LineError, error) {
+	p := accessLogParser{}
+	br := bufio.NewReaderSize(r, 64*1024)
+	for n := 1; ; n++ {
+		line, tooLong, err := readBoundedLine(br, maxAccessLogLine)
+		if tooLong {
+			p.errs = append(p.errs, LineError{Line: n, Reason: fmt.Sprintf("line longer than %d bytes", maxAccessLogLine), Text: clipForError(line, 200)})
+		} else if line != "" || err == nil {
+			p.line(n, line)
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			p.flushPartial()
+			return p.entries, p.errs, fmt.Errorf("reading access log: %w", err)
+		}
+	}
+	p.flushPartial()
+	return p.entries, p.errs, nil
+}
+
+// readBoundedLine reads one line without its line ending. A line longer than max is consumed
+// and reported with tooLong, its first max bytes returned.
+func readBoundedLine(br *bufio.Reader, max int) (line string, tooLong bool, err error) {
+	var buf []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(buf)+len(chunk) <= max {
+			buf = append(buf, chunk...)
+		} else {
+			tooLong = true
+			if len(buf) < max {
+				buf = append(buf, chunk[:max-len(buf)]...)
+			}
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		return strings.TrimRight(string(buf), "\r\n"), tooLong, err
+	}
+}
+
+type accessLogParser struct {
+	entries []AccessLogEntry
+	errs    []LineError
+	// A CRI "P" (partial) record waits here for the rest of its line.
+	partial     strings.Builder
+	partialLine int
+}
+
+func (p *accessLogParser) fail(n int, text, reason string) {
+	p.errs = append(p.errs, LineError{Line: n, Reason: reason, Text: clipForError(strings.TrimSpace(text), 200)})
+}
+
+func (p *accessLogParser) flushPartial() {
+	if p.partialLine == 0 {
+		return
+	}
+	n, text := p.partialLine, p.partial.String()
+	p.partial.Reset()
+	p.partialLine = 0
+	p.record(n, text)
+}
+
+// line handles one physical line: it unwraps the CRI prefix, joining partial records.
+func (p *accessLogParser) line(n int, raw string) {
+	if content, partial, ok := cutCRIPrefix(raw); ok {
+		if p.partialLine == 0 {
+			p.partialLine = n
+		}
+		p.partial.WriteString(content)
+		if !partial {
+			p.flushPartial()
+		}
+		return
+	}
+	p.flushPartial()
+	p.record(n, raw)
+}
+
+// record handles one logical line.
+func (p *accessLogParser) record(n int, text string) {
+	s := strings.TrimSpace(text)
+	if s == "" || strings.HasPrefix(s, "#") {
+		return
+	}
+	s = stripLogPrefixes(s)
+	if s == "" || strings.HasPrefix(s, "#") || isProxyLogLine(s) {
+		return
+	}
+	var (
+		e      AccessLogEntry
+		skip   bool
+		reason string
+	)
+	switch {
+	case strings.HasPrefix(s, "{"):
+		e, skip, reason = parseJSONAccessLine(s)
+	case strings.HasPrefix(s, "[") || strings.HasPrefix(s, `"`):
+		e, reason = parseTextAccessLine(s)
+	default:
+		var ok bool
+		if e, ok = parseKVAccessLine(time.Time{}, s); !ok {
+			reason = "not an access-log line: neither Envoy's or Istio's text format, JSON, nor key=value with a status code"
+		}
+	}
+	switch {
+	case skip:
+	case reason != "":
+		p.fail(n, text, reason)
+	default:
+		e.Line = n
+		p.entries = append(p.entries, e)
+	}
+}
+
+// cutCRIPrefix unwraps a CRI log-file line: "<RFC3339Nano> stdout|stderr F|P <content>".
+func cutCRIPrefix(s string) (content string, partial, ok bool) {
+	_, rest, ok := cutLeadingTimestamp(s)
+	if !ok {
+		return "", false, false
+	}
+	stream, rest, ok1 := strings.Cut(rest, " ")
+	tag, content, ok2 := strings.Cut(rest, " ")
+	if !ok2 && (tag == "F" || tag == "P") {
+		ok2 = true // an empty record
+	}
+	if !ok1 || !ok2 || (stream != "stdout" && stream != "stderr") || (tag != "F" && tag != "P") {
+		return "", false, false
+	}
+	return content, tag == "P", true
+}
+
+// cutLeadingTimestamp removes an RFC 3339 timestamp followed by a space or tab.
+func cutLeadingTimestamp(s string) (time.Time, string, bool) {
+	if len(s) < 20 || s[0] < '0' || s[0] > '9' {
+		return time.Time{}, s, false
+	}
+	end := strings.IndexAny(s, " \t")
+	if end < 0 {
+		return time.Time{}, s, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s[:end])
+	if err != nil {
+		return time.Time{}, s, false
+	}
+	return t, s[end+1:], true
+}
+
+// stripLogPrefixes removes `kubectl logs --prefix` and up to two leading timestamps
+// (`kubectl logs --timestamps` and the line's own, as istio-agent writes).
+func stripLogPrefixes(s string) string {
+	if strings.HasPrefix(s, "[pod/") {
+		if end := strings.Index(s, "] "); end > 0 {
+			s = strings.TrimSpace(s[end+2:])
+		}
+	}
+	for range 2 {
+		_, rest, ok := cutLeadingTimestamp(s)
+		if !ok {
+			break
+		}
+		s = strings.TrimSpace(rest)
+	}
+	return s
+}
+
+// logLevels are the words that follow the timestamp of istio-agent and Istio-formatted Envoy
+// log lines.
+var logLevels = map[string]bool{
+	"trace": true, "debug": true, "info": true, "warn": true, "warning": true,
+	"error": true, "err": true, "critical": true, "fatal": true, "panic": true,
+}
+
+// isProxyLogLine reports whether s (prefixes removed) is the proxy's own logging rather than
+// an access log: Envoy's "[2026-01-01 00:00:00.000][15][warning][config] ..." or a line whose
+// first word is a log level.
+func isProxyLogLine(s string) bool {
+	if strings.HasPrefix(s, "[") {
+		if end := strings.IndexByte(s, ']'); end > 0 && end+1 < len(s) && s[end+1] == '[' {
+			return true
+		}
+	}
+	first := s
+	if i := strings.IndexAny(s, " \t"); i >= 0 {
+		first = s[:i]
+	}
+	return logLevels[strings.ToLower(strings.Trim(first, "[]:"))]
+}
