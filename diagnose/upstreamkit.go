@@ -1,0 +1,383 @@
+package diagnose
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+)
+
+// This file holds what the upstream rules (timeouts, connect failures, circuit breakers,
+// resets, health, retries, routes) share: when a counter is worth a finding, which clusters are
+// the application's, and the commands their fixes print.
+
+// Thresholds that keep the upstream rules from reporting noise.
+const (
+	// minWindowEvents: with two samples, any increase over the window means it happens now.
+	minWindowEvents = 1
+	// minCumulativeEvents: with one sample, fewer failures since the proxy started are noise
+	// (a rollout, a restart of the upstream) and are not reported.
+	minCumulativeEvents = 5
+	// sporadicRate: a cumulative count averaging less than one event per 10 minutes of uptime
+	// is reported one severity lower: it may have stopped long ago.
+	sporadicRate = 1.0 / 600
+	// fewCumulativeEvents: with the uptime unknown, fewer cumulative events than this are
+	// reported one severity lower, for the same reason.
+	fewCumulativeEvents = 10
+	// minLogEntries: one access-log line with the flag is concrete evidence of a failure.
+	minLogEntries = 1
+	// fewLogEntries: fewer access-log lines than this, without stats, lower the severity.
+	fewLogEntries = 3
+	// maxListedHosts bounds the hosts named in evidence.
+	maxListedHosts = 5
+)
+
+// signal joins a counter of a cluster and the access-log lines that show the same failure.
+type signal struct {
+	m    Measure
+	ok   bool // the counter is present
+	logs []envoyadmin.AccessLogEntry
+}
+
+// counted reports whether the counter alone is worth a finding.
+func (g signal) counted() bool {
+	if !g.ok {
+		return false
+	}
+	if g.m.Interval {
+		return g.m.Value >= minWindowEvents
+	}
+	return g.m.Value >= minCumulativeEvents
+}
+
+// fires reports whether the counter or the log lines are worth a finding.
+func (g signal) fires() bool { return g.counted() || len(g.logs) >= minLogEntries }
+
+// impact is the affected request rate: the counter's rate, or the log lines' rate over the
+// span the log covers, whichever is larger.
+func (g signal) impact(s *Snapshot) float64 {
+	r := 0.0
+	if g.counted() {
+		r = g.m.Rate
+	}
+	return max(r, s.logRate(len(g.logs)))
+}
+
+// severity lowers a catalog severity when the evidence shows the failure only sporadically:
+// a cumulative counter averaging under sporadicRate, or a few log lines and no counter.
+func (g signal) severity(base Severity) Severity {
+	strong := false
+	if g.counted() {
+		switch {
+		case g.m.Interval:
+			strong = true
+		case g.m.Span > 0:
+			strong = g.m.Rate >= sporadicRate
+		default:
+			strong = g.m.Value >= fewCumulativeEvents
+		}
+	}
+	if len(g.logs) >= fewLogEntries {
+		strong = true
+	}
+	if !strong {
+		return lowerSeverity(base)
+	}
+	return base
+}
+
+// lowerSeverity returns the severity one step below (info stays info).
+func lowerSeverity(s Severity) Severity {
+	switch s {
+	case SeverityError:
+		return SeverityWarning
+	case SeverityWarning:
+		return SeverityInfo
+	}
+	return s
+}
+
+// evidence returns the counter's evidence line (when present) and the log count line (when
+// there are matching lines).
+func (g signal) evidence(s *Snapshot, counterLabel, logLabel string) []Evidence {
+	var ev []Evidence
+	if g.ok && g.m.Value > 0 {
+		ev = append(ev, g.m.Evidence(counterLabel))
+	}
+	if len(g.logs) > 0 {
+		ev = append(ev, s.logEvidence(logLabel, len(g.logs)))
+	}
+	return ev
+}
+
+// clusterSignal reads a cluster counter and the log lines of that cluster that match.
+func (s *Snapshot) clusterSignal(cluster, stat string, match func(e *envoyadmin.AccessLogEntry) bool) signal {
+	g := signal{}
+	g.m, g.ok = s.ClusterCounter(cluster, stat)
+	if match != nil {
+		g.logs = s.LogEntries(func(e *envoyadmin.AccessLogEntry) bool {
+			return e.UpstreamCluster == cluster && match(e)
+		})
+	}
+	return g
+}
+
+// logEvidence is an evidence line counting access-log lines.
+func (s *Snapshot) logEvidence(label string, n int) Evidence {
+	return Evidence{Label: label, Value: float64(n), Unit: UnitCount, Source: fmt.Sprintf("access.log (%d lines)", len(s.AccessLog))}
+}
+
+// logSpan is the time between the first and the last timestamped access-log line.
+func (s *Snapshot) logSpan() time.Duration {
+	var first, last time.Time
+	for _, e := range s.AccessLog {
+		if e.Timestamp.IsZero() {
+			continue
+		}
+		if first.IsZero() || e.Timestamp.Before(first) {
+			first = e.Timestamp
+		}
+		if e.Timestamp.After(last) {
+			last = e.Timestamp
+		}
+	}
+	return last.Sub(first)
+}
+
+// logRate is n log lines per second of the log's span; 0 when the span is under a second, since
+// a rate over a burst would say nothing about the load.
+func (s *Snapshot) logRate(n int) float64 {
+	span := s.logSpan()
+	if n == 0 || span < time.Second {
+		return 0
+	}
+	return float64(n) / span.Seconds()
+}
+
+// clusterKind sorts upstream clusters by what the rules can say about them.
+type clusterKind int
+
+const (
+	kindService      clusterKind = iota // a service the application calls (or a non-Istio upstream)
+	kindInbound                         // inbound|port||: the local application behind the sidecar
+	kindPassthrough                     // destinations outside the service registry
+	kindBlackHole                       // traffic Istio drops on purpose (REGISTRY_ONLY)
+	kindControlPlane                    // the proxy's xDS and SDS connections
+	kindProxyOwn                        // the proxy's own plumbing (metrics, health, tracing)
+)
+
+// classifyCluster tells what kind of cluster a name is.
+func classifyCluster(name string) clusterKind {
+	switch name {
+	case "BlackHoleCluster":
+		return kindBlackHole
+	case "PassthroughCluster", "InboundPassthroughCluster", "InboundPassthroughClusterIpv4", "InboundPassthroughClusterIpv6":
+		return kindPassthrough
+	case "xds-grpc", "sds-grpc":
+		return kindControlPlane
+	case "agent", "prometheus_stats", "zipkin", "envoy_accesslog_service", "envoy_metrics_service",
+		"lightstep", "datadog_agent", "opencensus", "admin", "envoy_admin":
+		return kindProxyOwn
+	}
+	if strings.HasPrefix(envoyadmin.ParseClusterName(name).Direction, "inbound") {
+		return kindInbound
+	}
+	return kindService
+}
+
+// appClusters lists the clusters that carry application traffic (services, the local
+// application and passthrough destinations), in the order the evidence first names them.
+func (s *Snapshot) appClusters() []string {
+	var out []string
+	for _, n := range s.ClusterNames() {
+		switch classifyCluster(n) {
+		case kindService, kindInbound, kindPassthrough:
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// hostStat lists the hosts of a cluster in /clusters whose per-host counter is above zero,
+// largest first, as evidence lines (at most maxListedHosts), with how many hosts have it and how
+// many hosts the cluster has. /clusters counters are cumulative since the host was added.
+func (s *Snapshot) hostStat(cluster, stat, label string) (ev []Evidence, with, total int) {
+	u := s.Upstream(cluster)
+	if u == nil {
+		return nil, 0, 0
+	}
+	type hv struct {
+		addr string
+		v    uint64
+	}
+	var hs []hv
+	for _, h := range u.Hosts {
+		if v := h.Stats[stat]; v > 0 {
+			hs = append(hs, hv{h.Address, v})
+		}
+	}
+	sort.SliceStable(hs, func(i, j int) bool { return hs[i].v > hs[j].v })
+	file := orDefault(s.UpstreamsFile, "clusters")
+	for i, h := range hs {
+		if i == maxListedHosts {
+			break
+		}
+		ev = append(ev, Evidence{
+			Label: fmt.Sprintf("%s on host %s (since the host was added)", label, h.addr), Value: float64(h.v), Unit: UnitCount,
+			Source: fmt.Sprintf("%s %s::%s::%s", file, cluster, h.addr, stat),
+		})
+	}
+	return ev, len(hs), len(u.Hosts)
+}
+
+// hostSpread says in words whether one host or all of them show a failure.
+func hostSpread(with, total int) string {
+	switch {
+	case total == 0 || with == 0:
+		return ""
+	case with == total && total > 1:
+		return fmt.Sprintf("All %d hosts show it, so the cause is common to the service (its port, its policy or the network to it), not one bad pod.", total)
+	case with == total:
+		return "The cluster's only host shows it."
+	}
+	return fmt.Sprintf("Only %d of %d hosts show it, so look at those pods first (terminating, crash-looping, or on one node).", with, total)
+}
+
+// logHosts lists the distinct upstream hosts of log lines, most frequent first.
+func logHosts(entries []envoyadmin.AccessLogEntry) []string {
+	n := map[string]int{}
+	for _, e := range entries {
+		if e.UpstreamHost != "" && e.UpstreamHost != "-" {
+			n[e.UpstreamHost]++
+		}
+	}
+	hosts := sortedKeys(n)
+	sort.SliceStable(hosts, func(i, j int) bool { return n[hosts[i]] > n[hosts[j]] })
+	return hosts
+}
+
+// podRef returns the namespace and name of the diagnosed pod, or placeholders.
+func (s *Snapshot) podRef() (ns, pod string) {
+	ns, pod = s.Meta.Namespace, s.Meta.Pod
+	if s.Config != nil {
+		ns = orDefault(ns, s.Config.Proxy.Namespace)
+		pod = orDefault(pod, s.Config.Proxy.PodName)
+	}
+	if s.Pod != nil {
+		ns = orDefault(ns, s.Pod.Namespace)
+		pod = orDefault(pod, s.Pod.Name)
+	}
+	return orDefault(ns, "<namespace>"), orDefault(pod, "<pod>")
+}
+
+// proxyCommand is a command run in the pod's istio-proxy container.
+func (s *Snapshot) proxyCommand(cmd string) string {
+	ns, pod := s.podRef()
+	return fmt.Sprintf("kubectl exec -n %s %s -c istio-proxy -- %s", ns, pod, cmd)
+}
+
+// proxyLogGrep is a command that shows the proxy's access-log lines with a pattern.
+func (s *Snapshot) proxyLogGrep(pattern string) string {
+	ns, pod := s.podRef()
+	return fmt.Sprintf("kubectl logs -n %s %s -c istio-proxy | grep -E '%s'", ns, pod, pattern)
+}
+
+// serviceHost returns the Kubernetes service host of an Istio cluster, "" for other clusters.
+func serviceHost(cluster string) string {
+	return envoyadmin.ParseClusterName(cluster).Host
+}
+
+// destinationRuleFix renders a DestinationRule for the cluster's service, or "" when the
+// cluster is not an Istio service cluster (a DestinationRule could not select it).
+func destinationRuleFix(cluster, trafficPolicy string) string {
+	host := serviceHost(cluster)
+	if host == "" {
+		return ""
+	}
+	return "# If a DestinationRule for " + host + " exists, merge this into it: applying this one replaces a rule of the same name.\n" +
+		DestinationRuleYAML(host, trafficPolicy)
+}
+
+// endpointsCommand lists a service's endpoints, with the pods behind them.
+func endpointsCommand(cluster string) string {
+	host := serviceHost(cluster)
+	if host == "" {
+		return ""
+	}
+	name, ns := hostNameNamespace(host)
+	if ns == "" {
+		return ""
+	}
+	return fmt.Sprintf("kubectl get endpointslices -n %s -l kubernetes.io/service-name=%s -o wide", ns, name)
+}
+
+// podByIPCommand finds the pods behind host addresses ("10.0.0.7:8080").
+func podByIPCommand(addrs []string) string {
+	var parts []string
+	for i, a := range addrs {
+		if i == maxListedHosts {
+			break
+		}
+		ip := a
+		if i := strings.LastIndexByte(a, ':'); i > 0 {
+			ip = strings.Trim(a[:i], "[]")
+		}
+		parts = append(parts, fmt.Sprintf("kubectl get pods -A -o wide --field-selector status.podIP=%s", ip))
+	}
+	return strings.Join(parts, "\n")
+}
+
+// durationText writes a duration the way Istio's YAML does: "4s", "90s", "250ms", "1h".
+func durationText(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0s"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Second == 0:
+		return fmt.Sprintf("%ds", d/time.Second)
+	case d%time.Millisecond == 0:
+		return fmt.Sprintf("%dms", d/time.Millisecond)
+	}
+	return d.String()
+}
+
+// millis is a duration in milliseconds, for evidence.
+func millis(d time.Duration) float64 { return round(float64(d)/float64(time.Millisecond), 1) }
+
+// tlsModeMismatch reports whether a cluster's TLS mode cannot work with its endpoints, as the
+// MTLSRule judges it (plaintext or one-way TLS to sidecars, ISTIO_MUTUAL to pods without one).
+// Failures of such a cluster are the MTLSRule's to explain (MESH0802), so the upstream rules do
+// not also report them as a connect failure or a keep-alive race.
+func (s *Snapshot) tlsModeMismatch(c string) bool {
+	cfg := s.ClusterConfig(c)
+	if cfg == nil {
+		return false
+	}
+	total, sidecars := 0, 0
+	for _, ce := range s.Config.Endpoints {
+		if ce.Cluster != c {
+			continue
+		}
+		for _, e := range ce.Endpoints {
+			total++
+			if e.TLSMode == "istio" {
+				sidecars++
+			}
+		}
+	}
+	switch cfg.TLSMode {
+	case envoyadmin.TLSModePlaintext, envoyadmin.TLSModeSimple:
+		return sidecars > 0
+	case envoyadmin.TLSModeIstioMutual:
+		return total > 0 && sidecars == 0
+	}
+	return false
+}
+
+// isWrongVersion matches a TLS handshake answered in plaintext; the MTLSRule reports those.
+func isWrongVersion(e *envoyadmin.AccessLogEntry) bool {
+	return strings.Contains(strings.ToUpper(e.TransportFailure+" "+e.Details), "WRONG_VERSION_NUMBER")
+}
