@@ -6,34 +6,47 @@ import "fmt"
 // meaning, and a retired code stays in the catalog as Retired.
 type Code string
 
-// The catalog's codes, grouped by category in blocks of a hundred.
+// The catalog's codes, grouped by category in blocks of a hundred. Responses a filter
+// produced on purpose file under the nearest category of the closed set: a rate limit under
+// circuit-breaker (0306), an authorization denial under mtls (0804), injected faults and cache
+// hits under app-error (1802, 1803).
 const (
 	CodeUpstreamTimeout      Code = "MESH0101" // requests hit the route timeout (UT)
 	CodePerTryTimeout        Code = "MESH0102" // attempts hit the per-try timeout
 	CodeDownstreamGaveUp     Code = "MESH0103" // the caller closed the connection first (DC)
+	CodeStreamIdleTimeout    Code = "MESH0104" // a stream idle timeout ended requests (SI)
+	CodeMaxDuration          Code = "MESH0105" // a maximum request or stream duration ended requests (DT, UMSDR)
 	CodeConnectRefused       Code = "MESH0201" // connection refused (111)
 	CodeConnectTimeout       Code = "MESH0202" // connect timed out or host unreachable (110/113)
 	CodeConnectTLS           Code = "MESH0203" // TLS failed while connecting
 	CodeConnectFailure       Code = "MESH0204" // connect failures of unknown cause
+	CodeDNSFailure           Code = "MESH0205" // the upstream's DNS name did not resolve (DF)
 	CodePendingOverflow      Code = "MESH0301" // pending requests overflowed (UO)
 	CodeConnectionOverflow   Code = "MESH0302" // connection limit reached (UO)
 	CodeRetryOverflow        Code = "MESH0303" // retry budget overflowed
 	CodeBreakerOpen          Code = "MESH0304" // a circuit breaker is open now
+	CodeLoadShed             Code = "MESH0305" // the proxy shed load (OM, DO, UDO)
+	CodeRateLimited          Code = "MESH0306" // a rate limit refused requests (RL, RLSE)
 	CodeKeepAliveRace        Code = "MESH0401" // upstream closed a pooled connection under a request (UC)
 	CodeRemoteReset          Code = "MESH0402" // upstream reset streams (UR)
 	CodeLocalReset           Code = "MESH0403" // the proxy reset streams (LR)
+	CodeProtocolError        Code = "MESH0404" // the upstream broke the HTTP protocol (UPE)
 	CodeNoHealthyUpstream    Code = "MESH0501" // no healthy host left (UH)
 	CodeHostsEjected         Code = "MESH0502" // outlier detection ejected hosts
 	CodeHostsFailingHealth   Code = "MESH0503" // hosts failing health checks
+	CodeLocalHealthFailed    Code = "MESH0504" // the local service failed its health check (LH)
 	CodeRetriesExhausted     Code = "MESH0601" // retries exhausted (URX)
 	CodeNoRoute              Code = "MESH0701" // no route matched (NR)
 	CodeNoCluster            Code = "MESH0702" // route to a cluster that does not exist (NC)
+	CodeBadRequest           Code = "MESH0703" // the caller sent a malformed request (DPE, IH)
 	CodeTLSHandshakeErrors   Code = "MESH0801" // TLS handshakes failing
 	CodeTLSModeMismatch      Code = "MESH0802" // client and server disagree on mTLS
 	CodePlaintextInbound     Code = "MESH0803" // plaintext requests reach a permissive listener
+	CodeAuthzDenied          Code = "MESH0804" // an authorization policy refused requests (RBAC, UAEX)
 	CodeCertExpiringSoon     Code = "MESH0901" // certificate close to expiry
 	CodeCertExpired          Code = "MESH0902" // certificate expired
 	CodeConfigRejected       Code = "MESH1001" // the proxy rejected configuration from istiod
+	CodeFilterConfigMissing  Code = "MESH1002" // a filter's configuration never arrived (NFCF)
 	CodeHighUpstreamLatency  Code = "MESH1101" // upstream's p99 is high
 	CodeProxyOverhead        Code = "MESH1102" // time spent in the proxy itself
 	CodeSlowConnect          Code = "MESH1103" // TCP connect slow
@@ -43,6 +56,8 @@ const (
 	CodeSidecarOOMKilled     Code = "MESH1302" // istio-proxy was OOM-killed
 	CodeSidecarCPULimit      Code = "MESH1401" // a CPU limit on istio-proxy throttles bursts
 	CodeApplicationErrors    Code = "MESH1801" // the application itself answers 5xx
+	CodeFaultInjected        Code = "MESH1802" // the route injects faults on purpose (FI, DI)
+	CodeServedFromCache      Code = "MESH1803" // the cache filter answered (RFCF)
 )
 
 // CodeInfo is a code's entry in the catalog.
@@ -62,29 +77,39 @@ var Catalog = []CodeInfo{
 	{CodeUpstreamTimeout, CategoryTimeout, SeverityError, "Requests to the upstream hit the route timeout (UT, 504)", false},
 	{CodePerTryTimeout, CategoryTimeout, SeverityWarning, "Attempts hit the per-try timeout and were retried or failed", false},
 	{CodeDownstreamGaveUp, CategoryTimeout, SeverityWarning, "Callers closed their connection before the response (DC)", false},
+	{CodeStreamIdleTimeout, CategoryTimeout, SeverityWarning, "Streams were idle longer than the stream idle timeout (SI, 408)", false},
+	{CodeMaxDuration, CategoryTimeout, SeverityWarning, "Requests reached a maximum request or stream duration (DT, UMSDR)", false},
 	{CodeConnectRefused, CategoryConnectFailure, SeverityError, "Connections to the upstream are refused (UF, errno 111)", false},
 	{CodeConnectTimeout, CategoryConnectFailure, SeverityError, "Connections to the upstream time out or the host is unreachable (UF, 110/113)", false},
 	{CodeConnectTLS, CategoryConnectFailure, SeverityError, "The TLS handshake with the upstream fails while connecting (UF, TLS error)", false},
 	{CodeConnectFailure, CategoryConnectFailure, SeverityError, "Connections to the upstream fail (UF)", false},
+	{CodeDNSFailure, CategoryConnectFailure, SeverityError, "The upstream's DNS name does not resolve (DF)", false},
 	{CodePendingOverflow, CategoryCircuitBreaker, SeverityError, "Requests are rejected because the pending-request queue is full (UO)", false},
 	{CodeConnectionOverflow, CategoryCircuitBreaker, SeverityWarning, "The connection limit to the upstream is reached (UO)", false},
 	{CodeRetryOverflow, CategoryCircuitBreaker, SeverityWarning, "Retries are refused because the retry circuit breaker is full", false},
 	{CodeBreakerOpen, CategoryCircuitBreaker, SeverityError, "A circuit breaker of the upstream is open now", false},
+	{CodeLoadShed, CategoryCircuitBreaker, SeverityError, "The proxy sheds load: overload manager or drop_overload (OM, DO, UDO)", false},
+	{CodeRateLimited, CategoryCircuitBreaker, SeverityWarning, "A rate limit refuses requests (RL, RLSE, 429)", false},
 	{CodeKeepAliveRace, CategoryUpstreamReset, SeverityError, "The upstream closes pooled connections under requests (UC): keep-alive race", false},
 	{CodeRemoteReset, CategoryUpstreamReset, SeverityError, "The upstream resets requests (UR)", false},
 	{CodeLocalReset, CategoryUpstreamReset, SeverityWarning, "The proxy resets requests to the upstream (LR)", false},
+	{CodeProtocolError, CategoryUpstreamReset, SeverityError, "The upstream's response breaks the HTTP protocol (UPE)", false},
 	{CodeNoHealthyUpstream, CategoryNoHealthyUpstream, SeverityError, "No healthy host is left in the upstream (UH)", false},
 	{CodeHostsEjected, CategoryNoHealthyUpstream, SeverityWarning, "Outlier detection has ejected upstream hosts", false},
 	{CodeHostsFailingHealth, CategoryNoHealthyUpstream, SeverityWarning, "Upstream hosts fail health checks", false},
+	{CodeLocalHealthFailed, CategoryNoHealthyUpstream, SeverityWarning, "The local service failed its health check (LH)", false},
 	{CodeRetriesExhausted, CategoryRetriesExhausted, SeverityError, "Requests failed after all retries (URX)", false},
 	{CodeNoRoute, CategoryNoRoute, SeverityError, "Requests match no route or filter chain (NR, 404)", false},
 	{CodeNoCluster, CategoryNoRoute, SeverityError, "Routes send traffic to a cluster the proxy does not have (NC, 503)", false},
+	{CodeBadRequest, CategoryNoRoute, SeverityWarning, "Callers send malformed requests or invalid headers (DPE, IH)", false},
 	{CodeTLSHandshakeErrors, CategoryMTLS, SeverityError, "TLS handshakes fail", false},
 	{CodeTLSModeMismatch, CategoryMTLS, SeverityError, "Client and server disagree on mTLS", false},
-	{CodePlaintextInbound, CategoryMTLS, SeverityWarning, "Plaintext requests reach a listener that accepts them (PERMISSIVE)", false},
+	{CodePlaintextInbound, CategoryMTLS, SeverityInfo, "Plaintext requests reach a listener that accepts them (PERMISSIVE)", false},
+	{CodeAuthzDenied, CategoryMTLS, SeverityWarning, "An authorization policy refuses requests (RBAC or ext_authz, 403)", false},
 	{CodeCertExpiringSoon, CategoryCertExpiry, SeverityWarning, "A certificate of the proxy expires soon", false},
 	{CodeCertExpired, CategoryCertExpiry, SeverityError, "A certificate of the proxy has expired", false},
 	{CodeConfigRejected, CategoryConfigRejected, SeverityError, "The proxy rejected configuration it was sent", false},
+	{CodeFilterConfigMissing, CategoryConfigRejected, SeverityError, "A filter's configuration never arrived (NFCF)", false},
 	{CodeHighUpstreamLatency, CategoryLatency, SeverityWarning, "The upstream is slow", false},
 	{CodeProxyOverhead, CategoryLatency, SeverityWarning, "Requests spend a large share of their time in the proxy", false},
 	{CodeSlowConnect, CategoryLatency, SeverityWarning, "TCP connects to the upstream are slow", false},
@@ -94,6 +119,8 @@ var Catalog = []CodeInfo{
 	{CodeSidecarOOMKilled, CategorySidecarNotReady, SeverityError, "The istio-proxy container was OOM-killed", false},
 	{CodeSidecarCPULimit, CategoryCPUThrottling, SeverityWarning, "A CPU limit on istio-proxy throttles its bursts", false},
 	{CodeApplicationErrors, CategoryAppError, SeverityWarning, "The application itself answers with 5xx", false},
+	{CodeFaultInjected, CategoryAppError, SeverityInfo, "The route injects faults on purpose (FI, DI)", false},
+	{CodeServedFromCache, CategoryAppError, SeverityInfo, "The response came from the cache filter, not the upstream (RFCF)", false},
 }
 
 var catalogByCode = func() map[Code]CodeInfo {

@@ -1,0 +1,100 @@
+package diagnose
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// codeHints says in a sentence or two what to do about each code, for docs/findings.md. Kept
+// beside the catalog rather than in its entries so the entries stay one line each; the catalog
+// tests require a hint for every code.
+var codeHints = map[Code]string{
+	CodeUpstreamTimeout:      "Compare the route timeout with the upstream's p99: raise the VirtualService `timeout` above it, or make the upstream faster. With retries, the route timeout must cover every attempt.",
+	CodePerTryTimeout:        "Set `retries.perTryTimeout` above the upstream's p99; each retry starts over, so the route timeout must exceed attempts × perTryTimeout.",
+	CodeDownstreamGaveUp:     "The caller's timeout is shorter than the request takes: align it with the server's latency, or make the server faster.",
+	CodeStreamIdleTimeout:    "Send keep-alive messages on long, quiet streams, or raise the connection manager's `stream_idle_timeout` (5 minutes by default).",
+	CodeMaxDuration:          "Raise the route's or cluster's `max_stream_duration`, or the caller's gRPC deadline, above what the call takes.",
+	CodeConnectRefused:       "Nothing listens on the endpoint: make the application listen on 0.0.0.0 on the Service's targetPort, and drain pods (preStop) before they stop.",
+	CodeConnectTimeout:       "Check NetworkPolicies and firewalls toward the upstream, and that its pods and nodes are alive.",
+	CodeConnectTLS:           "Compare both sides' roots and identities with `istioctl proxy-config secret`; check the DestinationRule's `tls` block against the upstream's PeerAuthentication.",
+	CodeConnectFailure:       "Read the access log's transport failure reason for these requests: it says whether the connect was refused, timed out or failed TLS.",
+	CodeDNSFailure:           "Check the ServiceEntry's hosts and that the pod's DNS resolves them.",
+	CodePendingOverflow:      "Raise `connectionPool.http.http1MaxPendingRequests` (and `maxConnections`) to what the upstream can serve, or scale it out.",
+	CodeConnectionOverflow:   "Raise `connectionPool.tcp.maxConnections`, or scale the upstream out.",
+	CodeRetryOverflow:        "Too many retries in flight: fix the failure that causes them before raising the retry budget.",
+	CodeBreakerOpen:          "A limit is reached right now: see the overflow findings of the same upstream for which one, and raise it or scale out.",
+	CodeLoadShed:             "The proxy sheds load on purpose: give it more memory, or check the control plane's `drop_overloads` for the cluster.",
+	CodeKeepAliveRace:        "Set `connectionPool.http.idleTimeout` in the DestinationRule shorter than the application's keep-alive timeout; check the upstream for crashes and OOM kills.",
+	CodeRemoteReset:          "Check the upstream's HTTP/2 limits and its shutdown; a preStop drain lets in-flight requests finish.",
+	CodeLocalReset:           "Check the timeouts on the route and the response-code details of the reset requests.",
+	CodeProtocolError:        "Declare the port's real protocol on the Service with `appProtocol` (or the port-name prefix).",
+	CodeNoHealthyUpstream:    "Check the service's endpoints and DestinationRule subset labels; keep `outlierDetection.maxEjectionPercent` below 100.",
+	CodeHostsEjected:         "Look at the ejected hosts' pods: they answered 5xx or failed to connect. Outlier detection is doing its job; the pods are the problem.",
+	CodeHostsFailingHealth:   "Check the failing hosts' health endpoints and pods.",
+	CodeLocalHealthFailed:    "The application behind this proxy fails its health check: look at its health endpoint and log.",
+	CodeRetriesExhausted:     "Fix the failure every attempt hit (the finding beside this one); more retries only add load.",
+	CodeNoRoute:              "Check `istioctl proxy-config routes` for the host and port, the port's protocol, and whether plaintext reaches a STRICT mTLS port.",
+	CodeNoCluster:            "Apply the DestinationRule that defines a subset before the VirtualService that routes to it; run `istioctl analyze`.",
+	CodeBadRequest:           "Fix the caller: its requests are malformed or carry invalid `x-envoy-*` headers.",
+	CodeTLSHandshakeErrors:   "Compare the root certificates of both sides (`istioctl proxy-config secret`) and the identity the peer presents with the one expected.",
+	CodeTLSModeMismatch:      "Make the client's DestinationRule `tls.mode` match the server: ISTIO_MUTUAL toward sidecars, DISABLE toward pods without one; give plaintext callers a sidecar before STRICT.",
+	CodePlaintextInbound:     "Find the callers without mTLS (`source_workload` of istio_requests_total) and give them a sidecar; only then apply PeerAuthentication STRICT.",
+	CodeCertExpiringSoon:     "A workload certificate that is not renewed means istio-agent cannot reach istiod: check that, then restart the pod. For a CA certificate, plan the root rotation now.",
+	CodeCertExpired:          "Restore the agent's path to istiod and restart the pod (workload certificate), or rotate the CA (root certificate); mTLS fails until then.",
+	CodeConfigRejected:       "Find the NACK in istiod's log (`ACK ERROR`), then fix or remove the EnvoyFilter, VirtualService or DestinationRule it names; check proxy/istiod version skew.",
+	CodeFilterConfigMissing:  "Check the WasmPlugin (or other ECDS filter) and istiod's log for why its configuration did not arrive.",
+	CodeHighUpstreamLatency:  "Diagnose the upstream itself: its own sidecar shows whether its application or its dependencies are slow.",
+	CodeProxyOverhead:        "Check the proxy's CPU throttling (`cpu.stat`), its filters (Wasm, Lua, ext_authz) and retries on that port.",
+	CodeSlowConnect:          "Check the nodes' conntrack table (`nf_conntrack_count` vs `nf_conntrack_max`), NetworkPolicies that drop, and node load; toward localhost, the application accepts too slowly.",
+	CodePendingQueue:         "Requests wait for a connection: allow connection reuse (`maxRequestsPerConnection: 0`, keep-alive in the app) or raise `connectionPool.tcp.maxConnections`.",
+	CodeClusterStatsDisabled: "Add a `proxyStatsMatcher` with inclusionRegexps for upstream stats in the pod template's `proxy.istio.io/config` annotation, and restart the pods.",
+	CodeSidecarNotReady:      "Read `kubectl logs -c istio-proxy` and `istioctl proxy-status`: an unready proxy has no configuration from istiod yet, or crashes.",
+	CodeSidecarOOMKilled:     "Raise `sidecar.istio.io/proxyMemoryLimit` and narrow the proxy's configuration with a Sidecar resource.",
+	CodeSidecarCPULimit:      "Raise or remove the proxy's CPU limit (`sidecar.istio.io/proxyCPULimit`) after confirming throttling in its `cpu.stat`.",
+	CodeApplicationErrors:    "Read the application's log (`kubectl logs POD -c APP`): the mesh delivered the requests and passed the application's 5xx on.",
+	CodeRateLimited:          "Raise the rate limit if the traffic is legitimate; otherwise the caller must back off.",
+	CodeAuthzDenied:          "Compare the caller's identity, path and method with the workload's AuthorizationPolicies (`istioctl x authz check`).",
+	CodeFaultInjected:        "Remove the VirtualService's `fault` block unless the fault is wanted.",
+	CodeServedFromCache:      "Nothing to fix unless the cached answer is wrong.",
+}
+
+// Hint returns what to do about a code, for the documentation.
+func (c CodeInfo) Hint() string { return codeHints[c.Code] }
+
+// WriteFindingsDoc writes docs/findings.md: every code of the catalog, by category, with its
+// severity, title and what to do. Findings link to its anchors (CodeInfo.Doc).
+func WriteFindingsDoc(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString("# Findings\n\n")
+	b.WriteString("<!-- Generated from diagnose/catalog.go and diagnose/catalog_hints.go by `go test ./diagnose -update`; do not edit. -->\n\n")
+	b.WriteString("Every finding `kubectl mesh` reports has a code. Codes are stable: a code keeps its meaning and is never reused. The severity is the usual one; a rule may raise or lower it from the evidence.\n\n")
+	b.WriteString("| code | category | severity | title |\n|---|---|---|---|\n")
+	for _, c := range Catalog {
+		fmt.Fprintf(&b, "| [%s](#%s) | %s | %s | %s |\n", c.Code, c.Code, c.Category, c.Severity, mdCell(c.Title))
+	}
+	for _, cat := range Categories {
+		var codes []CodeInfo
+		for _, c := range Catalog {
+			if c.Category == cat {
+				codes = append(codes, c)
+			}
+		}
+		if len(codes) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "\n## %s\n", cat)
+		for _, c := range codes {
+			fmt.Fprintf(&b, "\n<a id=\"%s\"></a>\n### %s: %s\n\n", c.Code, c.Code, c.Title)
+			fmt.Fprintf(&b, "Severity: %s.", c.Severity)
+			if c.Retired {
+				b.WriteString(" Retired: no longer reported.")
+			}
+			fmt.Fprintf(&b, "\n\nWhat to do: %s\n", c.Hint())
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func mdCell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }

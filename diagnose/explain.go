@@ -1,0 +1,380 @@
+package diagnose
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+)
+
+// explainFormats says what Explain accepts, for its errors.
+const explainFormats = `give one of:
+  - the 503 body: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination'
+  - response flags: 'UF', 'UH,URX', 'NoHealthyUpstream'
+  - a response-code detail: 'via_upstream', 'upstream_reset_before_response_started{connection_failure,delayed_connect_error:_111}'
+  - a sidecar access-log line (Istio's or Envoy's text format, JSON, or key=value)`
+
+// detailFlag maps %RESPONSE_CODE_DETAILS% values to the response flag whose knowledge applies.
+var detailFlag = map[string]string{
+	"upstream_response_timeout": "UT", "response_timeout": "UT",
+	"route_not_found": "NR", "filter_chain_not_found": "NR", "cluster_not_found": "NC",
+	"no_healthy_upstream": "UH", "stream_idle_timeout": "SI",
+	"request_overall_timeout": "DT", "max_duration_timeout": "DT", "upstream_max_stream_duration_reached": "UMSDR",
+	"downstream_remote_disconnect": "DC", "overload": "OM", "drop_overload": "DO",
+	"request_rate_limited": "RL", "local_rate_limited": "RL", "rate_limiter_error": "RLSE",
+	"ext_authz_denied": "UAEX", "ext_authz_error": "UAEX", "fault_filter_abort": "FI",
+}
+
+// detailPrefixKnowledge explains families of details by prefix.
+var detailPrefixKnowledge = []struct {
+	prefix string
+	k      knowledge
+}{
+	{"rbac_access_denied", knowledge{code: CodeAuthzDenied, status: "403",
+		meaning: "An Istio AuthorizationPolicy denied the request (the RBAC filter). matched_policy[none] means ALLOW policies select this workload and none of their rules matched; a named policy is the DENY policy that matched.",
+		fix: func(c explainCtx) Fix {
+			return Fix{Summary: "Compare the caller's identity, path and method with the workload's AuthorizationPolicies.", Command: fmt.Sprintf("kubectl get authorizationpolicies -n %s -o yaml\nistioctl x authz check <pod> -n %s", c.ns, c.ns)}
+		}}},
+	{"upstream_per_try", knowledge{code: CodePerTryTimeout, status: "504",
+		meaning: "An attempt hit the per-try timeout (retries.perTryTimeout) or the per-try idle timeout.",
+		causes:  "A perTryTimeout below the upstream's slow answers: every attempt is cut, and each retry starts over.",
+		fix: func(c explainCtx) Fix {
+			return Fix{Summary: "Set perTryTimeout above the upstream's p99, and the route timeout above attempts × perTryTimeout.", YAML: VirtualServiceYAML(c.hostOr(), "    timeout: 30s\n    retries:\n      attempts: 2\n      perTryTimeout: 10s    # above the upstream's p99\n")}
+		}}},
+}
+
+// badRequestPrefixes start the details of requests the proxy could not parse (DPE).
+var badRequestPrefixes = []string{"http1.", "http2.", "http3.", "codec_error", "http/1.1_protocol_error", "missing_host_header", "invalid_"}
+
+// Explain explains an error string a user pasted: the 503 body Envoy sends, response flags, a
+// response-code detail, or whole access-log lines. Access-log lines also go through the rules,
+// as a snapshot holding only them. now stands for the capture time.
+func Explain(input string, now time.Time) (*Report, error) {
+	in := strings.TrimSpace(input)
+	if in == "" {
+		return nil, errors.New("nothing to explain: " + explainFormats)
+	}
+	r := &Report{Target: "input: " + clip(oneLine(in), 120), Basis: "the pasted input only: this explains that request, not the pod's traffic"}
+	if entries, lineErrs, err := envoyadmin.ParseAccessLog(strings.NewReader(in)); err == nil && len(entries) > 0 {
+		for _, le := range lineErrs {
+			r.Warnings = append(r.Warnings, "input "+le.Error())
+		}
+		for _, e := range entries {
+			r.Findings = mergeFindings(r.Findings, explainEntry(e))
+		}
+		// The rules see the lines as a tiny access log; what they find beyond the table's codes
+		// (a pattern across lines) is added.
+		rep := Diagnose(&Snapshot{AccessLog: entries, Now: now}, Rules())
+		explained := map[string]bool{}
+		for i := range r.Findings {
+			explained[r.Findings[i].Code] = true
+			r.Findings[i].Rule = "Explain"
+		}
+		for _, f := range rep.Findings {
+			if !explained[f.Code] {
+				r.Findings = append(r.Findings, f)
+			}
+		}
+		r.Warnings = append(r.Warnings, rep.Warnings...)
+		Rank(r.Findings)
+		return r, nil
+	}
+	switch {
+	case strings.Contains(strings.ToLower(in), "upstream connect error or disconnect/reset before headers"):
+		re, _ := envoyadmin.ParseResetError(in)
+		f, err := explainReset(re)
+		if err != nil {
+			return nil, err
+		}
+		r.Findings = []Finding{f}
+	default:
+		fs, err := explainFragment(in)
+		if err != nil {
+			return nil, err
+		}
+		r.Findings = fs
+	}
+	for i := range r.Findings {
+		r.Findings[i].Rule = "Explain"
+	}
+	Rank(r.Findings)
+	return r, nil
+}
+
+// inputEvidence is one evidence line read from the input.
+func inputEvidence(label, text string) []Evidence {
+	return []Evidence{{Label: label, Text: text, Source: "input"}}
+}
+
+// isDetails reports whether a word reads as a %RESPONSE_CODE_DETAILS% value.
+func isDetails(word string) bool {
+	base, _, _ := envoyadmin.ParseResponseCodeDetails(word)
+	return strings.Contains(base, "_") || strings.Contains(base, ".") || strings.Contains(word, "{")
+}
+
+// explainFragment explains the words users copy out of a log line: response flags ("UF",
+// "UH,URX", long names), a response-code detail, a status code, in any mix
+// ("503 UC upstream_reset_before_response_started{connection_termination}").
+func explainFragment(in string) ([]Finding, error) {
+	var e envoyadmin.AccessLogEntry
+	var ev []Evidence
+	for _, w := range strings.FieldsFunc(in, func(c rune) bool { return c == ' ' || c == '\t' || c == '\n' }) {
+		w = strings.Trim(w, `"'`)
+		switch {
+		case w == "-" || w == "":
+		case len(w) == 3 && w[0] >= '1' && w[0] <= '5' && strings.Trim(w, "0123456789") == "":
+			e.Code = int(w[0]-'0')*100 + int(w[1]-'0')*10 + int(w[2]-'0')
+			ev = append(ev, Evidence{Label: "response code", Value: float64(e.Code), Source: "input"})
+		case isDetails(w):
+			e.Details = w
+			ev = append(ev, inputEvidence("response-code details", w)...)
+		default:
+			for _, fl := range envoyadmin.ParseResponseFlags(w) {
+				k, ok := flagKnowledge[fl]
+				if !ok && len(fl) <= 6 && strings.ToUpper(fl) == fl {
+					return nil, fmt.Errorf("cannot explain %q: %q is not a response flag Envoy defines; %s", clip(in, 80), fl, explainFormats)
+				}
+				if !ok {
+					return nil, fmt.Errorf("cannot explain %q: %s", clip(in, 80), explainFormats)
+				}
+				e.Flags = append(e.Flags, fl)
+				ev = append(ev, inputEvidence("response flag", fl+" ("+k.long+")")...)
+			}
+		}
+	}
+	c := newExplainCtx("", "")
+	if len(e.Flags) > 0 {
+		_, reason, tf := envoyadmin.ParseResponseCodeDetails(e.Details)
+		var out []Finding
+		for _, fl := range e.Flags {
+			out = mergeFindings(out, []Finding{flagFinding(fl, reason, tf, c, ev)})
+		}
+		return out, nil
+	}
+	if e.Details != "" {
+		return explainDetails(e.Details, e.Code, c, ev)
+	}
+	return nil, fmt.Errorf("cannot explain %q: %s", clip(in, 80), explainFormats)
+}
+
+// explainReset explains the 503 body.
+func explainReset(re envoyadmin.ResetError) (Finding, error) {
+	if re.Reason == "" {
+		return Finding{}, errors.New("this message carries no reset reason (older Envoy releases leave it out): paste the access-log line of the same request, whose response flags and details say what happened")
+	}
+	if _, ok := resetKnowledge[re.Reason]; !ok {
+		return Finding{}, fmt.Errorf("unknown reset reason %q: %s", re.Reason, explainFormats)
+	}
+	ev := inputEvidence("reset reason", re.Reason)
+	if re.TransportFailure != "" {
+		ev = append(ev, inputEvidence("transport failure reason", re.TransportFailure)...)
+	}
+	if re.Retried {
+		ev = append(ev, inputEvidence("retried", "yes: this is the last attempt's failure")...)
+	}
+	f := resetFinding(re.Reason, re.TransportFailure, newExplainCtx("", ""), ev)
+	if re.Retried {
+		f.Explanation += " Envoy retried the request and every attempt failed; the reason is the last attempt's."
+	}
+	return f, nil
+}
+
+// resetFinding explains a reset reason, refined by the transport failure when there is one.
+func resetFinding(reason, tf string, c explainCtx, ev []Evidence) Finding {
+	k := resetKnowledge[reason]
+	flag := flagKnowledge[resetFlag[reason]]
+	code, explanation, fix := k.code, k.meaning+" "+flag.causes, flag.fix(c)
+	if t, ok := transportKnowledge(tf, c); ok {
+		code, explanation = t.code, k.meaning+" "+t.meaning+" "+t.causes
+		if t.fix != nil {
+			fix = t.fix(c)
+		}
+	}
+	f := NewFinding(code, explainSubject(c))
+	f.Evidence = ev
+	f.Explanation = strings.TrimSpace(explanation)
+	f.Fix = fix
+	return f
+}
+
+// flagFinding explains one response flag, refined by the reset reason and transport failure of
+// the same request.
+func flagFinding(flag, reason, tf string, c explainCtx, ev []Evidence) Finding {
+	k := flagKnowledge[flag]
+	if (flag == "UF" || flag == "UC" || flag == "UR" || flag == "LR" || flag == "UO") && (reason != "" || tf != "") {
+		if _, known := resetKnowledge[reason]; known || tf != "" {
+			if !known {
+				reason = "remote connection failure"
+			}
+			f := resetFinding(reason, tf, c, ev)
+			if resetFlag[reason] != flag {
+				f.Explanation = k.meaning + " " + f.Explanation
+			}
+			return f
+		}
+	}
+	f := NewFinding(k.code, explainSubject(c))
+	f.Evidence = ev
+	f.Explanation = strings.TrimSpace(k.meaning + " " + k.causes)
+	if k.status != "" {
+		f.Explanation += " Envoy usually answers " + k.status + " with it."
+	}
+	f.Fix = k.fix(c)
+	return f
+}
+
+// explainDetails explains a %RESPONSE_CODE_DETAILS% value; code is the response code when known.
+func explainDetails(details string, code int, c explainCtx, ev []Evidence) ([]Finding, error) {
+	base, reason, tf := envoyadmin.ParseResponseCodeDetails(details)
+	switch {
+	case base == "via_upstream":
+		if code != 0 && code < 500 {
+			return nil, nil
+		}
+		return []Finding{appErrorExplained(c, ev)}, nil
+	case strings.HasPrefix(base, "upstream_reset_"):
+		if _, ok := resetKnowledge[reason]; !ok {
+			return nil, fmt.Errorf("unknown reset reason %q in %q: %s", reason, details, explainFormats)
+		}
+		f := resetFinding(reason, tf, c, ev)
+		if base == "upstream_reset_after_response_started" {
+			f.Explanation = "The response had started when the stream broke, so the caller got part of it. " + f.Explanation
+		}
+		return []Finding{f}, nil
+	case detailFlag[base] != "":
+		return []Finding{flagFinding(detailFlag[base], "", "", c, ev)}, nil
+	}
+	for _, p := range detailPrefixKnowledge {
+		if strings.HasPrefix(base, p.prefix) {
+			f := NewFinding(p.k.code, explainSubject(c))
+			f.Evidence, f.Explanation, f.Fix = ev, strings.TrimSpace(p.k.meaning+" "+p.k.causes), p.k.fix(c)
+			return []Finding{f}, nil
+		}
+	}
+	for _, p := range badRequestPrefixes {
+		if strings.HasPrefix(base, p) {
+			return []Finding{flagFinding("DPE", "", "", c, ev)}, nil
+		}
+	}
+	return nil, fmt.Errorf("unknown response-code detail %q: %s", details, explainFormats)
+}
+
+// explainEntry explains one access-log line from its flags, details and transport failure.
+func explainEntry(e envoyadmin.AccessLogEntry) []Finding {
+	c := newExplainCtx(e.UpstreamCluster, e.UpstreamHost)
+	ev := entryEvidence(e)
+	_, reason, tf := envoyadmin.ParseResponseCodeDetails(e.Details)
+	if e.TransportFailure != "" {
+		tf = e.TransportFailure
+	}
+	var out []Finding
+	for _, fl := range e.Flags {
+		if _, ok := flagKnowledge[fl]; ok {
+			f := flagFinding(fl, reason, tf, c, ev)
+			if fl == "UT" && e.Code == 200 {
+				f.Explanation += " The status 200 is a gRPC call's: the timeout shows in its grpc-status (DEADLINE_EXCEEDED), not the HTTP status."
+			}
+			out = mergeFindings(out, []Finding{f})
+		}
+	}
+	if len(out) > 0 || e.Code == 0 {
+		return out
+	}
+	if e.Details != "" {
+		fs, err := explainDetails(e.Details, e.Code, c, ev)
+		if err == nil {
+			return fs
+		}
+	}
+	if e.Code >= 500 && e.UpstreamHost != "" {
+		return []Finding{appErrorExplained(c, ev)}
+	}
+	return nil
+}
+
+func appErrorExplained(c explainCtx, ev []Evidence) Finding {
+	f := NewFinding(CodeApplicationErrors, explainSubject(c))
+	f.Evidence = ev
+	f.Explanation = "The upstream application produced this response and the mesh passed it on: no response flag, and details via_upstream (or an upstream host that answered). Retries, timeouts and circuit breakers do not fix it; the application's log says why it failed."
+	// An inbound cluster's application is the one behind the proxy that logged the line.
+	cmd := "kubectl logs -n <namespace> <pod> -c <app-container> --since=15m    # the pod whose proxy logged the line"
+	if c.host != "" && !strings.HasPrefix(envoyadmin.ParseClusterName(c.cluster).Direction, "inbound") {
+		cmd = fmt.Sprintf("kubectl logs -n %s svc/%s --since=15m", c.ns, c.svc)
+		if c.addr != "" {
+			cmd += "\n" + podByIPCommand([]string{c.addr}) + "    # the pod that answered"
+		}
+	}
+	f.Fix = Fix{Summary: "Read the application's log around this request, not the mesh's.", Command: cmd}
+	return f
+}
+
+func entryEvidence(e envoyadmin.AccessLogEntry) []Evidence {
+	src := "input"
+	if e.Line > 0 {
+		src = fmt.Sprintf("input line %d", e.Line)
+	}
+	ev := []Evidence{{Label: "response code", Value: float64(e.Code), Source: src}}
+	add := func(label, text string) {
+		if text != "" && text != "-" {
+			ev = append(ev, Evidence{Label: label, Text: text, Source: src})
+		}
+	}
+	add("response flags", strings.Join(e.Flags, ","))
+	add("response-code details", e.Details)
+	add("transport failure reason", e.TransportFailure)
+	add("request", strings.TrimSpace(e.Method+" "+e.Path))
+	add("upstream cluster", e.UpstreamCluster)
+	add("upstream host", e.UpstreamHost)
+	if e.Duration >= 0 {
+		ev = append(ev, Evidence{Label: "duration", Value: millis(e.Duration), Unit: UnitMillis, Source: src})
+	}
+	return ev
+}
+
+func explainSubject(c explainCtx) Subject {
+	if c.cluster != "" {
+		return ClusterSubject(c.cluster)
+	}
+	return Subject{Kind: SubjectProxy, Name: "(from the pasted input)"}
+}
+
+// mergeFindings appends findings whose code and subject are not there yet.
+func mergeFindings(have, more []Finding) []Finding {
+	for _, f := range more {
+		dup := false
+		for _, h := range have {
+			dup = dup || (h.Code == f.Code && h.Subject == f.Subject)
+		}
+		if !dup {
+			have = append(have, f)
+		}
+	}
+	return have
+}
+
+// ExplainCodes lists the catalog codes Explain can report, for the catalog's tests.
+func ExplainCodes() []Code {
+	seen := map[Code]bool{}
+	var out []Code
+	add := func(c Code) {
+		if c != "" && !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	for _, k := range sortedKeys(flagKnowledge) {
+		add(flagKnowledge[k].code)
+	}
+	for _, k := range sortedKeys(resetKnowledge) {
+		add(resetKnowledge[k].code)
+	}
+	for _, p := range detailPrefixKnowledge {
+		add(p.k.code)
+	}
+	for _, c := range []Code{CodeConnectRefused, CodeConnectTimeout, CodeConnectTLS, CodeTLSModeMismatch, CodeApplicationErrors} {
+		add(c) // from transport failures and via_upstream
+	}
+	return out
+}
