@@ -6,7 +6,7 @@ import (
 )
 
 // ParseClusterName splits an upstream cluster name by Istio's convention
-// direction|port|subset|host ("outbound|9080|v2|reviews.default.svc.cluster.local",
+// direction|port|subset|host (the third field of inbound names is a port name) ("outbound|9080|v2|reviews.default.svc.cluster.local",
 // "inbound|8080||", "inbound-vip|9080|http|details.bookinfo.svc.cluster.local"). It also reads
 // the form Istio uses as a cluster's alt_stat_name, where each '|' is written "_."
 // ("outbound_.8000_._.httpbin.default.svc.cluster.local"), so stats keyed that way still say
@@ -29,7 +29,12 @@ func ParseClusterName(s string) ClusterName {
 	if err != nil || port < 0 || port > 65535 {
 		return n
 	}
-	n.Direction, n.Port, n.Subset, n.Host = parts[0], port, parts[2], parts[3]
+	n.Direction, n.Port, n.Host = parts[0], port, parts[3]
+	if strings.HasPrefix(n.Direction, "inbound") {
+		n.PortName = parts[2] // inbound|9080|http|details...: a port name, never a subset
+	} else {
+		n.Subset = parts[2]
+	}
 	return n
 }
 

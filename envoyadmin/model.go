@@ -112,8 +112,12 @@ type ClusterName struct {
 	Raw       string `json:"raw"`
 	Direction string `json:"direction,omitempty"` // outbound, inbound, inbound-vip
 	Port      int    `json:"port,omitempty"`
-	Subset    string `json:"subset,omitempty"`
-	Host      string `json:"host,omitempty"`
+	// Subset is the DestinationRule subset of an outbound cluster.
+	Subset string `json:"subset,omitempty"`
+	// PortName is the third field of an inbound cluster, which Istio fills with the service
+	// port's name ("http"), not a subset.
+	PortName string `json:"portName,omitempty"`
+	Host     string `json:"host,omitempty"`
 }
 
 // String returns the cluster's name as Envoy reports it.
