@@ -32,7 +32,7 @@ unit:
 
 # Runs each fuzz target for FUZZTIME, seeded from the real captures.
 fuzz:
-	@set -e; for pkg in ./envoyadmin; do \
+	@set -e; for pkg in ./envoyadmin ./diagnose; do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
 	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 1x $$pkg; exit 1; }; \
