@@ -94,7 +94,7 @@ func validClusterSuffix(s string) bool {
 		return tail == "total_match_count"
 	case "grpc": // grpc.<service with dots>.<method>.<stat>, from the gRPC stats filter
 		last := tail[strings.LastIndexByte(tail, '.')+1:]
-		return strings.Count(tail, ".") >= 2 && (grpcLeaves[last] || isStatDigits(last))
+		return strings.Count(tail, ".") >= 2 && (grpcLeaves[last] || isDigits(last))
 	}
 	return false
 }
@@ -120,18 +120,6 @@ func isClusterLeaf(seg string) bool {
 }
 
 func isStatSegment(s string) bool { return s != "" && strings.IndexByte(s, '.') < 0 }
-
-func isStatDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
 
 // IsGauge reports whether a stat, by canonical name ("server_uptime") or cluster stat suffix
 // ("upstream_rq_pending_active", "circuit_breakers_default_rq_pending_open"), is one of Envoy's
