@@ -10,11 +10,9 @@ import (
 )
 
 // explainFormats says what Explain accepts, for its errors.
-const explainFormats = `give one of:
-  - the 503 body: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination'
-  - response flags: 'UF', 'UH,URX', 'NoHealthyUpstream'
-  - a response-code detail: 'via_upstream', 'upstream_reset_before_response_started{connection_failure,delayed_connect_error:_111}'
-  - a sidecar access-log line (Istio's or Envoy's text format, JSON, or key=value)`
+const explainFormats = "give the 503 body ('upstream connect error or disconnect/reset before headers. reset reason: ...'), " +
+	"response flags ('UF', 'UH,URX'), a response-code detail ('via_upstream') or a sidecar access-log line; " +
+	"see kubectl mesh explain --help"
 
 // detailFlag maps %RESPONSE_CODE_DETAILS% values to the response flag whose knowledge applies.
 var detailFlag = map[string]string{
