@@ -15,7 +15,7 @@ func RenderSettingsText(w io.Writer, settings []UpstreamSettings) error {
 		ew.printf("%s\t%s\t%s\t%s\t%s\t%s/%s/%s/%s\t%s\t%s\t%s\n",
 			s.Cluster.Raw, dash(s.DiscoveryType), dash(s.TLSMode), short(s.ConnectTimeout), short(s.IdleTimeout),
 			short(s.MaxConnections), short(s.MaxPending), short(s.MaxRequests), short(s.MaxRetries),
-			s.Outlier, dash(strings.Join(s.RouteTimeouts, ", ")), dash(strings.Join(s.Retries, ", ")))
+			s.Outlier, dash(short(strings.Join(s.RouteTimeouts, ", "))), dash(strings.Join(s.Retries, ", ")))
 	}
 	if ew.err != nil {
 		return ew.err
@@ -24,7 +24,7 @@ func RenderSettingsText(w io.Writer, settings []UpstreamSettings) error {
 }
 
 // short marks defaults with a star to keep the table narrow; the JSON output spells them out.
-func short(s string) string { return strings.Replace(s, " (default)", "*", 1) }
+func short(s string) string { return strings.ReplaceAll(s, " (default)", "*") }
 
 func dash(s string) string {
 	if s == "" {

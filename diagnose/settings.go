@@ -81,9 +81,21 @@ func defaultPriority(cbs []envoyadmin.CircuitBreaker) envoyadmin.CircuitBreaker 
 
 func durationOr(d, def time.Duration) string {
 	if d > 0 {
-		return d.String()
+		return shortDuration(d)
 	}
-	return def.String() + " (default)"
+	return shortDuration(def) + " (default)"
+}
+
+// shortDuration prints 1h and 5m30s rather than 1h0m0s and 5m30s: config values are round.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func limitText(v *uint32, def uint32) string {
@@ -125,11 +137,11 @@ func outlierText(o *envoyadmin.OutlierDetection) string {
 func routeSettings(rs []envoyadmin.RouteConfig) (timeouts, retries []string) {
 	seenT, seenR := map[string]bool{}, map[string]bool{}
 	for _, r := range rs {
-		t := defaultRouteTimeout.String() + " (default)"
+		t := shortDuration(defaultRouteTimeout) + " (default)"
 		if r.Timeout != nil {
 			t = "none"
 			if *r.Timeout > 0 {
-				t = r.Timeout.String()
+				t = shortDuration(*r.Timeout)
 			}
 		}
 		if !seenT[t] {
@@ -140,7 +152,7 @@ func routeSettings(rs []envoyadmin.RouteConfig) (timeouts, retries []string) {
 		if r.Retry != nil {
 			rt = fmt.Sprintf("%d×[%s]", r.Retry.NumRetries, r.Retry.RetryOn)
 			if r.Retry.PerTryTimeout > 0 {
-				rt += " per try " + r.Retry.PerTryTimeout.String()
+				rt += " per try " + shortDuration(r.Retry.PerTryTimeout)
 			}
 		}
 		if !seenR[rt] {
