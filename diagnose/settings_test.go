@@ -11,7 +11,6 @@ import (
 	"github.com/kubectl-mesh/kubectl-mesh/internal/captures"
 )
 
-
 func TestSettingsFillsEnvoyDefaults(t *testing.T) {
 	timeout := 500 * time.Millisecond
 	disabled := time.Duration(0)
