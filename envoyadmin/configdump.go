@@ -313,9 +313,11 @@ func (p *dumpParse) summary() *ConfigSummary {
 	s := &ConfigSummary{Rejected: p.rejected}
 	var boot *dumpBootstrap
 	active := map[string]bool{}
+	var clusters int
 	for j := range p.jobs() {
 		if j.kind == dumpKindCluster && j.cluster != nil && !j.warming {
 			active[j.cluster.Name.Raw] = true
+			clusters++
 		}
 		if j.kind == dumpKindBootstrap && j.bootstrap != nil && boot == nil {
 			boot = j.bootstrap
@@ -325,6 +327,9 @@ func (p *dumpParse) summary() *ConfigSummary {
 		s.Proxy = boot.proxy
 		s.StatsInclusions = boot.statsInclusions
 		s.StatsMatcherSet = boot.statsMatcherSet
+	}
+	if clusters > 0 {
+		s.Clusters = make([]ClusterConfig, 0, clusters)
 	}
 	routeNames := map[string]bool{}
 	var inline []RouteConfig

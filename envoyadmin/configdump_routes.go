@@ -21,6 +21,10 @@ var dumpRetrySpec = dumpSpec{
 
 var dumpVirtualHostSpec = dumpSpec{"name": nil, "domains": nil, "retry_policy": dumpRetrySpec}
 
+// dumpVirtualHostRaw are the members of a VirtualHost read at the JSON level: its routes, each
+// decoded on its own.
+var dumpVirtualHostRaw = [...]string{"routes"}
+
 var dumpRouteSpec = dumpSpec{
 	"name": nil,
 	"match": {
@@ -78,11 +82,12 @@ func (d *dumpDecoder) routeConfig(raw []byte, inline bool) ([]RouteConfig, error
 	vh := dumpArray(vhosts)
 	for n := 0; vh.Next(); n++ {
 		var v routev3.VirtualHost
-		if err := d.decode(vh.Val(), dumpVirtualHostSpec, &v); err != nil {
+		var got [1][]byte
+		if err := d.decodeCapture(vh.Val(), dumpVirtualHostSpec, &v, dumpVirtualHostRaw[:], got[:]); err != nil {
 			d.warnf("%svirtual host #%d: %v", where, n, err)
 			continue
 		}
-		routes := dumpArray(dumpField(vh.Val(), "routes"))
+		routes := dumpArray(got[0])
 		for r := 0; routes.Next(); r++ {
 			rc, err := d.route(routes.Val(), &v)
 			if err != nil {
