@@ -235,6 +235,29 @@ func TestCorpusConfigDumpsLoad(t *testing.T) {
 	}
 }
 
+// istioctl's Istio 1.21 dump, a waypoint's, in a folder without meta.json and read years after
+// it was taken: its routes to encap and to an inbound-vip cluster the trimmed dump leaves out are
+// not missing clusters, and its certificate is judged, and worded, against the current time.
+func TestCorpusIstio121WaypointDumpWithoutCaptureTime(t *testing.T) {
+	now := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	s, r := corpusDiagnose(t, map[string]string{FileConfigDump: "config_dump/istio-1.21-sidecar-full-with-eds-sds.json"}, now)
+	if s.NowSource != NowFromClock {
+		t.Errorf("NowSource = %q", s.NowSource)
+	}
+	if len(r.Findings) != 1 || r.Findings[0].Code != string(CodeCertExpired) {
+		t.Fatalf("findings:\n%s\nwant only %s", findingList(r), CodeCertExpired)
+	}
+	f := r.Findings[0]
+	if !strings.Contains(f.Title, "has expired (judged against the current time; the capture time is unknown)") {
+		t.Errorf("title %q", f.Title)
+	}
+	for _, e := range f.Evidence {
+		if strings.Contains(e.Label, "before the capture") {
+			t.Errorf("evidence %+v speaks of a capture time the folder does not have", e)
+		}
+	}
+}
+
 // The Istio SDS secrets (a waypoint's workload certificate, valid 2023-05-15T01:30:52Z to
 // 2023-05-16T01:32:52Z, and the cluster.local root), from certs/ as /certs input and from the
 // 1.21 config dump, judged at three capture times.

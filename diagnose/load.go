@@ -48,7 +48,8 @@ var statsPairs = []struct {
 
 // LoadDir reads an evidence folder. Every file is optional; a file that does not parse becomes
 // a warning and the rest is still read. It fails only when the folder cannot be read or holds
-// no evidence at all. now is used for certificate expiry when meta.json has no capture time.
+// no evidence at all. now is used for certificate expiry when meta.json has no capture time, and
+// Snapshot.NowSource then says so.
 func LoadDir(dir string, now time.Time) (*Snapshot, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -57,7 +58,7 @@ func LoadDir(dir string, now time.Time) (*Snapshot, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("evidence folder %s is a file: pass the folder that holds stats.txt, config_dump.json and the like", dir)
 	}
-	l := &loader{dir: dir, s: &Snapshot{Now: now}}
+	l := &loader{dir: dir, s: &Snapshot{Now: now, NowSource: NowFromClock}}
 	l.meta()
 	l.config() // before the stats: its cluster names settle ambiguous stat names
 	l.stats()
@@ -108,7 +109,7 @@ func (l *loader) meta() {
 		return
 	}
 	if n := len(l.s.Meta.CaptureTimes); n > 0 {
-		l.s.Now = l.s.Meta.CaptureTimes[n-1]
+		l.s.Now, l.s.NowSource = l.s.Meta.CaptureTimes[n-1], NowFromMeta
 	}
 }
 

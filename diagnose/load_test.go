@@ -53,8 +53,8 @@ func TestLoadDirIntervalFromTwoSamples(t *testing.T) {
 	if !strings.Contains(m.Source, `stats.prom envoy_cluster_upstream_rq_timeout{cluster_name="outbound|9080||reviews.default.svc.cluster.local"}`) {
 		t.Errorf("source = %q", m.Source)
 	}
-	if want := time.Date(2026, 11, 1, 10, 0, 10, 0, time.UTC); !s.Now.Equal(want) {
-		t.Errorf("Now = %v, want the last capture time %v", s.Now, want)
+	if want := time.Date(2026, 11, 1, 10, 0, 10, 0, time.UTC); !s.Now.Equal(want) || s.NowSource != NowFromMeta {
+		t.Errorf("Now = %v from %q, want the last capture time %v from meta.json", s.Now, s.NowSource, want)
 	}
 	if s.Meta.Pod != "productpage-v1-abc" {
 		t.Errorf("meta pod = %q", s.Meta.Pod)
@@ -70,6 +70,9 @@ func TestLoadDirOneSampleIsCumulative(t *testing.T) {
 	m, ok := s.ClusterCounter("outbound|9080||reviews.default.svc.cluster.local", "upstream_rq_timeout")
 	if !ok || m.Interval || m.Value != 10 || m.Span != time.Hour {
 		t.Fatalf("measure = %+v", m)
+	}
+	if !s.Now.Equal(testNow) || s.NowSource != NowFromClock {
+		t.Errorf("Now = %v from %q, want the caller's clock and a source that says so", s.Now, s.NowSource)
 	}
 	if got := Diagnose(s, nil).Basis; !strings.Contains(got, "cumulative since the proxy started (1h0m0s ago)") {
 		t.Errorf("basis = %q", got)

@@ -47,6 +47,8 @@ type appErrors struct {
 	evidence []Evidence
 	rate     float64
 	logs     []envoyadmin.AccessLogEntry
+	// retryNotes say, per cluster with retries, how many failed attempts callers did not see.
+	retryNotes []string
 }
 
 // Check runs the rule.
@@ -105,12 +107,21 @@ func (AppErrorRule) Check(s *Snapshot) []Finding {
 			continue
 		}
 		t := clusterTarget(c)
-		t.evidence = append(t.evidence, m.Evidence("5xx responses"))
-		if tot, ok := s.ClusterCounter(c, "upstream_rq_total"); ok && tot.Value > 0 {
-			t.evidence = append(t.evidence, Evidence{Label: "share of requests", Value: round(m.Value/tot.Value*100, 2), Unit: UnitPercent, Source: "upstream_rq_5xx / upstream_rq_total"})
+		if retry, ok := s.ClusterCounter(c, "upstream_rq_retry"); ok && retry.Value > 0 {
+			// upstream_rq_5xx and upstream_rq_total count attempts: with retries they are not
+			// what callers saw.
+			ev, rate, note := retriedAppErrors(s, c, m, retry)
+			t.evidence = append(t.evidence, ev...)
+			t.retryNotes = append(t.retryNotes, note)
+			t.rate = max(t.rate, rate)
+		} else {
+			t.evidence = append(t.evidence, m.Evidence("5xx responses"))
+			if tot, ok := s.ClusterCounter(c, "upstream_rq_total"); ok && tot.Value > 0 {
+				t.evidence = append(t.evidence, Evidence{Label: "share of requests", Value: round(m.Value/tot.Value*100, 2), Unit: UnitPercent, Source: "upstream_rq_5xx / upstream_rq_total"})
+			}
+			t.rate = max(t.rate, m.Rate)
 		}
 		t.evidence = append(t.evidence, Evidence{Label: "mesh failures (timeouts, connect failures, overflows, resets)", Value: 0, Unit: UnitCount, Source: "cluster." + c + ".{" + strings.Join(meshFailureStats[:4], ",") + ",...}"})
-		t.rate = max(t.rate, m.Rate)
 	}
 	var out []Finding
 	for _, key := range sortedKeys(targets) {
@@ -175,6 +186,9 @@ func appErrorFinding(s *Snapshot, t *appErrors) Finding {
 		f.Evidence = append(f.Evidence, Evidence{Label: "sample request", Text: strings.TrimSpace(fmt.Sprintf("%s %s -> %d from %s", e.Method, e.Path, e.Code, orDefault(e.UpstreamHost, "?"))), Source: fmt.Sprintf("access.log line %d", e.Line)})
 	}
 	f.Explanation = "The application answered these requests with a 5xx and the mesh passed the answer on: the access log says via_upstream with no response flag, or Istio's metrics show no response flag, or the cluster counts 5xx while none of its mesh-failure counters (timeouts, connect failures, overflows, resets) moved. Retries, timeouts and circuit breakers do not fix this; the application's own log says why it failed."
+	for _, note := range t.retryNotes {
+		f.Explanation += " " + note
+	}
 	ns, pod := s.podRef()
 	if t.host == "" {
 		f.Title = "The application in this pod answers with 5xx"
@@ -184,6 +198,9 @@ func appErrorFinding(s *Snapshot, t *appErrors) Finding {
 		}
 	} else {
 		f.Title = t.host + " answers with 5xx itself; the mesh only passes them on"
+		if len(t.retryNotes) > 0 {
+			f.Title = t.host + " answers with 5xx itself; the proxy retries them and passes on what still fails"
+		}
 		name, uns := hostNameNamespace(t.host)
 		cmd := fmt.Sprintf("kubectl logs -n %s svc/%s --since=15m    # one pod of the service; its default container is the application", orDefault(uns, ns), name)
 		if hosts := logHosts(t.logs); len(hosts) > 0 {
@@ -194,3 +211,51 @@ func appErrorFinding(s *Snapshot, t *appErrors) Finding {
 	f.Impact = t.rate
 	return f
 }
+
+// retriedAppErrors tells apart, for a cluster whose proxy retried, the 5xx answers to attempts
+// (upstream_rq_5xx counts every attempt) from the requests that failed as callers saw them. The
+// callers' count comes from istio_requests_total (reporter=source, the service's 5xx whatever
+// their flags) when this proxy records it, else it is estimated as the 5xx attempts minus the
+// retries: with no mesh failure counted, every retry followed a 5xx attempt. rate is the
+// callers' failure rate; note explains the difference in words.
+func retriedAppErrors(s *Snapshot, c string, attempts5xx, retry Measure) (ev []Evidence, rate float64, note string) {
+	ev = append(ev, attempts5xx.Evidence("5xx answers to attempts, retries included (upstream_rq_5xx)"), retry.Evidence("retried attempts (upstream_rq_retry)"))
+	host := ServiceHost(c)
+	failed, seen := s.IstioCount("istio_requests_total", func(l map[string]string) bool {
+		return l["reporter"] == "source" && l["destination_service"] == host && strings.HasPrefix(l["response_code"], "5")
+	})
+	if _, ok := s.IstioCount("istio_requests_total", func(l map[string]string) bool {
+		return l["reporter"] == "source" && l["destination_service"] == host
+	}); ok {
+		if !seen {
+			failed = Measure{Interval: attempts5xx.Interval, Span: attempts5xx.Span, Source: failed.Source}
+		}
+		seen = true
+		ev = append(ev, failed.Evidence(fmt.Sprintf("requests that failed with 5xx as callers saw them (reporter=source, destination_service=%s)", host)))
+	} else {
+		v := max(attempts5xx.Value-retry.Value, 0)
+		failed = Measure{Value: v, Interval: attempts5xx.Interval, Span: attempts5xx.Span, Source: "upstream_rq_5xx - upstream_rq_retry"}
+		if attempts5xx.Rate > 0 {
+			failed.Rate = round(max(attempts5xx.Rate-retry.Rate, 0), 3)
+		}
+		ev = append(ev, failed.Evidence("requests that failed with 5xx after their retries (estimated: 5xx attempts minus retries)"))
+	}
+	if tot, ok := s.ClusterCounter(c, "upstream_rq_total"); ok && tot.Value > retry.Value {
+		requests := tot.Value - retry.Value
+		ev = append(ev, Evidence{Label: "share of requests that failed", Value: round(min(failed.Value/requests, 1)*100, 2), Unit: UnitPercent,
+			Source: "failed requests / (upstream_rq_total - upstream_rq_retry): upstream_rq_total counts attempts"})
+	}
+	note = fmt.Sprintf("The proxy retries %s: %s of its %s 5xx answers were retried, so callers saw fewer failures than the application produced", host, numberText(min(retry.Value, attempts5xx.Value)), numberText(attempts5xx.Value))
+	if failed.Value <= 0 {
+		note += ", and none of them failed in the end: the retries hide the errors, at the cost of the application's load and the callers' latency."
+	} else {
+		note += fmt.Sprintf(" (%s requests failed in the end).", numberText(failed.Value))
+	}
+	if !seen {
+		note += " The count of failed requests is an estimate: Istio's request metrics were not in the stats."
+	}
+	return ev, failed.Rate, note
+}
+
+// numberText writes a count without a needless fraction.
+func numberText(v float64) string { return fmt.Sprintf("%.0f", v) }

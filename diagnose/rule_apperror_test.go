@@ -67,6 +67,42 @@ func TestAppErrorRule(t *testing.T) {
 				t.Errorf("share %+v", fs[0].Evidence[1])
 			}
 		}},
+		{"retried 5xx: the failure rate is what callers saw (istio_requests_total)", func(t *testing.T) *Snapshot {
+			// As in testdata/incidents/retries-exhausted: 87 5xx attempts, 78 of them retried, 9
+			// requests failing after their last retry, over 30s.
+			return fxTwo(retriedSample(5220, 4680, 33088, 540), retriedSample(5307, 4758, 33233, 549))
+		}, []string{"MESH1801"}, func(t *testing.T, fs []Finding) {
+			f := fs[0]
+			if f.Impact != 0.3 || !fxHasEvidence(f, "5xx answers to attempts, retries included", "upstream_rq_5xx") ||
+				!fxHasEvidence(f, "as callers saw them", "istio_requests_total") || !strings.Contains(f.Explanation, "78 of its 87 5xx answers were retried") {
+				t.Errorf("impact %v, %+v\n%s", f.Impact, f.Evidence, f.Explanation)
+			}
+			for _, e := range f.Evidence {
+				if e.Label == "share of requests that failed" && e.Value != round(9.0/(145-78)*100, 2) {
+					t.Errorf("share %+v", e)
+				}
+				if e.Label == "share of requests" {
+					t.Errorf("attempts reported as requests: %+v", e)
+				}
+			}
+		}},
+		{"retried 5xx without Istio metrics: estimated as 5xx attempts minus retries", func(t *testing.T) *Snapshot {
+			a, b := retriedSample(5220, 4680, 33088, 540), retriedSample(5307, 4758, 33233, 549)
+			a.Istio, b.Istio = nil, nil
+			return fxTwo(a, b)
+		}, []string{"MESH1801"}, func(t *testing.T, fs []Finding) {
+			f := fs[0]
+			if f.Impact != 0.3 || !fxHasEvidence(f, "estimated: 5xx attempts minus retries", "upstream_rq_5xx - upstream_rq_retry") || !strings.Contains(f.Explanation, "is an estimate") {
+				t.Errorf("impact %v, %+v\n%s", f.Impact, f.Evidence, f.Explanation)
+			}
+		}},
+		{"every 5xx recovered by a retry: still the application's, no failed request", func(t *testing.T) *Snapshot {
+			return fxOne(fxSample(nil, map[string]fxCluster{fxReviews: {values: map[string]float64{"upstream_rq_5xx": 40, "upstream_rq_retry": 40, "upstream_rq_total": 1040}}}))
+		}, []string{"MESH1801"}, func(t *testing.T, fs []Finding) {
+			if f := fs[0]; f.Impact != 0 || !strings.Contains(f.Explanation, "none of them failed in the end") {
+				t.Errorf("impact %v: %s", f.Impact, f.Explanation)
+			}
+		}},
 		{"cluster 5xx mixed with timeouts: not claimed", func(t *testing.T) *Snapshot {
 			return fxOne(fxSample(nil, map[string]fxCluster{fxReviews: {values: map[string]float64{"upstream_rq_5xx": 20, "upstream_rq_timeout": 5, "upstream_rq_total": 1000}}}))
 		}, nil, nil},
@@ -100,4 +136,16 @@ func TestAppErrorRule(t *testing.T) {
 			}
 		})
 	}
+}
+
+// retriedSample is the stats of a proxy that retries 503s from ratings: the cluster's attempt
+// counters and the callers' view in istio_requests_total.
+func retriedSample(fivexx, retries, total, failed float64) *envoyadmin.StatsSample {
+	const ratings = "outbound|9080||ratings.default.svc.cluster.local"
+	ss := fxSample(nil, map[string]fxCluster{ratings: {values: map[string]float64{"upstream_rq_5xx": fivexx, "upstream_rq_retry": retries, "upstream_rq_total": total}}})
+	ss.Istio = []envoyadmin.IstioSeries{
+		fxIstio("istio_requests_total", total-retries-failed, "reporter", "source", "destination_service", "ratings.default.svc.cluster.local", "response_code", "200", "response_flags", "-"),
+		fxIstio("istio_requests_total", failed, "reporter", "source", "destination_service", "ratings.default.svc.cluster.local", "response_code", "503", "response_flags", "URX"),
+	}
+	return ss
 }

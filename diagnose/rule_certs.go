@@ -63,6 +63,26 @@ func (CertExpiryRule) Check(s *Snapshot) []Finding {
 	if s.Now.IsZero() {
 		return nil // without the capture time nothing can be said about expiry
 	}
+	var out []Finding
+	for _, h := range heldCerts(s) {
+		if f, ok := certFinding(s, h); ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// heldCert is a certificate the proxy holds, classified.
+type heldCert struct {
+	envoyadmin.Cert
+	kind certKind
+	// inChain marks a CA certificate that came in a workload certificate's chain rather than as
+	// a trust anchor.
+	inChain bool
+}
+
+// heldCerts lists the certificates the proxy holds with a NotAfter, each once, classified.
+func heldCerts(s *Snapshot) []heldCert {
 	// A secret that holds a workload certificate holds its chain too: the other certificates in
 	// it are the CAs that signed it.
 	workloadSecrets := map[string]bool{}
@@ -71,16 +91,17 @@ func (CertExpiryRule) Check(s *Snapshot) []Finding {
 			workloadSecrets[c.Secret] = true
 		}
 	}
-	certs := append([]envoyadmin.Cert(nil), s.Certs...)
-	for i := range certs {
-		if workloadSecrets[certs[i].Secret] && classifyCert(certs[i]) == certOther {
-			certs[i].CA = true
+	certs := make([]heldCert, len(s.Certs))
+	for i, c := range s.Certs {
+		certs[i] = heldCert{Cert: c, kind: classifyCert(c)}
+		if workloadSecrets[c.Secret] && certs[i].kind == certOther {
+			certs[i].kind, certs[i].CA, certs[i].inChain = certCA, true, true
 		}
 	}
 	// The root appears both in the chain and as ROOTCA: report each certificate once, under the
 	// trust anchor's secret when there is one.
 	sort.SliceStable(certs, func(i, j int) bool { return certs[i].Secret == "ROOTCA" && certs[j].Secret != "ROOTCA" })
-	var out []Finding
+	var out []heldCert
 	seen := map[string]bool{}
 	for _, c := range certs {
 		key := fmt.Sprintf("%s|%s", c.SerialNumber, c.NotAfter)
@@ -91,15 +112,13 @@ func (CertExpiryRule) Check(s *Snapshot) []Finding {
 			continue
 		}
 		seen[key] = true
-		if f, ok := certFinding(s, c); ok {
-			out = append(out, f)
-		}
+		out = append(out, c)
 	}
 	return out
 }
 
-func certFinding(s *Snapshot, c envoyadmin.Cert) (Finding, bool) {
-	kind := classifyCert(c)
+func certFinding(s *Snapshot, c heldCert) (Finding, bool) {
+	kind := c.kind
 	left := c.NotAfter.Sub(s.Now)
 	var lifetime time.Duration
 	if !c.NotBefore.IsZero() && c.NotAfter.After(c.NotBefore) {
@@ -113,38 +132,34 @@ func certFinding(s *Snapshot, c envoyadmin.Cert) (Finding, bool) {
 	if left <= 0 {
 		code = CodeCertExpired
 	}
-	f := NewFinding(code, Subject{Kind: SubjectCertificate, Name: certName(c)})
+	name, secretEv := certName(s, c)
+	f := NewFinding(code, Subject{Kind: SubjectCertificate, Name: name})
 	source := orDefault(s.CertsFile, "certs") + " secret " + c.Secret
 	if c.SerialNumber != "" {
 		source += " serial " + c.SerialNumber
 	}
-	f.Evidence = []Evidence{{Label: "secret", Text: c.Secret, Source: source}}
+	f.Evidence = []Evidence{secretEv}
 	if len(c.SubjectAltNames) > 0 {
 		f.Evidence = append(f.Evidence, Evidence{Label: "subject alt name", Text: strings.Join(c.SubjectAltNames, ", "), Source: source})
 	} else if c.Subject != "" {
 		f.Evidence = append(f.Evidence, Evidence{Label: "subject", Text: c.Subject, Source: source})
 	}
 	f.Evidence = append(f.Evidence, Evidence{Label: "expires (NotAfter)", Text: c.NotAfter.UTC().Format(time.RFC3339), Source: source})
-	if left > 0 {
-		f.Evidence = append(f.Evidence, durationEvidence("time left at capture", left, "NotAfter minus the capture time"))
-	} else {
-		f.Evidence = append(f.Evidence, durationEvidence("expired before the capture by", -left, "capture time minus NotAfter"))
-	}
+	f.Evidence = append(f.Evidence, expiryEvidence(s, left)...)
 	if lifetime > 0 {
 		f.Evidence = append(f.Evidence, durationEvidence("lifetime", lifetime, "NotAfter minus NotBefore"))
 	}
 	what := map[certKind]string{certWorkload: "workload certificate", certCA: "CA certificate", certOther: "certificate"}[kind]
-	if code == CodeCertExpired {
-		f.Title = fmt.Sprintf("The proxy's %s expired %s ago", what, roughDuration(-left))
-	} else {
-		f.Title = fmt.Sprintf("The proxy's %s expires in %s", what, roughDuration(left))
-	}
+	f.Title = certTitle(s, code, what, left)
 	ns, pod := s.podRef()
 	switch kind {
 	case certWorkload:
 		f.Explanation = "istio-agent asks istiod for a new workload certificate at about half its lifetime, so it should never get this close to expiry (" + limitWords + "). It was not renewed: the agent cannot reach istiod, or istiod refuses its CSR. Once it expires, every mTLS connection to and from this pod fails."
 		if code == CodeCertExpired {
 			f.Explanation = "istio-agent renews the workload certificate at about half its lifetime; this one expired, so the agent has not reached istiod (or istiod refused its CSR) for that long, and every mTLS connection to and from this pod fails."
+			if s.captureTimeUnknown() {
+				f.Explanation = "istio-agent renews the workload certificate at about half its lifetime. If the pod still holds this one, the agent has not reached istiod (or istiod refused its CSR) since it expired, and every mTLS connection to and from the pod fails."
+			}
 		}
 		f.Fix = Fix{
 			Summary: "Check that the agent reaches istiod and why renewal fails, then restart the pod so it gets a fresh certificate.",
@@ -157,12 +172,27 @@ func certFinding(s *Snapshot, c envoyadmin.Cert) (Finding, bool) {
 			Command: "kubectl get secret -n istio-system cacerts istio-ca-secret --ignore-not-found\nkubectl get secret -n istio-system cacerts -o jsonpath='{.data.root-cert\\.pem}' | base64 -d | openssl x509 -noout -subject -enddate",
 		}
 	default:
-		secret := strings.TrimPrefix(c.Secret, "kubernetes://")
+		secret := strings.TrimPrefix(secretEv.Text, "kubernetes://") // the config dump's name when /certs says <inline>
 		f.Explanation = "This certificate is not issued by Istio's workload CA, so nothing in the mesh renews it: it comes from a Kubernetes secret (a gateway's credentialName) or a file, and whoever issues it (cert-manager, a person) must renew it (" + limitWords + ")."
 		f.Fix = Fix{
 			Summary: "Renew the certificate where it is issued and update its secret; the proxy picks up the new one through SDS without a restart.",
 			Command: fmt.Sprintf("kubectl get secret -n %s %s -o jsonpath='{.data.tls\\.crt}' | base64 -d | openssl x509 -noout -subject -enddate\nkubectl get certificates.cert-manager.io -A    # when cert-manager issues it", ns, secret),
 		}
+	}
+	if s.captureTimeUnknown() {
+		f.Explanation += " The folder has no capture time (meta.json captureTimes), so this is judged against the current time: a capture taken earlier may have held the certificate while it was still valid, and the pod may hold a newer one now (the fix's first command shows it)."
+		if code == CodeCertExpiringSoon {
+			f.Severity = lowerSeverity(f.Severity) // the capture may predate the point where rotation was due
+		}
+	} else if code == CodeCertExpired && kind != certOther {
+		// Every mTLS handshake of this proxy fails, so its TLS failures are this finding's
+		// impact (the TLS findings defer to it, see expiredIdentity).
+		rate, ev := s.tlsFailures()
+		f.Evidence = append(f.Evidence, ev...)
+		if len(ev) > 0 {
+			f.Explanation += " The TLS failures above are what it causes; the TLS findings they would otherwise raise are folded into this one."
+		}
+		f.Impact = rate
 	}
 	return f, true
 }
@@ -178,16 +208,6 @@ func certLimit(kind certKind, lifetime time.Duration) (time.Duration, string) {
 		return time.Duration(float64(lifetime) * workloadCertMinLeftShare), "reported when less than a quarter of the lifetime is left"
 	}
 	return caCertMinLeft, "reported when less than 30 days are left"
-}
-
-func certName(c envoyadmin.Cert) string {
-	for _, san := range c.SubjectAltNames {
-		return c.Secret + " (" + san + ")"
-	}
-	if c.Subject != "" {
-		return c.Secret + " (" + c.Subject + ")"
-	}
-	return c.Secret
 }
 
 // durationEvidence gives a duration in hours, or in days from two days on.

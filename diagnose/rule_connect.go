@@ -140,8 +140,10 @@ func connectFindings(s *Snapshot, c string) []Finding {
 		}
 		if cause == causeTLS {
 			// A TLS mode that cannot work with the endpoints, and handshakes answered in
-			// plaintext (WRONG_VERSION_NUMBER), are the MTLSRule's to report (MESH0802).
-			if s.tlsModeMismatch(c) {
+			// plaintext (WRONG_VERSION_NUMBER), are the MTLSRule's to report (MESH0802); TLS
+			// failures while the proxy's own certificate has expired are the CertExpiryRule's
+			// (MESH0902), as the mode mismatches are the MTLSRule's.
+			if s.tlsModeMismatch(c) || s.expiredIdentity() {
 				continue
 			}
 			g.logs, sample[causeTLS] = nil, ""
@@ -305,7 +307,11 @@ func unknownConnectFinding(s *Snapshot, c string, g, timeout signal) Finding {
 	why := []string{fmt.Sprintf("The proxy failed to connect to %s, but no evidence says why.", ServiceHost(c))}
 	if m, ok := s.ClusterCounter(c, "ssl_connection_error"); ok && m.Value > 0 {
 		f.Evidence = append(f.Evidence, m.Evidence("TLS connection errors (ssl.connection_error)"))
-		why = append(why, "The cluster also counts TLS connection errors, so some of these failures are probably TLS handshakes (see the mTLS findings).")
+		if s.expiredIdentity() {
+			why = append(why, "The cluster also counts TLS connection errors, and this proxy's own certificate has expired, so these are most likely its handshakes being refused (see MESH0902).")
+		} else {
+			why = append(why, "The cluster also counts TLS connection errors, so some of these failures are probably TLS handshakes (see the mTLS findings).")
+		}
 	}
 	why = append(why, "What would tell the causes apart: the access log's transport failure reason (%UPSTREAM_TRANSPORT_FAILURE_REASON%: 111 is refused, 110/113 unreachable, TLS_error a TLS mismatch), or the \"transport failure reason\" in the 503 body the caller receives, and upstream_cx_connect_timeout for timeouts.")
 	if !timeout.ok {

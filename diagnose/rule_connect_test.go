@@ -43,6 +43,14 @@ func TestConnectFailureRule(t *testing.T) {
 	setCounter(verify, upReviews, "upstream_cx_connect_fail", 30, 0)
 	verify.AccessLog = append(verify.AccessLog, ufLines(3, upReviews, "10.1.0.11:9080", tlsVerifyFailed)...)
 
+	// The same failures while the proxy's own certificate has expired: MESH0902's to explain.
+	ownCertExpired := certTLSIncident(NowFromMeta)
+	ownCertExpired.AccessLog = append(ownCertExpired.AccessLog, ufLines(3, upReviews, "10.1.0.11:9080", tlsVerifyFailed)...)
+
+	// Counters only while the proxy's certificate has expired: the cause is named.
+	ownCertExpiredCounters := certTLSIncident(NowFromMeta)
+	ownCertExpiredCounters.AccessLog = nil
+
 	wrongVersion := upHealthy()
 	wrongVersion.AccessLog = append(wrongVersion.AccessLog, ufLines(3, upReviews, "10.1.0.11:9080", "TLS_error:|268435703:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER:TLS_error_end")...)
 
@@ -95,6 +103,11 @@ func TestConnectFailureRule(t *testing.T) {
 			texts:   map[string]string{"transport failure reason": "CERTIFICATE_VERIFY_FAILED", "TLS mode": envoyadmin.TLSModeAuto},
 			explain: []string{"different roots"},
 			fix:     []string{"istioctl proxy-config secret -n default productpage-v1-abc"},
+		}}},
+		{name: "TLS failures while the proxy's own certificate has expired are the CertExpiryRule's", snap: ownCertExpired},
+		{name: "connect failures and TLS errors while the proxy's own certificate has expired", snap: ownCertExpiredCounters, want: []upWant{{
+			code: CodeConnectFailure, subject: upReviews,
+			explain: []string{"this proxy's own certificate has expired", "MESH0902"},
 		}}},
 		{name: "TLS answered in plaintext is the MTLSRule's", snap: wrongVersion},
 		{name: "counters only: cause not recorded", snap: countersOnly, want: []upWant{{

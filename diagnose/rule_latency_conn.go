@@ -153,18 +153,27 @@ func (s *Snapshot) observationSpan(interval bool) time.Duration {
 	return s.Uptime()
 }
 
+// overheadMeasurable reports whether an access-log line measures the proxy's own time: a request
+// the upstream answered in one attempt, with its x-envoy-upstream-service-time and a small body.
+// A line with a response flag (URX, UF, UT, UC, UO, UH, NR, NC, DC, ...) or a 5xx may have been
+// retried or failed: its DURATION covers every attempt and back-off (or a timeout) while the
+// header covers the last attempt only, so the difference is not time spent in the proxy.
+func overheadMeasurable(e *envoyadmin.AccessLogEntry) bool {
+	return e.Code > 0 && e.Code < 500 && len(e.Flags) == 0 && e.Duration >= 0 && e.UpstreamServiceTime >= 0 &&
+		e.BytesSent <= overheadMaxBodyBytes && e.UpstreamCluster != "" && e.UpstreamCluster != "-"
+}
+
 // logOverhead compares the access log's DURATION with x-envoy-upstream-service-time.
 func logOverhead(s *Snapshot, dir string) []Finding {
 	var total, upstream, over []float64
+	clusters := map[string]bool{}
 	for _, e := range s.AccessLog {
-		if e.Code == 0 || e.Duration < 0 || e.UpstreamServiceTime < 0 || e.BytesSent > overheadMaxBodyBytes || e.UpstreamCluster == "" {
-			continue
-		}
-		if strings.HasPrefix(e.UpstreamCluster, "inbound") != (dir == "inbound") {
+		if !overheadMeasurable(&e) || strings.HasPrefix(e.UpstreamCluster, "inbound") != (dir == "inbound") {
 			continue
 		}
 		d, u := millis(e.Duration), millis(e.UpstreamServiceTime)
 		total, upstream, over = append(total, d), append(upstream, u), append(over, d-u)
+		clusters[e.UpstreamCluster] = true
 	}
 	if len(over) < overheadMinLogEntries {
 		return nil
@@ -173,7 +182,7 @@ func logOverhead(s *Snapshot, dir string) []Finding {
 	if mo <= max(overheadMinMillis, overheadMinShare*mt) {
 		return nil
 	}
-	src := fmt.Sprintf("access.log %%DURATION%% and x-envoy-upstream-service-time (%d lines up to %d KiB)", len(over), overheadMaxBodyBytes>>10)
+	src := fmt.Sprintf("access.log %%DURATION%% and x-envoy-upstream-service-time (%d lines without a response flag, under 500 and up to %d KiB)", len(over), overheadMaxBodyBytes>>10)
 	f := NewFinding(CodeProxyOverhead, Subject{Kind: SubjectProxy, Name: proxyName(s) + " " + dir})
 	f.Title = fmt.Sprintf("%s requests spend %s of their median %s outside the upstream", strings.ToUpper(dir[:1])+dir[1:], msText(mo), msText(mt))
 	f.Evidence = []Evidence{
@@ -182,7 +191,19 @@ func logOverhead(s *Snapshot, dir string) []Finding {
 		{Label: "median difference", Value: mo, Unit: UnitMillis, Source: src},
 		{Label: "lines compared", Value: float64(len(over)), Unit: UnitCount, Source: src},
 	}
-	f.Explanation = "DURATION is the whole request in this proxy; x-envoy-upstream-service-time is the upstream's time until its response headers. The difference is spent in the proxy (filters, retries and back-off, waiting for a connection, CPU throttling) or in reading the request body from the caller; large responses were left out so that streaming them does not count."
+	f.Explanation = "DURATION is the whole request in this proxy; x-envoy-upstream-service-time is the upstream's time until its response headers. The difference is spent in the proxy (filters, waiting for a connection, CPU throttling) or in reading the request body from the caller. Only lines that show a single successful attempt are compared: lines with a response flag (retries, failures, timeouts) or a 5xx were left out, since their DURATION covers every attempt and back-off while the header covers the last attempt only, and so were large responses, so that streaming them does not count."
+	// A request that succeeded on a retry logs no flag, so retries that succeeded in the same
+	// period can still be in the lines compared.
+	var retried []string
+	for _, c := range sortedKeys(clusters) {
+		if m, ok := s.ClusterCounter(c, "upstream_rq_retry_success"); ok && m.Value > 0 {
+			f.Evidence = append(f.Evidence, m.Evidence("requests to "+c+" that succeeded on a retry"))
+			retried = append(retried, ServiceHost(c))
+		}
+	}
+	if len(retried) > 0 {
+		f.Explanation += " Some requests to " + strings.Join(retried, ", ") + " succeeded on a retry (upstream_rq_retry_success); their lines carry no flag, so their failed attempts and back-off count here too: look at those retries first."
+	}
 	f.Fix = overheadFix(s, 0)
 	f.Fix.Command = strings.Replace(f.Fix.Command, " --port 0", "", 1)
 	f.Impact = round(s.logRate(len(over))*mo/1000, 3)

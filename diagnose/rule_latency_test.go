@@ -106,6 +106,44 @@ func TestLatencyRule(t *testing.T) {
 			}
 			return &Snapshot{Now: fxNow, AccessLog: fxLog(t, lines...)}
 		}, []string{"MESH1102"}, nil},
+		{"access log: retried requests are not proxy overhead", func(t *testing.T) *Snapshot {
+			// As in testdata/incidents/retries-exhausted: every logged request failed after its
+			// retries, so DURATION covers four attempts and their back-off, the header only the last.
+			var lines []string
+			for i := 0; i < 25; i++ {
+				lines = append(lines, fxIstioLine(503, "URX", "via_upstream", "-", fxReviews, "10.0.1.1:9080", 180, 35))
+			}
+			return &Snapshot{Now: fxNow, AccessLog: fxLog(t, lines...)}
+		}, nil, nil},
+		{"access log: failures and timeouts are left out, the clean lines measured", func(t *testing.T) *Snapshot {
+			var lines []string
+			for i := 0; i < 25; i++ {
+				lines = append(lines, fxIstioLine(200, "-", "via_upstream", "-", fxReviews, "10.0.1.1:9080", 22, 20))
+			}
+			for _, flags := range []string{"UF,URX", "UT", "UC", "UO", "UH", "DC", "NR", "NC"} {
+				for i := 0; i < 4; i++ {
+					lines = append(lines, fxIstioLine(503, flags, "-", "-", fxReviews, "10.0.1.1:9080", 1000, 5))
+				}
+			}
+			for i := 0; i < 10; i++ {
+				lines = append(lines, fxIstioLine(503, "-", "via_upstream", "-", fxReviews, "10.0.1.1:9080", 300, 10))
+			}
+			return &Snapshot{Now: fxNow, AccessLog: fxLog(t, lines...)}
+		}, nil, nil},
+		{"access log: retries that succeeded are named beside the overhead", func(t *testing.T) *Snapshot {
+			var lines []string
+			for i := 0; i < 25; i++ {
+				lines = append(lines, fxIstioLine(200, "-", "via_upstream", "-", fxReviews, "10.0.1.1:9080", 80, 20))
+			}
+			s := fxOne(fxSample(nil, map[string]fxCluster{fxReviews: {values: map[string]float64{"upstream_rq_retry_success": 40}}}))
+			s.AccessLog = fxLog(t, lines...)
+			return s
+		}, []string{"MESH1102"}, func(t *testing.T, fs []Finding) {
+			f := fs[0]
+			if !strings.Contains(f.Explanation, "succeeded on a retry") || !strings.Contains(f.Evidence[0].Source, "without a response flag") || !fxHasEvidence(f, "succeeded on a retry", "upstream_rq_retry_success") {
+				t.Errorf("%s %+v", f.Explanation, f.Evidence)
+			}
+		}},
 		{"access log: the upstream takes the time", func(t *testing.T) *Snapshot {
 			var lines []string
 			for i := 0; i < 25; i++ {

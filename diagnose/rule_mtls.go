@@ -106,9 +106,12 @@ func (t tlsTally) finding(subject Subject, where string) Finding {
 }
 
 // clusterTLSFailures reports failing handshakes per upstream, except where a more specific
-// finding explains them: a TLS mode mismatch of this rule, or the ConnectFailureRule's TLS
-// errors from the access log (MESH0203).
+// finding explains them: a TLS mode mismatch of this rule, the ConnectFailureRule's TLS errors
+// from the access log (MESH0203), or an expired certificate of the proxy's own (MESH0902).
 func clusterTLSFailures(s *Snapshot, mismatches []Finding) []Finding {
+	if s.expiredIdentity() {
+		return nil
+	}
 	explained := map[string]bool{}
 	for _, f := range mismatches {
 		explained[f.Subject.Name] = true
@@ -173,7 +176,8 @@ func statsClusterNames(s *Snapshot) []string {
 	return out
 }
 
-func listenerTLSFailures(s *Snapshot) []Finding {
+// tlsListenerIDs lists the listener stat scopes ("0_0_0_0_15006") that have TLS counters.
+func tlsListenerIDs(s *Snapshot) []string {
 	ss := s.latestStats()
 	if ss == nil {
 		return nil
@@ -187,8 +191,15 @@ func listenerTLSFailures(s *Snapshot) []Finding {
 			ids[k[len("listener_"):i]] = true
 		}
 	}
+	return sortedKeys(ids)
+}
+
+func listenerTLSFailures(s *Snapshot) []Finding {
+	if s.expiredIdentity() {
+		return nil // the proxy's own expired certificate explains them (MESH0902)
+	}
 	var out []Finding
-	for _, id := range sortedKeys(ids) {
+	for _, id := range tlsListenerIDs(s) {
 		t := readTLSTally(func(stat string) (Measure, bool) { return s.Counter("listener_" + id + "_" + stat) })
 		if !t.fires() {
 			continue

@@ -70,6 +70,11 @@ func clusterModeMismatches(s *Snapshot) []Finding {
 			ev = append(ev, logEv)
 		}
 		if len(ev) == 0 {
+			if cfg.TLSMode == envoyadmin.TLSModeIstioMutual {
+				if f, ok := latentMTLSMismatch(s, name, eps); ok {
+					out = append(out, f)
+				}
+			}
 			continue
 		}
 		partial := ""
@@ -320,4 +325,60 @@ func peerAuthenticationYAML(s *Snapshot, ns, mode string) string {
 	}
 	fmt.Fprintf(&b, "  mtls:\n    mode: %s\n", mode)
 	return b.String()
+}
+
+// latentMTLSMismatch reports a cluster that a DestinationRule forces to ISTIO_MUTUAL while none of
+// its endpoints has a sidecar, before any request has failed: the first connection will fail its
+// handshake. It is the one TLS mode mismatch the proxy's own evidence shows without failures.
+// Istio keeps an endpoint's tlsMode metadata (the tlsMode=istio label the injector puts on pods)
+// when a DestinationRule forces ISTIO_MUTUAL, so its absence on every endpoint means no sidecar;
+// under DISABLE or SIMPLE, Istio strips that metadata and the server's PeerAuthentication
+// (PERMISSIVE accepts both) decides, neither of which this proxy shows, so those are reported
+// only once requests fail. Left out, because something may answer mTLS there: endpoints reached
+// through a tunnel (envoy:// internal addresses, HBONE), hosts that are not Kubernetes services
+// (a ServiceEntry's WorkloadEntries, whose labels are the user's), and clusters with any sign of
+// working traffic.
+func latentMTLSMismatch(s *Snapshot, name string, eps []envoyadmin.Endpoint) (Finding, bool) {
+	host := serviceHost(name)
+	if _, ns := hostNameNamespace(host); host == "" || ns == "" {
+		return Finding{}, false
+	}
+	for _, e := range eps {
+		if strings.HasPrefix(e.Address, "envoy://") {
+			return Finding{}, false
+		}
+	}
+	var looked []string
+	for _, st := range []string{"upstream_rq_total", "upstream_cx_total", "ssl_handshake"} {
+		if m, ok := s.ClusterCounter(name, st); ok {
+			if m.Value > 0 {
+				return Finding{}, false
+			}
+			looked = append(looked, statSource(s.StatsFile, s.Stats, name, st))
+		}
+	}
+	if s.Has(InputAccessLog) {
+		if n := len(s.LogEntries(func(e *envoyadmin.AccessLogEntry) bool { return e.UpstreamCluster == name })); n > 0 {
+			return Finding{}, false
+		}
+		looked = append(looked, fmt.Sprintf("access.log (%d lines)", len(s.AccessLog)))
+	}
+	seen := "The evidence holds no request to it yet (no stats or access log for it), so nothing has failed"
+	if len(looked) > 0 {
+		seen = "No request to it shows in the evidence, so nothing has failed yet"
+	}
+	f := NewFinding(CodeTLSModeMismatch, ClusterSubject(name))
+	f.Severity = SeverityWarning
+	f.Title = fmt.Sprintf("This proxy would send mTLS to %s, whose endpoints have no sidecar; no request has failed yet", host)
+	f.Evidence = []Evidence{
+		{Label: "TLS mode of the cluster", Text: envoyadmin.TLSModeIstioMutual, Source: "config_dump.json cluster " + name},
+		{Label: "endpoints with a sidecar (tlsMode=istio)", Value: 0, Unit: UnitCount, Source: fmt.Sprintf("config_dump.json endpoints of %s (%d endpoints)", name, len(eps))},
+		{Label: "requests to the cluster seen", Value: 0, Unit: UnitCount, Source: orDefault(strings.Join(looked, "; "), "no stats or access log in the capture")},
+	}
+	f.Explanation = fmt.Sprintf("A DestinationRule sets tls.mode ISTIO_MUTUAL for %s, but none of its %d endpoints carries the tlsMode=istio label that sidecar injection puts on pods, and Istio keeps that label in the endpoints it sends when a DestinationRule forces ISTIO_MUTUAL: so none of them runs a sidecar to answer mTLS. %s; the first request will fail its TLS handshake (503 UF with a TLS error, or a reset), unless the pods terminate Istio mTLS some other way than a labelled sidecar.", host, len(eps), seen)
+	f.Fix = Fix{Summary: fmt.Sprintf("Set tls.mode DISABLE for %s (or delete the tls block and let auto mTLS choose), or inject a sidecar into its pods.", host), YAML: DestinationRuleYAML(host, "    tls:\n      mode: DISABLE\n")}
+	if ep := endpointsCommand(name); ep != "" {
+		f.Fix.Command = ep
+	}
+	return f, true
 }

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
 )
@@ -104,9 +105,43 @@ func TestMTLSRule(t *testing.T) {
 				t.Errorf("fix %q", fs[0].Fix.YAML)
 			}
 		}},
+		{"mTLS forced toward pods without a sidecar, before any request: a latent mismatch", func(t *testing.T) *Snapshot {
+			s := fxOne(fxSample(nil, map[string]fxCluster{fxReviews: {values: map[string]float64{"upstream_rq_total": 0, "upstream_cx_total": 0}}}))
+			s.Config = fxModeConfig(envoyadmin.TLSModeIstioMutual, 0, 3)
+			return s
+		}, []string{"MESH0802"}, func(t *testing.T, fs []Finding) {
+			f := fs[0]
+			if f.Severity != SeverityWarning || f.Impact != 0 || !strings.Contains(f.Title, "no request has failed yet") ||
+				!strings.Contains(f.Explanation, "the first request will fail") || !strings.Contains(f.Fix.YAML, "mode: DISABLE") ||
+				!fxHasEvidence(f, "requests to the cluster seen", "upstream_rq_total") {
+				t.Errorf("%s impact %v %q %+v\n%s", f.Severity, f.Impact, f.Title, f.Evidence, f.Explanation)
+			}
+		}},
+		{"mTLS forced toward pods without a sidecar whose requests succeed: something answers mTLS", func(t *testing.T) *Snapshot {
+			s := fxOne(fxSample(nil, map[string]fxCluster{fxReviews: {values: map[string]float64{"upstream_rq_total": 500, "ssl_handshake": 20}}}))
+			s.Config = fxModeConfig(envoyadmin.TLSModeIstioMutual, 0, 3)
+			return s
+		}, nil, nil},
+		{"mTLS forced toward a ServiceEntry host's endpoints: their labels are the user's", func(t *testing.T) *Snapshot {
+			cfg := fxModeConfig(envoyadmin.TLSModeIstioMutual, 0, 2)
+			const vm = "outbound|8080||billing.internal.example.com"
+			cfg.Clusters[0].Name, cfg.Endpoints[0].Cluster = envoyadmin.ParseClusterName(vm), vm
+			return &Snapshot{Now: fxNow, Config: cfg}
+		}, nil, nil},
+		{"mTLS to endpoints reached through an HBONE tunnel", func(t *testing.T) *Snapshot {
+			cfg := fxModeConfig(envoyadmin.TLSModeIstioMutual, 0, 1)
+			cfg.Endpoints[0].Endpoints[0].Address = "envoy://connect_originate/10.0.2.1:9080"
+			return &Snapshot{Now: fxNow, Config: cfg}
+		}, nil, nil},
 		{"handshake failures the access log shows as TLS connect errors are the connect rule's", func(t *testing.T) *Snapshot {
 			s := fxOne(fxSample(nil, map[string]fxCluster{fxReviews: {values: map[string]float64{"ssl_fail_verify_error": 30, "ssl_handshake": 10}}}))
 			s.AccessLog = fxLog(t, fxIstioLine(503, "UF", "upstream_reset_before_response_started{connection_failure,TLS_error:_CERTIFICATE_VERIFY_FAILED}", "TLS_error:_CERTIFICATE_VERIFY_FAILED", fxReviews, "10.0.1.1:9080", 3, -1))
+			return s
+		}, nil, nil},
+		{"failing handshakes while the proxy's own certificate has expired are the CertExpiryRule's", func(t *testing.T) *Snapshot {
+			s := fxOne(fxSample(map[string]float64{"listener_0_0_0_0_15006_ssl_connection_error": 40, "listener_0_0_0_0_15006_ssl_handshake": 10},
+				map[string]fxCluster{fxReviews: {values: map[string]float64{"ssl_connection_error": 30, "ssl_handshake": 10}}}))
+			s.Certs = []envoyadmin.Cert{{Secret: "default", SerialNumber: "1", SubjectAltNames: []string{"spiffe://cluster.local/ns/default/sa/productpage"}, NotAfter: fxNow.Add(-time.Hour)}}
 			return s
 		}, nil, nil},
 		{"TLS answered in plaintext", func(t *testing.T) *Snapshot {

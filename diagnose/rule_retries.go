@@ -115,6 +115,10 @@ func retriesFinding(s *Snapshot, c string, g signal) Finding {
 	for _, rc := range retryCauses {
 		if n := byFlag[rc.flag]; n > 0 {
 			f.Evidence = append(f.Evidence, s.logEvidence(fmt.Sprintf("URX lines that also carry %s", rc.flag), n))
+			if rc.flag == "UF" && s.expiredIdentity() && anyTLSConnectFailure(g.logs) {
+				// The TLS connect failures are folded into the expired certificate's finding.
+				rc.what, rc.code = "TLS handshake failures: this proxy's certificate has expired", "MESH0902"
+			}
 			causes = append(causes, fmt.Sprintf("%s (%s, see %s)", rc.what, rc.flag, rc.code))
 		}
 	}
@@ -155,4 +159,14 @@ func retriesFinding(s *Snapshot, c string, g signal) Finding {
 		Command: s.proxyLogGrep("URX"),
 	}
 	return f
+}
+
+// anyTLSConnectFailure reports whether a log line failed its connect on a TLS error.
+func anyTLSConnectFailure(lines []envoyadmin.AccessLogEntry) bool {
+	for i := range lines {
+		if cause, _ := connectFailureCause(&lines[i]); cause == causeTLS && isConnectFailure(&lines[i]) && !isWrongVersion(&lines[i]) {
+			return true
+		}
+	}
+	return false
 }

@@ -25,14 +25,16 @@ func (NoRouteRule) Meta() RuleMeta {
 func (NoRouteRule) Check(s *Snapshot) []Finding {
 	out := noRouteLogFindings(s)
 	if len(out) == 0 {
-		out = append(out, routerStatFindings(s, "_no_route", CodeNoRoute)...)
+		out = append(out, routerStatFindings(s, "_no_route", CodeNoRoute, nil)...)
 	}
 	if f, ok := blackHoleFinding(s); ok {
 		out = append(out, f)
 	}
-	nc := missingClusterFindings(s)
-	if len(nc) == 0 {
-		nc = routerStatFindings(s, "_no_cluster", CodeNoCluster)
+	nc, tied, logged := missingClusterFindings(s)
+	if !logged {
+		// NC lines say which requests failed, and the counters would count them again; without
+		// them, the counters not tied to a missing cluster of the config are findings of their own.
+		nc = append(nc, routerStatFindings(s, "_no_cluster", CodeNoCluster, tied)...)
 	}
 	return append(out, nc...)
 }
@@ -144,8 +146,8 @@ func routeNotFoundFinding(s *Snapshot, authority string, lines []envoyadmin.Acce
 }
 
 // routerStatFindings reports http.<prefix>.no_route or no_cluster counters, when the access log
-// did not already say which requests.
-func routerStatFindings(s *Snapshot, suffix string, code Code) []Finding {
+// did not already say which requests, except those in skip (already in another finding).
+func routerStatFindings(s *Snapshot, suffix string, code Code, skip map[string]bool) []Finding {
 	last := s.latestStats()
 	if last == nil {
 		return nil
@@ -153,7 +155,7 @@ func routerStatFindings(s *Snapshot, suffix string, code Code) []Finding {
 	var out []Finding
 	for _, k := range sortedKeys(last.Stats) {
 		p, ok := strings.CutSuffix(k, suffix)
-		if !ok || !strings.HasPrefix(p, "http_") {
+		if !ok || !strings.HasPrefix(p, "http_") || skip[k] {
 			continue
 		}
 		prefix := strings.TrimPrefix(p, "http_")
@@ -176,6 +178,9 @@ func routerStatFindings(s *Snapshot, suffix string, code Code) []Finding {
 			f.Title = fmt.Sprintf("Requests on http.%s route to a cluster that does not exist (NC, 503)", prefix)
 			f.Evidence = []Evidence{m.Evidence("requests routed to a missing cluster (no_cluster)")}
 			f.Explanation = "Routes sent requests to a cluster the proxy does not have, usually a subset a VirtualService names before a DestinationRule defines it. The config dump would name the cluster."
+			if missing := configMissingClusters(s); len(missing) > 0 {
+				f.Explanation = "Routes sent requests to a cluster the proxy does not have, usually a subset a VirtualService names before a DestinationRule defines it. The config dump's routes name these clusters it lacks, though none could be tied to this counter's listener: " + strings.Join(sortedKeys(missing), ", ") + "."
+			}
 		}
 		f.Fix = Fix{Summary: "List the proxy's routes and the clusters they name; every cluster must exist and every host must have a route.", Command: fmt.Sprintf("istioctl proxy-config routes -n %s %s -o json", ns, pod)}
 		out = append(out, f)
@@ -223,116 +228,4 @@ func blackHoleFinding(s *Snapshot) (Finding, bool) {
 	yaml.WriteString("  location: MESH_EXTERNAL\n  resolution: DNS\n  ports:\n  - number: 443   # the port the application calls\n    name: tls\n    protocol: TLS")
 	f.Fix = Fix{Summary: "Declare the destinations the application needs with a ServiceEntry (set the port and protocol it really uses).", YAML: yaml.String(), Command: s.proxyLogGrep("BlackHoleCluster|block_all")}
 	return f, true
-}
-
-// missingClusterFindings reports clusters that routes name but the proxy lacks (from the config
-// dump) and NC access-log lines, one finding per cluster.
-func missingClusterFindings(s *Snapshot) []Finding {
-	routes := map[string][]envoyadmin.RouteConfig{}
-	if s.Config != nil && len(s.Config.Clusters) > 0 {
-		have := map[string]bool{}
-		for _, c := range s.Config.Clusters {
-			have[c.Name.Raw] = true
-		}
-		for _, r := range s.Config.Routes {
-			for _, wc := range r.Clusters {
-				if wc.Name != "" && !have[wc.Name] {
-					routes[wc.Name] = append(routes[wc.Name], r)
-				}
-			}
-		}
-	}
-	logs := map[string][]envoyadmin.AccessLogEntry{}
-	for _, e := range s.LogEntries(func(e *envoyadmin.AccessLogEntry) bool {
-		return HasFlag(e, "NC") || detailsBase(e) == "cluster_not_found"
-	}) {
-		key := e.UpstreamCluster
-		if key == "" || key == "-" {
-			key = missingClusterOf(&e, routes)
-		}
-		logs[key] = append(logs[key], e)
-	}
-	names := map[string]bool{}
-	for n := range routes {
-		names[n] = true
-	}
-	for n := range logs {
-		names[n] = true
-	}
-	var out []Finding
-	for _, c := range sortedKeys(names) {
-		out = append(out, missingClusterFinding(s, c, routes[c], logs[c]))
-	}
-	return out
-}
-
-// missingClusterOf names the missing cluster an NC line without an upstream cluster was routed
-// to: the one whose route has the line's route name or a domain matching its Host header.
-func missingClusterOf(e *envoyadmin.AccessLogEntry, routes map[string][]envoyadmin.RouteConfig) string {
-	for _, c := range sortedKeys(routes) {
-		for _, r := range routes[c] {
-			if e.RouteName != "" && e.RouteName != "-" && r.Name == e.RouteName {
-				return c
-			}
-			cfg := &envoyadmin.ConfigSummary{Routes: []envoyadmin.RouteConfig{r}}
-			if e.Authority != "" && len(virtualHostsFor(cfg, e.Authority)) > 0 {
-				return c
-			}
-		}
-	}
-	return "(unnamed, Host " + orDefault(e.Authority, "-") + ")"
-}
-
-func missingClusterFinding(s *Snapshot, c string, rs []envoyadmin.RouteConfig, lines []envoyadmin.AccessLogEntry) Finding {
-	g := signal{logs: lines}
-	f := NewFinding(CodeNoCluster, ClusterSubject(c))
-	f.Severity, f.Impact = g.severity(f.Severity), g.impact(s)
-	if len(lines) == 0 {
-		f.Severity = SeverityError // the config alone shows every request on those routes fails
-	} else {
-		f.Evidence = append(f.Evidence, s.logEvidence("access-log lines with NC", len(lines)))
-	}
-	for i, r := range rs {
-		if i == maxListedRoutes {
-			break
-		}
-		f.Evidence = append(f.Evidence, Evidence{Label: "route naming it", Text: fmt.Sprintf("%s %s (%s)", r.RouteConfigName, routeName(r), orDefault(r.Match, "any path")),
-			Source: fmt.Sprintf("%s route config %s virtual host %s", FileConfigDump, r.RouteConfigName, r.VirtualHost)})
-	}
-	if s.Config != nil && len(s.Config.Clusters) > 0 {
-		f.Evidence = append(f.Evidence, Evidence{Label: "clusters the proxy has; this one is not among them", Value: float64(len(s.Config.Clusters)), Unit: UnitCount, Source: FileConfigDump + " clusters"})
-	}
-	n := envoyadmin.ParseClusterName(c)
-	switch {
-	case n.Subset != "" && n.Host != "":
-		f.Title = fmt.Sprintf("Routes send traffic to subset %s of %s, which has no cluster (NC)", n.Subset, n.Host)
-		f.Explanation = fmt.Sprintf("A VirtualService routes to subset %q of %s, but the proxy has no cluster %s: no DestinationRule defines that subset for the host (or it is in a namespace this proxy does not import, or was applied after the VirtualService and has not arrived yet). Requests routed there fail with 503 NC.", n.Subset, n.Host, c)
-		f.Fix = Fix{
-			Summary: fmt.Sprintf("Define subset %q in the DestinationRule for %s (labels of the pods of that version; Istio's convention is version: %s), and apply DestinationRules before the VirtualServices that use their subsets. If a DestinationRule for the host exists, add the subset to it: applying this one would replace a rule of the same name.", n.Subset, n.Host, n.Subset),
-			YAML:    subsetDestinationRuleYAML(n.Host, n.Subset),
-		}
-	case n.Host != "":
-		f.Title = fmt.Sprintf("Routes send traffic to %s, which has no cluster (NC)", n.Host)
-		f.Explanation = fmt.Sprintf("Routes name cluster %s, but the proxy does not have it: the Service does not exist or does not expose port %d, or a Sidecar resource's egress hides it from this proxy. Requests routed there fail with 503 NC.", c, n.Port)
-		name, ns := hostNameNamespace(n.Host)
-		f.Fix = Fix{Summary: "Route only to services and ports that exist, or make the host visible to this proxy (the Sidecar resource's egress hosts).", Command: fmt.Sprintf("kubectl get service -n %s %s -o wide", ns, name)}
-	default:
-		f.Title = fmt.Sprintf("Requests route to cluster %s, which does not exist (NC)", c)
-		f.Explanation = "Requests were routed to a cluster the proxy does not have and failed with 503 NC: a route names a cluster that was never defined or was removed."
-		ns, pod := s.podRef()
-		f.Fix = Fix{Summary: "Compare the clusters the routes name with the clusters the proxy has.", Command: fmt.Sprintf("istioctl proxy-config routes -n %s %s -o json\nistioctl proxy-config clusters -n %s %s", ns, pod, ns, pod)}
-	}
-	return f
-}
-
-// subsetDestinationRuleYAML renders a DestinationRule that defines one subset by version label.
-func subsetDestinationRuleYAML(host, subset string) string {
-	name, ns := hostNameNamespace(host)
-	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: %s\n", name)
-	if ns != "" {
-		fmt.Fprintf(&b, "  namespace: %s\n", ns)
-	}
-	fmt.Fprintf(&b, "spec:\n  host: %s\n  subsets:\n  - name: %s\n    labels:\n      version: %s   # the labels of that version's pods", host, subset, subset)
-	return b.String()
 }

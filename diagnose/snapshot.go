@@ -24,6 +24,16 @@ const (
 	InputPod           Input = "pod"            // pod.yaml
 )
 
+// Where Snapshot.Now came from, as evidence sources name it.
+const (
+	NowFromMeta  = "meta.json capture time"
+	NowFromClock = "the current time: the folder has no meta.json capture time"
+)
+
+// captureTimeUnknown reports whether Now is only the current time, not when the evidence was
+// taken: judgments against it (certificate expiry) may not hold for the capture.
+func (s *Snapshot) captureTimeUnknown() bool { return s.NowSource == NowFromClock }
+
 // Meta is the capture's meta.json: which pod, and when each sample was taken.
 type Meta struct {
 	Pod       string `json:"pod,omitempty"`
@@ -55,6 +65,10 @@ type Snapshot struct {
 	Pod                   *corev1.Pod
 	// Now is when the evidence was taken (certificate expiry is judged against it).
 	Now time.Time
+	// NowSource says where Now came from: NowFromMeta, NowFromClock when a folder has no capture
+	// time (Now is then the current time, not the capture's), or "" when whoever built the
+	// snapshot took the evidence at Now (a live read, a test).
+	NowSource string
 	// Warnings say which evidence could not be read, and why.
 	Warnings []string
 
