@@ -41,7 +41,7 @@ type Options struct {
 func NewCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{IOStreams: streams, ConfigFlags: flags, Now: time.Now}
 	cmd := &cobra.Command{
-		Use:     "why-slow [pod/NAME] --from DIR",
+		Use:     "why-slow --from DIR",
 		Short:   "Explain why a meshed pod is slow or failing, with evidence and fixes",
 		Example: example,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -57,7 +57,7 @@ func NewCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStr
 	cmd.Flags().StringVar(&o.From, "from", "", "Read the evidence from a captured folder instead of a live pod")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (default: text)")
 	cmd.Flags().StringVar(&o.FailOn, "fail-on", "", "Exit with status 1 when a finding of this severity or worse is reported: warning or error")
-	cmd.Flags().BoolVarP(&o.Verbose, "verbose", "v", false, "Also list the rules skipped for missing evidence")
+	cmd.Flags().BoolVar(&o.Verbose, "verbose", false, "Also list the rules skipped for missing evidence")
 	return cmd
 }
 
