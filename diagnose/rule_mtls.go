@@ -18,8 +18,8 @@ const (
 	tlsFailureShareError = 0.10
 	// mismatchMinCumulative: since-start failures needed to back a mode mismatch.
 	mismatchMinCumulative = 5
-	// mismatchMinShare: a mode mismatch fails every connection it touches; below this share of
-	// the cluster's requests it is reported as a warning that most endpoints accept the mode.
+	// mismatchMinShare: mTLS toward pods without a sidecar fails every connection; below this
+	// share of the cluster's requests it is reported as a warning that most endpoints accept it.
 	mismatchMinShare = 0.25
 )
 

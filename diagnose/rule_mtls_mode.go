@@ -10,95 +10,101 @@ import (
 // This file holds the MTLSRule's checks of the TLS mode: clients and servers that disagree on
 // mTLS, and plaintext requests a PERMISSIVE listener still accepts.
 
-// clusterModeMismatches finds clusters whose TLS mode cannot work with their endpoints (plaintext
-// or one-way TLS to sidecars, mTLS to pods without one) and whose traffic fails the way that
-// mismatch makes it fail.
+// clusterModeMismatches finds clusters whose TLS mode cannot work with their endpoints and whose
+// traffic fails the way that mismatch makes it fail: mTLS forced toward pods without a sidecar,
+// and plaintext or one-way TLS that the sidecars of a service of the mesh refuse
+// (plaintextRefusedFinding).
 func clusterModeMismatches(s *Snapshot) []Finding {
 	if s.Config == nil {
 		return nil
 	}
 	var out []Finding
-	for _, cfg := range s.Config.Clusters {
-		name := cfg.Name.Raw
-		eps := clusterEndpoints(s.Config, name)
-		if len(eps) == 0 {
-			continue
-		}
-		sidecars := 0
-		for _, e := range eps {
-			if e.TLSMode == "istio" {
-				sidecars++
+	for i := range s.Config.Clusters {
+		cfg := &s.Config.Clusters[i]
+		switch cfg.TLSMode {
+		case envoyadmin.TLSModeIstioMutual:
+			if f, ok := mutualWithoutSidecars(s, cfg.Name.Raw); ok {
+				out = append(out, f)
+			}
+		case envoyadmin.TLSModePlaintext, envoyadmin.TLSModeSimple:
+			if f, ok := plaintextRefusedFinding(s, cfg); ok {
+				out = append(out, f)
 			}
 		}
-		var why, fixMode string
-		plaintext := cfg.TLSMode == envoyadmin.TLSModePlaintext
-		switch {
-		case plaintext && sidecars > 0:
-			why = fmt.Sprintf("A DestinationRule sets tls.mode DISABLE for %s, so this proxy sends plaintext, but %d of its %d endpoints run a sidecar. A sidecar whose PeerAuthentication is STRICT closes plaintext connections as soon as a request arrives, which is how these requests fail.", ServiceHost(name), sidecars, len(eps))
-			fixMode = "ISTIO_MUTUAL"
-		case cfg.TLSMode == envoyadmin.TLSModeSimple && sidecars > 0:
-			why = fmt.Sprintf("A DestinationRule sets tls.mode SIMPLE for %s: TLS without a client certificate. %d of its %d endpoints run a sidecar, and a sidecar with STRICT mTLS demands a client certificate, so the handshake fails.", ServiceHost(name), sidecars, len(eps))
-			fixMode = "ISTIO_MUTUAL"
-		case cfg.TLSMode == envoyadmin.TLSModeIstioMutual && sidecars == 0:
-			why = fmt.Sprintf("A DestinationRule sets tls.mode ISTIO_MUTUAL for %s, but none of its %d endpoints runs a sidecar (none has the tlsMode=istio label), so nothing on the other side answers mTLS.", ServiceHost(name), len(eps))
-			fixMode = "DISABLE"
-		default:
-			continue
-		}
-		stats := []string{"ssl_connection_error", "upstream_cx_connect_fail"}
-		logMatch := func(e *envoyadmin.AccessLogEntry) bool {
-			return HasFlag(e, "UF") && strings.Contains(e.TransportFailure+e.Details, "TLS")
-		}
-		if plaintext {
-			stats = []string{"upstream_cx_destroy_remote_with_active_rq"}
-			logMatch = func(e *envoyadmin.AccessLogEntry) bool {
-				return HasFlag(e, "UC") || strings.Contains(e.Details, "connection_termination")
-			}
-		}
-		var failed, rate float64
-		var ev []Evidence
-		for _, st := range stats {
-			if m, ok := s.ClusterCounter(name, st); ok && significant(m, mismatchMinCumulative) {
-				failed, rate = failed+m.Value, rate+m.Rate
-				ev = append(ev, m.Evidence(mismatchStatLabels[st]))
-			}
-		}
-		n, logEv := s.LogCount("failed requests to "+name+" in the access log", func(e *envoyadmin.AccessLogEntry) bool {
-			return e.UpstreamCluster == name && logMatch(e)
-		})
-		if n > 0 {
-			ev = append(ev, logEv)
-		}
-		if len(ev) == 0 {
-			if cfg.TLSMode == envoyadmin.TLSModeIstioMutual {
-				if f, ok := latentMTLSMismatch(s, name, eps); ok {
-					out = append(out, f)
-				}
-			}
-			continue
-		}
-		partial := ""
-		if total, ok := s.ClusterCounter(name, "upstream_rq_total"); ok && total.Value > 0 && failed > 0 && failed/total.Value < mismatchMinShare {
-			partial = fmt.Sprintf(" Only %.0f%% of the requests fail, though, where a server that refuses this mode refuses them all: most endpoints accept it (PERMISSIVE), so look at the failing hosts first.", failed/total.Value*100)
-		}
-		f := NewFinding(CodeTLSModeMismatch, ClusterSubject(name))
-		f.Title = fmt.Sprintf("This proxy sends %s to %s, which its endpoints do not speak", modeWords(cfg.TLSMode), ServiceHost(name))
-		f.Evidence = append([]Evidence{
-			{Label: "TLS mode of the cluster", Text: cfg.TLSMode, Source: "config_dump.json cluster " + name},
-			{Label: "endpoints with a sidecar (tlsMode=istio)", Value: float64(sidecars), Unit: UnitCount, Source: fmt.Sprintf("config_dump.json endpoints of %s (%d endpoints)", name, len(eps))},
-		}, ev...)
-		f.Explanation = why + " This proxy cannot see the server's PeerAuthentication: confirm it with `istioctl x describe pod` on an upstream pod." + partial
-		if partial != "" {
-			f.Severity = SeverityWarning
-		}
-		f.Fix = Fix{Summary: fmt.Sprintf("Set tls.mode %s for %s (or delete the tls block and let auto mTLS choose).", fixMode, ServiceHost(name))}
-		if host := serviceHost(name); host != "" {
-			f.Fix.YAML = DestinationRuleYAML(host, "    tls:\n      mode: "+fixMode+"\n")
-		}
-		f.Impact = rate
-		out = append(out, f)
 	}
 	return out
+}
+
+// noSidecarEndpoints returns the endpoints of a cluster when there are some and none carries
+// tlsMode=istio, the label sidecar injection puts on pods. Istio keeps that label in the
+// endpoints it sends when a DestinationRule forces ISTIO_MUTUAL, so under ISTIO_MUTUAL its
+// absence means no sidecar. Endpoints reached through a tunnel (envoy:// internal addresses,
+// HBONE) carry tunnel metadata instead, so they say nothing about a sidecar.
+func noSidecarEndpoints(s *Snapshot, cluster string) []envoyadmin.Endpoint {
+	if s.Config == nil {
+		return nil
+	}
+	eps := clusterEndpoints(s.Config, cluster)
+	if sidecarCount(eps) > 0 || tunnelled(eps) {
+		return nil
+	}
+	return eps
+}
+
+// mutualWithoutSidecars reports a cluster that a DestinationRule forces to ISTIO_MUTUAL while
+// none of its endpoints has a sidecar, once its handshakes fail (or, before any request,
+// latentMTLSMismatch).
+func mutualWithoutSidecars(s *Snapshot, name string) (Finding, bool) {
+	eps := noSidecarEndpoints(s, name)
+	if len(eps) == 0 {
+		return Finding{}, false
+	}
+	var failed, rate float64
+	var ev []Evidence
+	for _, st := range []string{"ssl_connection_error", "upstream_cx_connect_fail"} {
+		if m, ok := s.ClusterCounter(name, st); ok && significant(m, mismatchMinCumulative) {
+			failed, rate = failed+m.Value, rate+m.Rate
+			ev = append(ev, m.Evidence(mismatchStatLabels[st]))
+		}
+	}
+	n, logEv := s.LogCount("failed requests to "+name+" in the access log", func(e *envoyadmin.AccessLogEntry) bool {
+		return e.UpstreamCluster == name && HasFlag(e, "UF") && strings.Contains(e.TransportFailure+e.Details, "TLS")
+	})
+	if n > 0 {
+		ev = append(ev, logEv)
+	}
+	if len(ev) == 0 {
+		return latentMTLSMismatch(s, name, eps)
+	}
+	host := ServiceHost(name)
+	f := NewFinding(CodeTLSModeMismatch, ClusterSubject(name))
+	f.Title = fmt.Sprintf("This proxy sends mTLS to %s, which its endpoints do not speak", host)
+	f.Evidence = append([]Evidence{
+		{Label: "TLS mode of the cluster", Text: envoyadmin.TLSModeIstioMutual, Source: "config_dump.json cluster " + name},
+		{Label: "endpoints with a sidecar (tlsMode=istio)", Value: 0, Unit: UnitCount, Source: fmt.Sprintf("config_dump.json endpoints of %s (%d endpoints)", name, len(eps))},
+	}, ev...)
+	f.Explanation = fmt.Sprintf("A DestinationRule sets tls.mode ISTIO_MUTUAL for %s, but none of its %d endpoints runs a sidecar (none has the tlsMode=istio label, which Istio keeps in the endpoints under ISTIO_MUTUAL), so nothing on the other side answers mTLS.", host, len(eps)) + subsetLabelCaveat(name)
+	if total, ok := s.ClusterCounter(name, "upstream_rq_total"); ok && total.Value > 0 && failed > 0 && failed/total.Value < mismatchMinShare {
+		f.Severity = SeverityWarning
+		f.Explanation += fmt.Sprintf(" Only %.0f%% of the requests fail, though, where pods without a sidecar fail them all: something answers mTLS for most of them, so look at the failing hosts first.", failed/total.Value*100)
+	}
+	f.Fix = Fix{Summary: fmt.Sprintf("Set tls.mode DISABLE for %s (or delete the tls block and let auto mTLS choose), or inject a sidecar into its pods.", host)}
+	if h := serviceHost(name); h != "" {
+		f.Fix.YAML = DestinationRuleYAML(h, "    tls:\n      mode: DISABLE\n")
+	}
+	f.Impact = rate
+	return f, true
+}
+
+// subsetLabelCaveat qualifies "no tlsMode=istio label, so no sidecar" for a subset cluster: istiod
+// judges a subset's endpoints by the subset's own tls setting, and without one by the pods' label
+// and PeerAuthentication, so it also leaves the label out for sidecars whose PeerAuthentication
+// is DISABLE. Those take only plaintext, so the fix is the same.
+func subsetLabelCaveat(cluster string) string {
+	if envoyadmin.ParseClusterName(cluster).Subset == "" {
+		return ""
+	}
+	return " (For a subset without a tls setting of its own, istiod also leaves the label out for pods whose sidecar has PeerAuthentication DISABLE: those take only plaintext as well.)"
 }
 
 // mismatchStatLabels names the counters that show a TLS mode mismatch failing.
@@ -328,25 +334,18 @@ func peerAuthenticationYAML(s *Snapshot, ns, mode string) string {
 }
 
 // latentMTLSMismatch reports a cluster that a DestinationRule forces to ISTIO_MUTUAL while none of
-// its endpoints has a sidecar, before any request has failed: the first connection will fail its
-// handshake. It is the one TLS mode mismatch the proxy's own evidence shows without failures.
-// Istio keeps an endpoint's tlsMode metadata (the tlsMode=istio label the injector puts on pods)
-// when a DestinationRule forces ISTIO_MUTUAL, so its absence on every endpoint means no sidecar;
-// under DISABLE or SIMPLE, Istio strips that metadata and the server's PeerAuthentication
-// (PERMISSIVE accepts both) decides, neither of which this proxy shows, so those are reported
-// only once requests fail. Left out, because something may answer mTLS there: endpoints reached
-// through a tunnel (envoy:// internal addresses, HBONE), hosts that are not Kubernetes services
-// (a ServiceEntry's WorkloadEntries, whose labels are the user's), and clusters with any sign of
+// its endpoints has a sidecar (noSidecarEndpoints), before any request has failed: the first
+// connection will fail its handshake. It is the one TLS mode mismatch the proxy's own evidence
+// shows without failures: under DISABLE or SIMPLE, istiod strips the endpoints' tlsMode metadata
+// and the server's PeerAuthentication (PERMISSIVE accepts both) decides, neither of which this
+// proxy shows, so those are reported only once requests fail (plaintextRefusedFinding). Left
+// out, because something may answer mTLS there: hosts that are not Kubernetes services (a
+// ServiceEntry's WorkloadEntries, whose labels are the user's), and clusters with any sign of
 // working traffic.
 func latentMTLSMismatch(s *Snapshot, name string, eps []envoyadmin.Endpoint) (Finding, bool) {
 	host := serviceHost(name)
 	if _, ns := hostNameNamespace(host); host == "" || ns == "" {
 		return Finding{}, false
-	}
-	for _, e := range eps {
-		if strings.HasPrefix(e.Address, "envoy://") {
-			return Finding{}, false
-		}
 	}
 	var looked []string
 	for _, st := range []string{"upstream_rq_total", "upstream_cx_total", "ssl_handshake"} {
@@ -375,7 +374,7 @@ func latentMTLSMismatch(s *Snapshot, name string, eps []envoyadmin.Endpoint) (Fi
 		{Label: "endpoints with a sidecar (tlsMode=istio)", Value: 0, Unit: UnitCount, Source: fmt.Sprintf("config_dump.json endpoints of %s (%d endpoints)", name, len(eps))},
 		{Label: "requests to the cluster seen", Value: 0, Unit: UnitCount, Source: orDefault(strings.Join(looked, "; "), "no stats or access log in the capture")},
 	}
-	f.Explanation = fmt.Sprintf("A DestinationRule sets tls.mode ISTIO_MUTUAL for %s, but none of its %d endpoints carries the tlsMode=istio label that sidecar injection puts on pods, and Istio keeps that label in the endpoints it sends when a DestinationRule forces ISTIO_MUTUAL: so none of them runs a sidecar to answer mTLS. %s; the first request will fail its TLS handshake (503 UF with a TLS error, or a reset), unless the pods terminate Istio mTLS some other way than a labelled sidecar.", host, len(eps), seen)
+	f.Explanation = fmt.Sprintf("A DestinationRule sets tls.mode ISTIO_MUTUAL for %s, but none of its %d endpoints carries the tlsMode=istio label that sidecar injection puts on pods, and Istio keeps that label in the endpoints it sends when a DestinationRule forces ISTIO_MUTUAL: so none of them runs a sidecar to answer mTLS. %s; the first request will fail its TLS handshake (503 UF with a TLS error, or a reset), unless the pods terminate Istio mTLS some other way than a labelled sidecar.", host, len(eps), seen) + subsetLabelCaveat(name)
 	f.Fix = Fix{Summary: fmt.Sprintf("Set tls.mode DISABLE for %s (or delete the tls block and let auto mTLS choose), or inject a sidecar into its pods.", host), YAML: DestinationRuleYAML(host, "    tls:\n      mode: DISABLE\n")}
 	if ep := endpointsCommand(name); ep != "" {
 		f.Fix.Command = ep

@@ -74,28 +74,6 @@ func TestMTLSRule(t *testing.T) {
 			c2 := map[string]fxCluster{fxReviews: {values: map[string]float64{"ssl_connection_error": 40, "ssl_handshake": 160}}}
 			return fxTwo(fxSample(nil, c), fxSample(nil, c2))
 		}, nil, nil},
-		{"plaintext to sidecars that close the connection", func(t *testing.T) *Snapshot {
-			s := &Snapshot{Now: fxNow, Config: fxModeConfig(envoyadmin.TLSModePlaintext, 2, 0)}
-			line := fxIstioLine(503, "UC", "upstream_reset_before_response_started{connection_termination}", "-", fxReviews, "10.0.1.1:9080", 2, -1)
-			s.AccessLog = fxLog(t, line, line, line)
-			return s
-		}, []string{"MESH0802"}, func(t *testing.T, fs []Finding) {
-			if !strings.Contains(fs[0].Fix.YAML, "mode: ISTIO_MUTUAL") || !strings.Contains(fs[0].Explanation, "cannot see the server's PeerAuthentication") {
-				t.Errorf("fix %q, explanation %q", fs[0].Fix.YAML, fs[0].Explanation)
-			}
-		}},
-		{"plaintext to sidecars with a few failures: a warning", func(t *testing.T) *Snapshot {
-			s := fxOne(fxSample(nil, map[string]fxCluster{fxReviews: {values: map[string]float64{"upstream_cx_destroy_remote_with_active_rq": 10, "upstream_rq_total": 1000}}}))
-			s.Config = fxModeConfig(envoyadmin.TLSModePlaintext, 2, 0)
-			return s
-		}, []string{"MESH0802"}, func(t *testing.T, fs []Finding) {
-			if fs[0].Severity != SeverityWarning || !strings.Contains(fs[0].Explanation, "Only 1% of the requests fail") {
-				t.Errorf("%s: %s", fs[0].Severity, fs[0].Explanation)
-			}
-		}},
-		{"plaintext to sidecars without failures is not a mismatch", func(t *testing.T) *Snapshot {
-			return &Snapshot{Now: fxNow, Config: fxModeConfig(envoyadmin.TLSModePlaintext, 2, 0)}
-		}, nil, nil},
 		{"mTLS forced toward pods without a sidecar", func(t *testing.T) *Snapshot {
 			s := fxOne(fxSample(nil, map[string]fxCluster{fxReviews: {values: map[string]float64{"ssl_connection_error": 12, "upstream_rq_total": 12}}}))
 			s.Config = fxModeConfig(envoyadmin.TLSModeIstioMutual, 0, 3)
@@ -103,6 +81,17 @@ func TestMTLSRule(t *testing.T) {
 		}, []string{"MESH0802"}, func(t *testing.T, fs []Finding) {
 			if !strings.Contains(fs[0].Fix.YAML, "mode: DISABLE") {
 				t.Errorf("fix %q", fs[0].Fix.YAML)
+			}
+		}},
+		{"mTLS forced toward a subset whose endpoints lack the label: the caveat of PeerAuthentication DISABLE", func(t *testing.T) *Snapshot {
+			const v1 = "outbound|9080|v1|reviews.default.svc.cluster.local"
+			s := fxOne(fxSample(nil, map[string]fxCluster{v1: {values: map[string]float64{"ssl_connection_error": 12, "upstream_rq_total": 12}}}))
+			s.Config = fxModeConfig(envoyadmin.TLSModeIstioMutual, 0, 3)
+			s.Config.Clusters[0].Name, s.Config.Endpoints[0].Cluster = envoyadmin.ParseClusterName(v1), v1
+			return s
+		}, []string{"MESH0802"}, func(t *testing.T, fs []Finding) {
+			if !strings.Contains(fs[0].Explanation, "PeerAuthentication DISABLE: those take only plaintext") {
+				t.Errorf("%s", fs[0].Explanation)
 			}
 		}},
 		{"mTLS forced toward pods without a sidecar, before any request: a latent mismatch", func(t *testing.T) *Snapshot {

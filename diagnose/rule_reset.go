@@ -26,7 +26,8 @@ func (UpstreamResetRule) Meta() RuleMeta {
 func (UpstreamResetRule) Check(s *Snapshot) []Finding {
 	var out []Finding
 	for _, c := range s.appClusters() {
-		// Plaintext sent to sidecars that require mTLS fails the same way; the MTLSRule tells it.
+		// Plaintext refused by sidecars that require mTLS fails the same way, on nearly every
+		// request; the MTLSRule tells it (MESH0802).
 		if g := s.clusterSignal(c, "upstream_cx_destroy_remote_with_active_rq", isConnectionTermination); g.fires() && !s.tlsModeMismatch(c) {
 			out = append(out, keepAliveRaceFinding(s, c, g))
 		}
@@ -84,6 +85,7 @@ func keepAliveRaceFinding(s *Snapshot, c string, g signal) Finding {
 		"a request the proxy sends just as the application closes the connection is lost. Istio's default retries (connect-failure, refused-stream, unavailable, cancelled, 503) do not retry it. "+
 		"The proxy's idle timeout must be shorter than the application's keep-alive timeout. Other causes of the same counter: the upstream crashed or was OOM-killed, or closes connections after a number of requests.",
 		who, durationText(idle))
+	f.Explanation += plaintextRaceNote(s, c)
 	if inbound {
 		f.Explanation += restartsNote(s)
 		ns, _ := s.podRef()

@@ -32,10 +32,14 @@ func TestUpstreamResetRule(t *testing.T) {
 		}},
 	}
 
-	// Plaintext sent to sidecars (tls DISABLE) fails with UC too; that is the MTLSRule's.
-	plaintextToSidecars := upHealthyInterval()
-	setCounter(plaintextToSidecars, upReviews, "upstream_cx_destroy_remote_with_active_rq", 0, 50)
-	plaintextToSidecars.Config.Clusters[0].TLSMode = envoyadmin.TLSModePlaintext
+	// Plaintext (tls DISABLE) refused by sidecars that require mTLS fails with UC too, on every
+	// request; that is the MTLSRule's. The endpoints carry no tlsMode, as istiod sends them.
+	plaintextRefused := upHealthyInterval()
+	setCounter(plaintextRefused, upReviews, "upstream_cx_destroy_remote_with_active_rq", 0, 300)
+	plaintextRefused.Config.Clusters[0].TLSMode = envoyadmin.TLSModePlaintext
+	for i := range plaintextRefused.Config.Endpoints[0].Endpoints {
+		plaintextRefused.Config.Endpoints[0].Endpoints[i].TLSMode = ""
+	}
 
 	remote := upHealthyInterval()
 	setCounter(remote, upReviews, "upstream_rq_rx_reset", 0, 15)
@@ -75,7 +79,7 @@ func TestUpstreamResetRule(t *testing.T) {
 			explain: []string{"productpage restarted 4 times (last: OOMKilled)"},
 			fix:     []string{"kind: Sidecar", "inboundConnectionPool", "app: productpage"},
 		}}},
-		{name: "plaintext to sidecars is not a keep-alive race", snap: plaintextToSidecars},
+		{name: "plaintext refused on every request is not a keep-alive race", snap: plaintextRefused},
 		{name: "HTTP/2 upstream resets streams", snap: remote, want: []upWant{{
 			code: CodeRemoteReset, subject: upReviews, severity: SeverityError,
 			values:  map[string]float64{"upstream_rq_rx_reset": 0.5},

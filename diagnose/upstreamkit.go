@@ -347,32 +347,21 @@ func durationText(d time.Duration) string {
 // millis is a duration in milliseconds, for evidence.
 func millis(d time.Duration) float64 { return round(float64(d)/float64(time.Millisecond), 1) }
 
-// tlsModeMismatch reports whether a cluster's TLS mode cannot work with its endpoints, as the
-// MTLSRule judges it (plaintext or one-way TLS to sidecars, ISTIO_MUTUAL to pods without one).
-// Failures of such a cluster are the MTLSRule's to explain (MESH0802), so the upstream rules do
-// not also report them as a connect failure or a keep-alive race.
+// tlsModeMismatch reports whether the MTLSRule explains a cluster's failures by its TLS mode
+// (MESH0802): ISTIO_MUTUAL toward endpoints that have no sidecar, or plaintext or one-way TLS to
+// a service of the mesh with nearly every request cut off. The upstream rules then do not also
+// report them as a connect failure or a keep-alive race. A plaintext cluster whose failures are
+// a small share stays theirs: a keep-alive race happens to plaintext services too.
 func (s *Snapshot) tlsModeMismatch(c string) bool {
 	cfg := s.ClusterConfig(c)
 	if cfg == nil {
 		return false
 	}
-	total, sidecars := 0, 0
-	for _, ce := range s.Config.Endpoints {
-		if ce.Cluster != c {
-			continue
-		}
-		for _, e := range ce.Endpoints {
-			total++
-			if e.TLSMode == "istio" {
-				sidecars++
-			}
-		}
-	}
 	switch cfg.TLSMode {
-	case envoyadmin.TLSModePlaintext, envoyadmin.TLSModeSimple:
-		return sidecars > 0
 	case envoyadmin.TLSModeIstioMutual:
-		return total > 0 && sidecars == 0
+		return len(noSidecarEndpoints(s, c)) > 0
+	case envoyadmin.TLSModePlaintext, envoyadmin.TLSModeSimple:
+		return s.plaintextRefused(cfg)
 	}
 	return false
 }

@@ -464,19 +464,23 @@ def inbound_hcm(port, svc, extra_filters=None):
 
 def virtual_inbound(port, svc, mtls="PERMISSIVE", extra_filters=None):
     """Istio 1.21's virtualInbound: per-port mTLS and (PERMISSIVE only) plaintext chains, and the
-    passthrough chains for ports without a service."""
+    passthrough chains for ports without a service. PERMISSIVE tells mTLS from plain TLS by the
+    Istio ALPN values; STRICT has one TLS chain per port, without ALPN match, that requires a
+    client certificate (pilot's inboundStrictHTTPFilterChainMatchOptions)."""
+    alpn = {"application_protocols": ["istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2"]}
+    if mtls == "STRICT":
+        alpn = {}
     chains = [{"filter_chain_match": {"destination_port": 15006},
                "filters": [stats_filter_tcp("SERVER"), {"name": "envoy.filters.network.tcp_proxy", "typed_config": {
                    "@type": TCP_PROXY_T, "stat_prefix": "BlackHoleCluster", "cluster": "BlackHoleCluster"}}],
                "name": "virtualInbound-blackhole"}]
-    chains.append({"filter_chain_match": {"destination_port": port, "transport_protocol": "tls",
-                                          "application_protocols": ["istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2"]},
+    chains.append({"filter_chain_match": dict({"destination_port": port, "transport_protocol": "tls"}, **alpn),
                    "filters": [inbound_hcm(port, svc, extra_filters)], "transport_socket": downstream_tls(),
                    "name": f"0.0.0.0_{port}"})
     if mtls == "PERMISSIVE":
         chains.append({"filter_chain_match": {"destination_port": port, "transport_protocol": "raw_buffer"},
                        "filters": [inbound_hcm(port, svc, extra_filters)], "name": f"0.0.0.0_{port}"})
-    chains.append({"filter_chain_match": {"transport_protocol": "tls", "application_protocols": ["istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2"]},
+    chains.append({"filter_chain_match": dict({"transport_protocol": "tls"}, **alpn),
                    "filters": [stats_filter_tcp("SERVER"), {"name": "envoy.filters.network.tcp_proxy", "typed_config": {
                        "@type": TCP_PROXY_T, "stat_prefix": "InboundPassthroughCluster", "cluster": "InboundPassthroughCluster"}}],
                    "transport_socket": downstream_tls(), "name": "virtualInbound"})

@@ -71,17 +71,23 @@ def sidecar_dump(p, drs=None, vss=None, mtls="PERMISSIVE", regexes=(envoy.MESH_S
         dr = drs.get(name, {})
         backends = w.BACKENDS[name]
 
-        def eps(pods):
+        # istiod decides an endpoint's tlsMode metadata from the DestinationRule's TLS mode when
+        # it sets one (tlsMode=istio only under ISTIO_MUTUAL), else from the pod's sidecar and
+        # PeerAuthentication (eds_tls: False for a pod without either); a subset cluster is judged
+        # by the subset's own policy, and these subsets have no tls of their own
+        # (pilot/pkg/xds/endpoints/mtls_checker.go, checkMtlsEnabled).
+        def eps(pods, dr_tls):
             return [{"ip": PODS[k]["ip"], "port": 9080,
                      "workload": f"{PODS[k]['workload']};{w.NS};{PODS[k]['app']};{PODS[k]['version']};Kubernetes",
-                     "tls": eds_tls.get(k, True), "health": eds_health.get(k, "HEALTHY")} for k in pods]
+                     "tls": dr_tls == "ISTIO_MUTUAL" if dr_tls else eds_tls.get(k, True),
+                     "health": eds_health.get(k, "HEALTHY")} for k in pods]
         main = envoy.outbound_cluster(s, dr=dict(dr, config=bool(dr)))
         dyn.append(main)
-        eds.append(envoy.endpoints(main["cluster"]["name"], eps(backends)))
+        eds.append(envoy.endpoints(main["cluster"]["name"], eps(backends, dr.get("tls"))))
         for subset in dr.get("subsets", []):
             c = envoy.outbound_cluster(s, subset=subset, dr=dict(dr, config=True))
             dyn.append(c)
-            eds.append(envoy.endpoints(c["cluster"]["name"], eps([k for k in backends if PODS[k]["version"] == subset])))
+            eds.append(envoy.endpoints(c["cluster"]["name"], eps([k for k in backends if PODS[k]["version"] == subset], None)))
         vhosts.append(envoy.vhost(s, s["ip"], vss.get(name) or [envoy.default_route(s)]))
     svc = SERVICES[p["app"]]
     dyn.append(envoy.inbound_cluster(9080, svc))
@@ -153,9 +159,9 @@ def outbound_ok(service, rate=20, shape=FAST, membership=None):
     return t
 
 
-def istio_ok(it, p, service, traffic, shape=None, split=None, duration=False):
+def istio_ok(it, p, service, traffic, shape=None, split=None, duration=False, plaintext=False):
     """Source-reporter 200s from pod p to a service, as many as the cluster's stats counted,
-    split across its backends."""
+    split across its backends. plaintext: no peer certificate, so no destination principal."""
     split = split or {k: 1 / len(w.BACKENDS[service]) for k in w.BACKENDS[service]}
     n0 = traffic.codes[0].get(200, 0)
     n1 = traffic.codes[1].get(200, 0) - n0
@@ -165,7 +171,10 @@ def istio_ok(it, p, service, traffic, shape=None, split=None, duration=False):
         c0 = left0 if i == len(keys) - 1 else int(n0 * split[k])
         c1 = left1 if i == len(keys) - 1 else int(n1 * split[k])
         left0, left1 = left0 - c0, left1 - c1
-        labels = stats.istio_labels("source", w.src_of(p), w.dst_of(service, k), 200)
+        dst = w.dst_of(service, k)
+        if plaintext:
+            dst["principal"] = "unknown"
+        labels = stats.istio_labels("source", w.src_of(p), dst, 200)
         it.add(0, labels, c0, shape if duration else None, duration)
         it.add(1, labels, c1, shape if duration else None, duration)
 
@@ -350,22 +359,26 @@ def keepalive_race():
     it = IstioTraffic()
     traffics = productpage_base(it, details=False)
     dt_ = SERVICES["details"]
-    t = Traffic(f"outbound|9080||{dt_['host']}", membership=1)
-    # details v1.4 (node) closes connections idle for 5 s; the pool keeps them for 1 h. Now and
-    # then a request is written to a connection the app has just closed.
+    # details v1.4 (node) runs without a sidecar (sidecar.istio.io/inject: "false"), so auto mTLS
+    # sends it plaintext (its endpoint has no tlsMode metadata) and productpage's pool connects
+    # to the app itself. The app closes connections idle for 5 s; the pool keeps them for 1 h.
+    # Now and then a request is written to a connection the app has just closed. (Behind a
+    # sidecar the race would be on details' inbound cluster, and productpage would get a 503
+    # response that its default retries absorb, not a UC of its own.)
+    t = Traffic(f"outbound|9080||{dt_['host']}", ssl=False, membership=1)
     t.ok(0, 20 * w.UPTIME1 - 1700, FAST, conns=1700 + 40)
     t.add(0, {"upstream_cx_destroy_remote_with_active_rq": 1700, "upstream_rq_total": 1700}, {503: 1700})
     t.ok(1, 196, FAST, conns=5)
     t.add(1, {"upstream_cx_destroy_remote_with_active_rq": 4, "upstream_rq_total": 4}, {503: 4})
     t.both(upstream_cx_active=5, upstream_rq_active=1)
     traffics.append(t)
-    istio_ok(it, PP, "details", t)
-    lbl = stats.istio_labels("source", w.src_of(PP), w.dst_of("details"), 503, "UC")
+    istio_ok(it, PP, "details", t, plaintext=True)
+    lbl = stats.istio_labels("source", w.src_of(PP), dict(w.dst_of("details"), principal="unknown"), 503, "UC")
     it.add(0, lbl, 1700)
     it.add(1, lbl, 4)
     dr = {"details": {"idle_timeout": "3600s"}}
     ann = mesh_annotations()
-    dump = sidecar_dump(PP, drs=dr, annotations=ann)
+    dump = sidecar_dump(PP, drs=dr, annotations=ann, eds_tls={"details": False})
     log = []
     starts = window_starts(14, before_ms=52000, offset_ms=311)
     for i, start in enumerate(starts):
@@ -595,7 +608,11 @@ def mtls_mismatch():
     # outside the mesh) was applied 6 minutes ago. The namespace's PeerAuthentication is STRICT,
     # so reviews' sidecars close every plaintext connection once the request is written: each
     # request fails with 503 UC connection_termination, which alone would read as a keep-alive
-    # race. The cluster's mode (DISABLE) against endpoints that all run a sidecar says otherwise.
+    # race. What this proxy shows is the cluster's mode (DISABLE, for a service of the mesh whose
+    # default is auto mTLS) and that every request in the window fails that way. It does not show
+    # that reviews' pods run a sidecar: under a DestinationRule's DISABLE istiod sends their
+    # endpoints without tlsMode metadata. Its own inbound listener is STRICT, as the namespace's
+    # PeerAuthentication makes it.
     t = Traffic(f"outbound|9080||{rv['host']}", ssl=False, membership=3)
     before_ok = 20 * (w.UPTIME1 - 360)
     t.ok(0, before_ok, NORMAL, conns=14)
@@ -605,12 +622,15 @@ def mtls_mismatch():
     traffics.append(t)
     istio_ok(it, PP, "reviews", t, split={"reviews-v1": .34, "reviews-v2": .33, "reviews-v3": .33})
     for key, share in (("reviews-v1", .34), ("reviews-v2", .33), ("reviews-v3", .33)):
-        lbl = stats.istio_labels("source", w.src_of(PP), w.dst_of("reviews", key), 503, "UC")
+        # Plaintext: no peer certificate, so the destination principal is unknown; the workload
+        # labels still come from the endpoint's istio.workload metadata.
+        dst = dict(w.dst_of("reviews", key), principal="unknown")
+        lbl = stats.istio_labels("source", w.src_of(PP), dst, 503, "UC")
         it.add(0, lbl, int(20 * 360 * share))
         it.add(1, lbl, int(200 * share))
     dr = {"reviews": {"tls": "DISABLE"}}
     ann = mesh_annotations()
-    dump = sidecar_dump(PP, drs=dr, annotations=ann)
+    dump = sidecar_dump(PP, drs=dr, mtls="STRICT", annotations=ann)
     log = []
     keys = ["reviews-v1", "reviews-v2", "reviews-v3"]
     for i, start in enumerate(window_starts(25, before_ms=0)):
