@@ -35,10 +35,15 @@ type Report struct {
 	// Target names what was diagnosed ("pod default/reviews-v2-abc", "folder ./capture").
 	Target string `json:"target"`
 	// Basis says what the numbers cover: an interval between two samples, or since start.
-	Basis    string    `json:"basis"`
-	Findings []Finding `json:"findings"`
-	Skipped  []Skipped `json:"skipped,omitempty"`
-	Warnings []string  `json:"warnings,omitempty"`
+	Basis string `json:"basis"`
+	// WindowSeconds is the time between the two stats samples; 0 with one sample, whose
+	// numbers (Cumulative) count since the proxy started, UptimeSeconds ago when known.
+	WindowSeconds float64   `json:"windowSeconds"`
+	Cumulative    bool      `json:"cumulative"`
+	UptimeSeconds float64   `json:"uptimeSeconds,omitempty"`
+	Findings      []Finding `json:"findings"`
+	Skipped       []Skipped `json:"skipped,omitempty"`
+	Warnings      []string  `json:"warnings,omitempty"`
 }
 
 // Worst returns the highest severity among the findings, "" when there are none.
@@ -54,7 +59,17 @@ func (r *Report) Worst() Severity {
 
 // Diagnose runs the rules over a snapshot and ranks the findings.
 func Diagnose(s *Snapshot, rules []Rule) *Report {
-	r := &Report{Basis: basis(s), Warnings: append([]string(nil), s.Warnings...)}
+	r := &Report{
+		Basis:    basis(s),
+		Findings: []Finding{}, // [] not null in JSON: consumers iterate it
+		Warnings: append([]string(nil), s.Warnings...),
+	}
+	if s.Has(InputStatsInterval) {
+		r.WindowSeconds = s.Window.Seconds()
+	} else if s.Has(InputStats) {
+		r.Cumulative = true
+		r.UptimeSeconds = s.Uptime().Seconds()
+	}
 	for _, rule := range rules {
 		meta := rule.Meta()
 		if missing := missingInputs(s, meta); len(missing) > 0 {

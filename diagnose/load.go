@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -67,6 +68,9 @@ func LoadDir(dir string, now time.Time) (*Snapshot, error) {
 	l.serverInfo()
 	l.accessLog()
 	l.pod()
+	if l.found > 0 && l.usable == 0 {
+		return nil, fmt.Errorf("none of the evidence files in %s could be read: %s", dir, strings.Join(l.s.Warnings, "; "))
+	}
 	if l.found == 0 {
 		return nil, fmt.Errorf("%s holds no evidence files: expected some of %s, %s, %s, %s, %s, %s, %s", dir,
 			FileStatsProm, FileStatsText, FileConfigDump, FileClustersJS, FileCerts, FileAccessLog, FilePod)
@@ -75,9 +79,10 @@ func LoadDir(dir string, now time.Time) (*Snapshot, error) {
 }
 
 type loader struct {
-	dir   string
-	s     *Snapshot
-	found int
+	dir string
+	s   *Snapshot
+	// found counts the evidence files present, usable those that parsed.
+	found, usable int
 }
 
 // read returns a file's content, nil when absent; other read errors become warnings.
@@ -146,9 +151,16 @@ func (l *loader) stats() {
 		if first == nil {
 			continue
 		}
+		if first.Empty() {
+			// A file of the wrong format (GET /stats saved as stats.prom) can parse to nothing;
+			// another format's file may still hold the sample.
+			l.s.Warnings = append(l.s.Warnings, fmt.Sprintf("%s: holds no Envoy stats (is it the output of the endpoint its name says?); the diagnosis goes on without it", p.first))
+			continue
+		}
+		l.usable++
 		l.s.Stats, l.s.StatsFile = first, p.first
 		if b2 := l.read(p.second); b2 != nil {
-			if second := parse(p.second, b2, p.parse); second != nil {
+			if second := parse(p.second, b2, p.parse); second != nil && !second.Empty() {
 				l.s.Stats2, l.s.Stats2File = second, p.second
 				l.s.Window = l.window()
 				if l.s.Window <= 0 {
@@ -156,7 +168,21 @@ func (l *loader) stats() {
 				}
 			}
 		}
+		l.unpairedSeconds(p.first)
 		return
+	}
+}
+
+// unpairedSeconds warns about second samples of another format than the first, which cannot
+// be subtracted from it.
+func (l *loader) unpairedSeconds(first string) {
+	for _, p := range statsPairs {
+		if p.first == first || l.s.Stats2File == p.second {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(l.dir, p.second)); err == nil {
+			l.s.Warnings = append(l.s.Warnings, fmt.Sprintf("%s is ignored: the first sample read is %s, and only two samples of one format give interval rates", p.second, first))
+		}
 	}
 }
 
@@ -185,6 +211,7 @@ func (l *loader) config() {
 		l.s.Warnings = append(l.s.Warnings, FileConfigDump+": "+w)
 	}
 	l.s.Config = cfg
+	l.usable++
 	if len(cfg.Secrets) > 0 && len(l.s.Certs) == 0 {
 		l.s.Certs, l.s.CertsFile = cfg.Secrets, FileConfigDump
 	}
@@ -195,6 +222,7 @@ func (l *loader) upstreams() {
 		u, err := envoyadmin.ParseClustersJSON(b)
 		if err == nil {
 			l.s.Upstreams, l.s.UpstreamsFile = u, FileClustersJS
+			l.usable++
 			return
 		}
 		l.warn(FileClustersJS, err)
@@ -206,6 +234,7 @@ func (l *loader) upstreams() {
 			return
 		}
 		l.s.Upstreams, l.s.UpstreamsFile = u, FileClustersTxt
+		l.usable++
 	}
 }
 
@@ -220,6 +249,7 @@ func (l *loader) certs() {
 		return
 	}
 	l.s.Certs, l.s.CertsFile = certs, FileCerts
+	l.usable++
 }
 
 func (l *loader) serverInfo() {
@@ -233,6 +263,7 @@ func (l *loader) serverInfo() {
 		return
 	}
 	l.s.ServerInfo = si
+	l.usable++
 }
 
 func (l *loader) accessLog() {
@@ -249,6 +280,11 @@ func (l *loader) accessLog() {
 		l.s.Warnings = append(l.s.Warnings, fmt.Sprintf("%s: %d lines not understood (first, line %d: %s)", FileAccessLog, len(lineErrs), lineErrs[0].Line, lineErrs[0].Reason))
 	}
 	l.s.AccessLog = entries
+	if len(entries) > 0 {
+		l.usable++
+	} else {
+		l.s.Warnings = append(l.s.Warnings, FileAccessLog+": no access-log line in it (access logs may be off: Istio's Telemetry API or meshConfig.accessLogFile turns them on); the diagnosis goes on without it")
+	}
 }
 
 func (l *loader) pod() {
@@ -266,6 +302,7 @@ func (l *loader) pod() {
 		return
 	}
 	l.s.Pod = &pod
+	l.usable++
 	if l.s.Meta.Pod == "" {
 		l.s.Meta.Pod, l.s.Meta.Namespace = pod.Name, pod.Namespace
 	}

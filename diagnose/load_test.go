@@ -85,9 +85,33 @@ func TestLoadDirBadInput(t *testing.T) {
 		files   map[string]string
 		wantErr string   // LoadDir fails with this
 		warns   []string // or succeeds with these warnings
+		stats   string   // and reads this stats file
 	}{
 		{name: "empty folder", files: map[string]string{"notes.md": "hello"}, wantErr: "holds no evidence files"},
 		{name: "only meta", files: map[string]string{FileMeta: `{}`}, wantErr: "holds no evidence files"},
+		{
+			name:    "nothing readable",
+			files:   map[string]string{FileConfigDump: `{"configs": [`, FileCerts: "not json", FileAccessLog: "hello\n"},
+			wantErr: "none of the evidence files",
+		},
+		{
+			name:  "text stats saved as stats.prom beside a good stats.txt",
+			files: map[string]string{FileStatsProm: "cluster.outbound|80||a.default.svc.cluster.local.upstream_rq_timeout: 7\n", FileStatsText: "cluster.outbound|80||a.default.svc.cluster.local.upstream_rq_timeout: 7\n"},
+			warns: []string{"stats.prom: "},
+			stats: FileStatsText,
+		},
+		{
+			name:  "empty stats.prom beside a good stats.txt",
+			files: map[string]string{FileStatsProm: "", FileStatsText: "server.uptime: 60\n"},
+			warns: []string{"stats.prom: holds no Envoy stats"},
+			stats: FileStatsText,
+		},
+		{
+			name:  "second sample of another format",
+			files: map[string]string{FileStatsProm: promSample1, FileStats2Text: "server.uptime: 70\n"},
+			warns: []string{"stats-2.txt is ignored"},
+			stats: FileStatsProm,
+		},
 		{
 			name:  "truncated config dump beside good stats",
 			files: map[string]string{FileConfigDump: `{"configs": [{"@type": "type.googleapis.com/envoy.admin.v3.Clusters`, FileStatsProm: promSample1},
@@ -125,6 +149,9 @@ func TestLoadDirBadInput(t *testing.T) {
 				if !strings.Contains(all, w) {
 					t.Errorf("warnings %q lack %q", all, w)
 				}
+			}
+			if tc.stats != "" && s.StatsFile != tc.stats {
+				t.Errorf("stats read from %q, want %q", s.StatsFile, tc.stats)
 			}
 			Diagnose(s, Rules()) // must not panic on partial evidence
 		})

@@ -1,6 +1,6 @@
 package diagnose
 
-import "flag"
+import "github.com/kubectl-mesh/kubectl-mesh/internal/golden"
 
-// update makes golden-file tests rewrite their files: go test ./diagnose -update.
-var update = flag.Bool("update", false, "rewrite golden files")
+// update makes golden-file tests rewrite their files: go test ./... -update.
+var update = golden.Update

@@ -274,3 +274,9 @@ func (b *sampleBuilder) lookupCluster(statName string) *ClusterStats {
 	b.s.Clusters[name] = cs
 	return cs
 }
+
+// Empty reports whether the sample holds no stats at all, as when a file of another format
+// parsed to nothing.
+func (s *StatsSample) Empty() bool {
+	return s == nil || len(s.Stats) == 0 && len(s.Strings) == 0 && len(s.Histograms) == 0 && len(s.Clusters) == 0 && len(s.Istio) == 0
+}

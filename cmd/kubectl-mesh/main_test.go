@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/kubectl-mesh/kubectl-mesh/internal/captures"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/golden"
 )
 
 // The binary is built once and driven as a user would, in a temp dir: exit codes, streams and
@@ -154,4 +155,13 @@ func TestExplainAndClustersAndVersion(t *testing.T) {
 	if !strings.Contains(r.stdout, "kubectl mesh why-slow --from") || !strings.Contains(r.stdout, "--kubeconfig") || !strings.Contains(r.stdout, "--context") {
 		t.Errorf("help should read as kubectl mesh and carry kubectl's flags:\n%s", r.stdout)
 	}
+}
+
+// TestExplainTextGolden pins explain's human output for the error users paste most.
+func TestExplainTextGolden(t *testing.T) {
+	r := run(t, "explain", "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: remote connection failure, transport failure reason: delayed connect error: 111")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	golden.Check(t, filepath.Join("testdata", "explain-connect-refused.txt"), []byte(r.stdout))
 }

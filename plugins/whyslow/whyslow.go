@@ -56,7 +56,7 @@ func NewCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStr
 	}
 	cmd.Flags().StringVar(&o.From, "from", "", "Read the evidence from a captured folder instead of a live pod")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (default: text)")
-	cmd.Flags().StringVar(&o.FailOn, "fail-on", "", "Exit with status 1 when a finding of this severity or worse is reported: warning or error")
+	cmd.Flags().StringVar(&o.FailOn, "fail-on", "", "Exit with status 1 when a finding of this severity or worse is reported: info, warning or error")
 	cmd.Flags().BoolVar(&o.Verbose, "verbose", false, "Also list the rules skipped for missing evidence")
 	return cmd
 }
