@@ -22,49 +22,80 @@ const (
 )
 
 // UpstreamSettings are one upstream cluster's effective resilience settings: what the proxy
-// will do, with Envoy's defaults filled in and marked as such.
+// will do, with Envoy's defaults filled in and marked as such. JSON and YAML carry the values;
+// the table renders them.
 type UpstreamSettings struct {
 	Cluster        envoyadmin.ClusterName `json:"cluster"`
 	DiscoveryType  string                 `json:"discoveryType"`
 	TLSMode        string                 `json:"tlsMode"`
-	ConnectTimeout string                 `json:"connectTimeout"`
-	IdleTimeout    string                 `json:"idleTimeout"`
-	MaxConnections string                 `json:"maxConnections"`
-	MaxPending     string                 `json:"maxPendingRequests"`
-	MaxRequests    string                 `json:"maxRequests"`
-	MaxRetries     string                 `json:"maxRetries"`
-	Outlier        string                 `json:"outlierDetection"`
-	// RouteTimeouts and Retries list the distinct settings of the routes that send traffic to
-	// the cluster; empty when no route does (TCP or unused clusters).
-	RouteTimeouts []string `json:"routeTimeouts,omitempty"`
-	Retries       []string `json:"retries,omitempty"`
+	ConnectTimeout DurationSetting        `json:"connectTimeout"`
+	IdleTimeout    DurationSetting        `json:"idleTimeout"`
+	MaxConnections LimitSetting           `json:"maxConnections"`
+	MaxPending     LimitSetting           `json:"maxPendingRequests"`
+	MaxRequests    LimitSetting           `json:"maxRequests"`
+	MaxRetries     LimitSetting           `json:"maxRetries"`
+	// MaxRequestsPerConnection is 0 when unlimited (Envoy's default).
+	MaxRequestsPerConnection uint32 `json:"maxRequestsPerConnection"`
+	// Outlier is nil when outlier detection is off.
+	Outlier *envoyadmin.OutlierDetection `json:"outlierDetection"`
+	// Routes are the routes that send traffic to the cluster; empty when none does (TCP or
+	// unused clusters).
+	Routes []RouteSettings `json:"routes"`
+}
+
+// DurationSetting is a timeout; Default marks Envoy's value for an unset field.
+type DurationSetting struct {
+	Seconds float64 `json:"seconds"`
+	Default bool    `json:"default"`
+}
+
+// LimitSetting is a circuit-breaker threshold; Unlimited marks Istio's 2^32-1, Default Envoy's
+// value for an unset threshold.
+type LimitSetting struct {
+	Limit     uint32 `json:"limit"`
+	Unlimited bool   `json:"unlimited"`
+	Default   bool   `json:"default"`
+}
+
+// RouteSettings are the timeout and retries of one route to the cluster.
+type RouteSettings struct {
+	RouteConfig string `json:"routeConfig"`
+	VirtualHost string `json:"virtualHost"`
+	// Timeout is the route timeout; Seconds 0 with Default false means disabled.
+	Timeout DurationSetting          `json:"timeout"`
+	Retry   *envoyadmin.RetryPolicy `json:"retry"`
 }
 
 // Settings lists every cluster of a config dump with its effective settings, sorted by name.
 func Settings(cfg *envoyadmin.ConfigSummary) []UpstreamSettings {
-	routes := map[string][]envoyadmin.RouteConfig{}
+	routes := map[string][]RouteSettings{}
 	for _, r := range cfg.Routes {
+		rs := RouteSettings{RouteConfig: r.RouteConfigName, VirtualHost: r.VirtualHost, Retry: r.Retry,
+			Timeout: DurationSetting{Seconds: defaultRouteTimeout.Seconds(), Default: true}}
+		if r.Timeout != nil {
+			rs.Timeout = DurationSetting{Seconds: r.Timeout.Seconds()}
+		}
 		for _, c := range r.Clusters {
-			routes[c.Name] = append(routes[c.Name], r)
+			routes[c.Name] = append(routes[c.Name], rs)
 		}
 	}
 	out := make([]UpstreamSettings, 0, len(cfg.Clusters))
 	for _, c := range cfg.Clusters {
-		s := UpstreamSettings{
-			Cluster:        c.Name,
-			DiscoveryType:  c.DiscoveryType,
-			TLSMode:        c.TLSMode,
-			ConnectTimeout: durationOr(c.ConnectTimeout, defaultConnectTimeout),
-			IdleTimeout:    durationOr(c.IdleTimeout, defaultIdleTimeout),
-			Outlier:        outlierText(c.Outlier),
-		}
 		cb := defaultPriority(c.CircuitBreakers)
-		s.MaxConnections = limitText(cb.MaxConnections, defaultBreakerLimit)
-		s.MaxPending = limitText(cb.MaxPendingRequests, defaultBreakerLimit)
-		s.MaxRequests = limitText(cb.MaxRequests, defaultBreakerLimit)
-		s.MaxRetries = limitText(cb.MaxRetries, defaultMaxRetries)
-		s.RouteTimeouts, s.Retries = routeSettings(routes[c.Name.Raw])
-		out = append(out, s)
+		out = append(out, UpstreamSettings{
+			Cluster:                  c.Name,
+			DiscoveryType:            c.DiscoveryType,
+			TLSMode:                  c.TLSMode,
+			ConnectTimeout:           durationOr(c.ConnectTimeout, defaultConnectTimeout),
+			IdleTimeout:              durationOr(c.IdleTimeout, defaultIdleTimeout),
+			MaxConnections:           limitOr(cb.MaxConnections, defaultBreakerLimit),
+			MaxPending:               limitOr(cb.MaxPendingRequests, defaultBreakerLimit),
+			MaxRequests:              limitOr(cb.MaxRequests, defaultBreakerLimit),
+			MaxRetries:               limitOr(cb.MaxRetries, defaultMaxRetries),
+			MaxRequestsPerConnection: c.MaxRequestsPerConnection,
+			Outlier:                  c.Outlier,
+			Routes:                   routes[c.Name.Raw],
+		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Cluster.Raw < out[j].Cluster.Raw })
 	return out
@@ -79,11 +110,30 @@ func defaultPriority(cbs []envoyadmin.CircuitBreaker) envoyadmin.CircuitBreaker 
 	return envoyadmin.CircuitBreaker{Priority: "DEFAULT"}
 }
 
-func durationOr(d, def time.Duration) string {
+func durationOr(d, def time.Duration) DurationSetting {
 	if d > 0 {
-		return shortDuration(d)
+		return DurationSetting{Seconds: d.Seconds()}
 	}
-	return shortDuration(def) + " (default)"
+	return DurationSetting{Seconds: def.Seconds(), Default: true}
+}
+
+func limitOr(v *uint32, def uint32) LimitSetting {
+	switch {
+	case v == nil:
+		return LimitSetting{Limit: def, Default: true}
+	case *v == istioUnlimited:
+		return LimitSetting{Limit: *v, Unlimited: true}
+	}
+	return LimitSetting{Limit: *v}
+}
+
+// String prints 1h and 5m30s rather than 1h0m0s, with * for a default.
+func (d DurationSetting) String() string {
+	s := shortDuration(time.Duration(d.Seconds * float64(time.Second)))
+	if d.Default {
+		s += "*"
+	}
+	return s
 }
 
 // shortDuration prints 1h and 5m30s rather than 1h0m0s and 5m30s: config values are round.
@@ -98,14 +148,15 @@ func shortDuration(d time.Duration) string {
 	return s
 }
 
-func limitText(v *uint32, def uint32) string {
+// String prints the limit, "unlimited", and * for a default.
+func (l LimitSetting) String() string {
 	switch {
-	case v == nil:
-		return fmt.Sprintf("%d (default)", def)
-	case *v == istioUnlimited:
+	case l.Unlimited:
 		return "unlimited"
+	case l.Default:
+		return fmt.Sprintf("%d*", l.Limit)
 	}
-	return fmt.Sprint(*v)
+	return fmt.Sprint(l.Limit)
 }
 
 func outlierText(o *envoyadmin.OutlierDetection) string {
@@ -120,10 +171,10 @@ func outlierText(o *envoyadmin.OutlierDetection) string {
 		parts = append(parts, fmt.Sprintf("%d×gateway", *o.ConsecutiveGatewayFailure))
 	}
 	if o.Interval > 0 {
-		parts = append(parts, "every "+o.Interval.String())
+		parts = append(parts, "every "+shortDuration(o.Interval))
 	}
 	if o.BaseEjectionTime > 0 {
-		parts = append(parts, "eject "+o.BaseEjectionTime.String())
+		parts = append(parts, "eject "+shortDuration(o.BaseEjectionTime))
 	}
 	if o.MaxEjectionPercent != nil {
 		parts = append(parts, fmt.Sprintf("max %d%%", *o.MaxEjectionPercent))
@@ -134,15 +185,13 @@ func outlierText(o *envoyadmin.OutlierDetection) string {
 	return strings.Join(parts, " ")
 }
 
-func routeSettings(rs []envoyadmin.RouteConfig) (timeouts, retries []string) {
+// routeTexts lists the distinct timeouts and retry policies of a cluster's routes for the table.
+func routeTexts(rs []RouteSettings) (timeouts, retries []string) {
 	seenT, seenR := map[string]bool{}, map[string]bool{}
 	for _, r := range rs {
-		t := shortDuration(defaultRouteTimeout) + " (default)"
-		if r.Timeout != nil {
+		t := r.Timeout.String()
+		if r.Timeout.Seconds == 0 && !r.Timeout.Default {
 			t = "none"
-			if *r.Timeout > 0 {
-				t = shortDuration(*r.Timeout)
-			}
 		}
 		if !seenT[t] {
 			seenT[t] = true
@@ -150,7 +199,15 @@ func routeSettings(rs []envoyadmin.RouteConfig) (timeouts, retries []string) {
 		}
 		rt := "none"
 		if r.Retry != nil {
-			rt = fmt.Sprintf("%d×[%s]", r.Retry.NumRetries, r.Retry.RetryOn)
+			on := r.Retry.RetryOn
+			if len(r.Retry.RetriableStatusCodes) > 0 {
+				codes := make([]string, len(r.Retry.RetriableStatusCodes))
+				for i, c := range r.Retry.RetriableStatusCodes {
+					codes[i] = fmt.Sprint(c)
+				}
+				on += " " + strings.Join(codes, ",")
+			}
+			rt = fmt.Sprintf("%d×[%s]", r.Retry.NumRetries, on)
 			if r.Retry.PerTryTimeout > 0 {
 				rt += " per try " + shortDuration(r.Retry.PerTryTimeout)
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/captures"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/golden"
 )
 
 func TestSettingsFillsEnvoyDefaults(t *testing.T) {
@@ -34,25 +35,29 @@ func TestSettingsFillsEnvoyDefaults(t *testing.T) {
 	}
 	agent, reviews := got[0], got[1]
 	for _, c := range []struct{ name, got, want string }{
-		{"agent connect timeout", agent.ConnectTimeout, "5s (default)"},
-		{"agent idle", agent.IdleTimeout, "1h (default)"},
-		{"agent max retries", agent.MaxRetries, "3 (default)"},
-		{"agent outlier", agent.Outlier, "off"},
-		{"reviews idle", reviews.IdleTimeout, "4s"},
-		{"reviews max connections (DEFAULT priority, not HIGH)", reviews.MaxConnections, "100"},
-		{"reviews pending", reviews.MaxPending, "unlimited"},
-		{"reviews requests", reviews.MaxRequests, "1024 (default)"},
-		{"reviews outlier", reviews.Outlier, "5×5xx every 10s eject 30s max 100%"},
+		{"agent connect timeout", agent.ConnectTimeout.String(), "5s*"},
+		{"agent idle", agent.IdleTimeout.String(), "1h*"},
+		{"agent max retries", agent.MaxRetries.String(), "3*"},
+		{"agent outlier", outlierText(agent.Outlier), "off"},
+		{"reviews idle", reviews.IdleTimeout.String(), "4s"},
+		{"reviews max connections (DEFAULT priority, not HIGH)", reviews.MaxConnections.String(), "100"},
+		{"reviews pending", reviews.MaxPending.String(), "unlimited"},
+		{"reviews requests", reviews.MaxRequests.String(), "1024*"},
+		{"reviews outlier", outlierText(reviews.Outlier), "5×5xx every 10s eject 30s max 100%"},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
 		}
 	}
-	if len(reviews.RouteTimeouts) != 2 || reviews.RouteTimeouts[0] != "500ms" || reviews.RouteTimeouts[1] != "none" {
-		t.Errorf("route timeouts = %q", reviews.RouteTimeouts)
+	if agent.ConnectTimeout != (DurationSetting{Seconds: 5, Default: true}) || reviews.MaxPending != (LimitSetting{Limit: 4294967295, Unlimited: true}) {
+		t.Errorf("typed values: connect %+v, pending %+v", agent.ConnectTimeout, reviews.MaxPending)
 	}
-	if len(reviews.Retries) != 2 || reviews.Retries[0] != "2×[5xx] per try 200ms" || reviews.Retries[1] != "none" {
-		t.Errorf("retries = %q", reviews.Retries)
+	timeouts, retries := routeTexts(reviews.Routes)
+	if len(timeouts) != 2 || timeouts[0] != "500ms" || timeouts[1] != "none" {
+		t.Errorf("route timeouts = %q", timeouts)
+	}
+	if len(retries) != 2 || retries[0] != "2×[5xx] per try 200ms" || retries[1] != "none" {
+		t.Errorf("retries = %q", retries)
 	}
 }
 
@@ -76,19 +81,7 @@ func TestSettingsTextGolden(t *testing.T) {
 			if err := RenderSettingsText(&buf, Settings(cfg)); err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", "golden", "clusters-"+tc.name+".txt")
-			if *update {
-				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./diagnose -update)", err)
-			}
-			if !bytes.Equal(buf.Bytes(), want) {
-				t.Errorf("clusters table differs from %s:\n%s", golden, buf.String())
-			}
+			golden.Check(t, filepath.Join("testdata", "golden", "clusters-"+tc.name+".txt"), buf.Bytes())
 		})
 	}
 }
