@@ -62,7 +62,7 @@ type RouteSettings struct {
 	RouteConfig string `json:"routeConfig"`
 	VirtualHost string `json:"virtualHost"`
 	// Timeout is the route timeout; Seconds 0 with Default false means disabled.
-	Timeout DurationSetting          `json:"timeout"`
+	Timeout DurationSetting         `json:"timeout"`
 	Retry   *envoyadmin.RetryPolicy `json:"retry"`
 }
 
