@@ -45,7 +45,7 @@ const (
 	CodeAuthzDenied          Code = "MESH0804" // an authorization policy refused requests (RBAC, UAEX)
 	CodeCertExpiringSoon     Code = "MESH0901" // certificate close to expiry
 	CodeCertExpired          Code = "MESH0902" // certificate expired
-	CodeConfigRejected       Code = "MESH1001" // the proxy rejected configuration from istiod
+	CodeConfigRejected       Code = "MESH1001" // the proxy rejected configuration from its control plane
 	CodeFilterConfigMissing  Code = "MESH1002" // a filter's configuration never arrived (NFCF)
 	CodeHighUpstreamLatency  Code = "MESH1101" // upstream's p99 is high
 	CodeProxyOverhead        Code = "MESH1102" // time spent in the proxy itself

@@ -64,7 +64,7 @@ var flagKnowledge = map[string]knowledge{
 			return Fix{Summary: "Raise the limits to what the upstream can serve, or scale it out.", YAML: DestinationRuleYAML(c.hostOr(), "    connectionPool:\n      tcp:\n        maxConnections: 1024    # what the upstream can serve\n      http:\n        http1MaxPendingRequests: 1024\n        http2MaxRequests: 1024\n")}
 		}},
 	"URX": {CodeRetriesExhausted, "503", "UpstreamRetryLimitExceeded", "The request failed after the retries (or connect attempts) allowed were used up; the last attempt's failure is the cause.",
-		"Every attempt hit the same underlying failure: a connect failure (UF), a terminated connection (UC), a reset or a 503. Istio retries twice by default on connect-failure, refused-stream, unavailable, cancelled and retriable-status-codes (503).",
+		"Every attempt hit the same underlying failure: a connect failure (UF), a terminated connection (UC), a reset or a 503. Istio retries twice by default on " + istioDefaultRetryWords + ".",
 		func(c explainCtx) Fix {
 			return Fix{Summary: "Fix the underlying failure: the other flags and the details of the same request name it. More retries only multiply the load on a failing upstream."}
 		}},
@@ -74,9 +74,9 @@ var flagKnowledge = map[string]knowledge{
 			return Fix{Summary: "Set the route timeout above the upstream's p99 (or make the upstream faster).", YAML: VirtualServiceYAML(c.hostOr(), "    timeout: 30s    # above the upstream's p99\n")}
 		}},
 	"UC": {CodeKeepAliveRace, "503", "UpstreamConnectionTermination", "The upstream closed the connection before it answered.",
-		"Most often a keep-alive race: the application closes idle connections sooner than Envoy's pool does (1h by default) and a request is sent on one just as it closes. Also: the application crashed or was OOM-killed mid-request, or plaintext reached a STRICT mTLS sidecar.",
+		"Most often a keep-alive race: the application closes idle connections sooner than Envoy's pool does (1h by default; applications often after a few seconds: Node.js 5s, gunicorn 2s) and a request is sent on one just as it closes. Also: the application crashed or was OOM-killed mid-request, or plaintext reached a STRICT mTLS sidecar.",
 		func(c explainCtx) Fix {
-			return Fix{Summary: "Make Envoy close idle upstream connections before the application does: connectionPool.http.idleTimeout shorter than the application's keep-alive timeout.", YAML: DestinationRuleYAML(c.hostOr(), "    connectionPool:\n      http:\n        idleTimeout: 30s    # shorter than the application's keep-alive timeout\n")}
+			return Fix{Summary: "Make Envoy close idle upstream connections before the application does: set connectionPool.http.idleTimeout " + keepAliveIdleAdvice + ", or raise the application's keep-alive timeout.", YAML: DestinationRuleYAML(c.hostOr(), keepAliveTrafficPolicy())}
 		}},
 	"UR": {CodeRemoteReset, "503", "UpstreamRemoteReset", "The upstream reset the stream (HTTP/2 RST_STREAM or a TCP reset).",
 		"HTTP/2 server limits (max concurrent streams, GOAWAY while draining), the server's own timeouts, or its overload.",

@@ -140,8 +140,11 @@ type Finding struct {
 	// Doc is the anchor of the code's entry in the documentation.
 	Doc string `json:"doc"`
 	// Impact is the affected request rate per second over the window (or over the proxy's
-	// uptime when only one sample was taken); 0 for findings about configuration alone. It
-	// orders findings of equal severity.
+	// uptime when only one sample was taken): requests, never requests weighted by latency.
+	// Rates from the access log alone are over the span of its timestamped lines; when that span
+	// is unknown, under a second or over a day (lines of several captures), no rate can be told
+	// and Impact is 0. It is 0 too for findings about configuration alone and for counters with
+	// no time base. It orders findings of equal severity; at equal impact, code and subject do.
 	Impact float64 `json:"impact"`
 	// Rule names the rule that reported the finding.
 	Rule string `json:"rule"`

@@ -21,12 +21,20 @@ type Measure struct {
 	Span time.Duration
 	// Source names the file and stat the value came from.
 	Source string
+	// Since, for a cumulative value that does not count from the proxy's start, says from when
+	// it counts ("the host was added", for /clusters per-host counters). Such a value has no
+	// time base: Span and Rate stay 0.
+	Since string
 }
 
-// Basis says in words what the measure covers: "over 10s" or "since proxy start (3h0m0s)".
+// Basis says in words what the measure covers: "over 10s", "since proxy start (3h0m0s ago)"
+// or "since the host was added".
 func (m Measure) Basis() string {
 	if m.Interval {
 		return "over " + m.Span.String()
+	}
+	if m.Since != "" {
+		return "since " + m.Since
 	}
 	if m.Span > 0 {
 		return "since proxy start (" + m.Span.Round(time.Second).String() + " ago)"

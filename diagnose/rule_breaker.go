@@ -54,21 +54,23 @@ var (
 		func(cb envoyadmin.CircuitBreaker) *uint32 { return cb.MaxRetries }, "retry", "retries"}
 )
 
-// breakers are a cluster's DEFAULT-priority thresholds and where they were read.
+// breakers are a cluster's DEFAULT-priority thresholds and where they were read: all of them
+// from the configuration (known), or some inferred from the stats (inferred, by Envoy field).
 type breakers struct {
-	cb     envoyadmin.CircuitBreaker
-	source string
-	known  bool
+	cb       envoyadmin.CircuitBreaker
+	source   string
+	known    bool
+	inferred map[string]inferredLimit
 }
 
 func clusterBreakers(s *Snapshot, c string) breakers {
 	if cc := s.ClusterConfig(c); cc != nil {
-		return breakers{defaultPriority(cc.CircuitBreakers), FileConfigDump + " cluster " + c + " circuit_breakers (DEFAULT priority)", true}
+		return breakers{cb: defaultPriority(cc.CircuitBreakers), source: FileConfigDump + " cluster " + c + " circuit_breakers (DEFAULT priority)", known: true}
 	}
 	if u := s.Upstream(c); u != nil && len(u.CircuitBreakers) > 0 {
-		return breakers{defaultPriority(u.CircuitBreakers), orDefault(s.UpstreamsFile, "clusters") + " " + c + "::default_priority", true}
+		return breakers{cb: defaultPriority(u.CircuitBreakers), source: orDefault(s.UpstreamsFile, "clusters") + " " + c + "::default_priority", known: true}
 	}
-	return breakers{}
+	return inferBreakers(s, c)
 }
 
 // limit returns the effective value of a threshold and whether it limits anything.
@@ -79,13 +81,17 @@ func (b breakers) limit(l breakerLimit) (v uint32, limited bool) {
 	return l.def, true
 }
 
-// evidence describes a threshold; none when the thresholds are unknown.
+// evidence describes a threshold; none when it is unknown.
 func (b breakers) evidence(l breakerLimit) []Evidence {
-	if !b.known {
+	if !b.has(l) {
 		return nil
 	}
 	e := Evidence{Label: fmt.Sprintf("%s (%s)", l.envoy, l.istio), Unit: UnitCount, Source: b.source + " " + l.envoy}
 	v, limited := b.limit(l)
+	if il, ok := b.inferred[l.envoy]; ok {
+		e.Label += ", " + b.atLeast(l) + "inferred from " + il.how
+		e.Source = il.source
+	}
 	switch {
 	case l.value(b.cb) == nil:
 		e.Label += ", not set: Envoy's default"
@@ -113,7 +119,7 @@ func (CircuitBreakerRule) Check(s *Snapshot) []Finding {
 		// limit that fills the queue and its fix raises it: no separate MESH0302.
 		pending := s.clusterSignal(c, "upstream_rq_pending_overflow", func(e *envoyadmin.AccessLogEntry) bool { return HasFlag(e, "UO") })
 		_, climited := b.limit(limitConnections)
-		toldInPending := pending.fires() && b.known && climited && pendingLimit(s, c, b).envoy == limitPending.envoy
+		toldInPending := pending.fires() && b.has(limitConnections) && climited && pendingLimit(s, c, b).envoy == limitPending.envoy
 		if g := s.clusterSignal(c, "upstream_cx_overflow", nil); g.fires() && !toldInPending {
 			out = append(out, limitFinding(s, c, b, g, CodeConnectionOverflow, limitConnections))
 		}
@@ -149,6 +155,7 @@ func pendingLimit(s *Snapshot, c string, b breakers) breakerLimit {
 	}
 	pv, pl := b.limit(limitPending)
 	rv, rl := b.limit(limitRequests)
+	pl, rl = pl && b.has(limitPending), rl && b.has(limitRequests)
 	if rl && (!pl || rv < pv) {
 		return limitRequests
 	}
@@ -175,9 +182,10 @@ func pendingOverflowFinding(s *Snapshot, c string, b breakers, g signal) Finding
 	host := ServiceHost(c)
 	v, limited := b.limit(l)
 	cv, climited := b.limit(limitConnections)
+	climited = climited && b.has(limitConnections)
 	var why string
 	switch {
-	case !b.known:
+	case !b.has(l):
 		f.Title = fmt.Sprintf("Requests to %s are rejected: circuit breaker full (UO)", host)
 		why = fmt.Sprintf("The proxy rejected requests to %s at once with 503 UO because a circuit breaker was full: the pending-request queue (%s) or the concurrent-request limit (%s). Without the config dump or /clusters the limits are unknown.", host, limitPending.istio, limitRequests.istio)
 	case !limited:
@@ -193,7 +201,7 @@ func pendingOverflowFinding(s *Snapshot, c string, b breakers, g signal) Finding
 			why += fmt.Sprintf(" Over HTTP/1.1 each connection carries one request at a time and at most %s (%s), so the queue fills whenever requests arrive faster than those connections complete them.", connectionsAllowed(cv), limitConnections.istio)
 		}
 	}
-	f.Explanation = why + " The limit protects the upstream: raise it only if the upstream can take the extra concurrency."
+	f.Explanation = why + b.inferredNote() + " The limit protects the upstream: raise it only if the upstream can take the extra concurrency."
 	f.Fix = Fix{
 		Summary: fmt.Sprintf("Raise %s in the DestinationRule for %s if the upstream has spare capacity; otherwise scale the upstream out (the limit applies per calling pod).", l.istio, host),
 		Command: s.proxyCommand("pilot-agent request GET stats") + fmt.Sprintf(" | grep -F '%s' | grep -E 'pending|circuit_breakers'", c),
@@ -201,7 +209,7 @@ func pendingOverflowFinding(s *Snapshot, c string, b breakers, g signal) Finding
 	if !b.known {
 		f.Fix.Command += "\n" + s.proxyCommand("pilot-agent request GET clusters") + fmt.Sprintf(" | grep -F '%s::default_priority'", c)
 	}
-	if b.known && limited {
+	if b.has(l) && limited {
 		policy := fmt.Sprintf("    connectionPool:\n      %s: %d", l.yamlPath, suggestLimit(v))
 		if l.envoy == limitPending.envoy && climited {
 			policy = fmt.Sprintf("    connectionPool:\n      tcp:\n        maxConnections: %d\n      http:\n        http1MaxPendingRequests: %d", suggestLimit(cv), suggestLimit(v))
@@ -219,8 +227,8 @@ func limitFinding(s *Snapshot, c string, b breakers, g signal, code Code, l brea
 	host := ServiceHost(c)
 	v, limited := b.limit(l)
 	limitText := "its limit"
-	if b.known && limited {
-		limitText = "the limit of " + l.count(v)
+	if b.has(l) && limited {
+		limitText = "the limit of " + b.atLeast(l) + l.count(v)
 	}
 	if l.envoy == limitConnections.envoy {
 		f.Title = fmt.Sprintf("Connections to %s reach %s", host, strings.Replace(limitText, "its limit", "the connection limit", 1))
@@ -242,7 +250,8 @@ func limitFinding(s *Snapshot, c string, b breakers, g signal, code Code, l brea
 	if l.envoy == limitRetries.envoy {
 		f.Fix.Summary = fmt.Sprintf("Fix the failures that are being retried (see the other findings for %s); raise %s only if bursts of retries are expected.", host, l.istio)
 	}
-	if b.known && limited {
+	f.Explanation += b.inferredNote()
+	if b.has(l) && limited {
 		f.Fix.YAML = destinationRuleFix(c, fmt.Sprintf("    connectionPool:\n      %s: %d", l.yamlPath, suggestLimit(v)))
 	}
 	return f
@@ -292,7 +301,7 @@ func breakerOpenFinding(s *Snapshot, c string, b breakers) (Finding, bool) {
 	}
 	var parts []string
 	for _, l := range open {
-		if v, limited := b.limit(l); b.known && limited {
+		if v, limited := b.limit(l); b.has(l) && limited {
 			parts = append(parts, fmt.Sprintf("      %s: %d", l.yamlPath, suggestLimit(v)))
 		}
 	}

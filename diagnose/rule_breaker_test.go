@@ -75,9 +75,9 @@ func TestCircuitBreakerRule(t *testing.T) {
 	runUpCases(t, CircuitBreakerRule{}, []upCase{
 		{name: "istio.io task capture: 21 pending overflows", snap: istioIOPendingOverflow(), want: []upWant{{
 			code: CodePendingOverflow, subject: httpbin, severity: SeverityError,
-			values:  map[string]float64{"upstream_rq_pending_overflow": 21, "upstream_rq_pending_total": 29, "waiting for a connection at capture": 0},
-			explain: []string{"limits are unknown"},
-			fix:     []string{"http1MaxPendingRequests", "grep -F '" + httpbin + "'"},
+			values:  map[string]float64{"upstream_rq_pending_overflow": 21, "upstream_rq_pending_total": 29, "waiting for a connection at capture": 0, "max_pending_requests (connectionPool.http.http1MaxPendingRequests), inferred from": 1},
+			explain: []string{"at most 1 request wait", "inferred from the stats", "remaining_pending 1 + upstream_rq_pending_active 0"},
+			fix:     []string{"http1MaxPendingRequests: 10", "grep -F '" + httpbin + "'"},
 		}}},
 		{name: "istio.io task capture with its DestinationRule", snap: withTaskDestinationRule(istioIOPendingOverflow()), want: []upWant{{
 			code: CodePendingOverflow, subject: httpbin, severity: SeverityError,

@@ -154,11 +154,11 @@ func certFinding(s *Snapshot, c heldCert) (Finding, bool) {
 	ns, pod := s.podRef()
 	switch kind {
 	case certWorkload:
-		f.Explanation = "istio-agent asks istiod for a new workload certificate at about half its lifetime, so it should never get this close to expiry (" + limitWords + "). It was not renewed: the agent cannot reach istiod, or istiod refuses its CSR. Once it expires, every mTLS connection to and from this pod fails."
+		f.Explanation = "istio-agent asks istiod for a new workload certificate at about half its lifetime, so it should never get this close to expiry (" + limitWords + "). It was not renewed: the agent cannot reach istiod, or istiod refuses its CSR. Once it expires, every new mTLS connection to and from this pod fails its handshake; connections opened before keep working until they close."
 		if code == CodeCertExpired {
-			f.Explanation = "istio-agent renews the workload certificate at about half its lifetime; this one expired, so the agent has not reached istiod (or istiod refused its CSR) for that long, and every mTLS connection to and from this pod fails."
+			f.Explanation = "istio-agent renews the workload certificate at about half its lifetime; this one expired, so the agent has not reached istiod (or istiod refused its CSR) for that long, and every new mTLS connection to and from this pod fails its handshake; connections opened before expiry keep working until they close, which is why traffic can still flow for a while."
 			if s.captureTimeUnknown() {
-				f.Explanation = "istio-agent renews the workload certificate at about half its lifetime. If the pod still holds this one, the agent has not reached istiod (or istiod refused its CSR) since it expired, and every mTLS connection to and from the pod fails."
+				f.Explanation = "istio-agent renews the workload certificate at about half its lifetime. If the pod still holds this one, the agent has not reached istiod (or istiod refused its CSR) since it expired, and every new mTLS connection to and from the pod fails its handshake; connections opened before expiry keep working until they close."
 			}
 		}
 		f.Fix = Fix{
@@ -166,7 +166,7 @@ func certFinding(s *Snapshot, c heldCert) (Finding, bool) {
 			Command: fmt.Sprintf("istioctl proxy-config secret %s -n %s\nkubectl logs -n %s %s -c istio-proxy | grep -iE 'sds|csr|certificate|xds'\nkubectl logs -n istio-system deploy/istiod | grep -iE 'csr|sign'\nkubectl delete pod -n %s %s    # its controller starts a new pod with a new certificate", pod, ns, ns, pod, ns, pod),
 		}
 	case certCA:
-		f.Explanation = "A CA certificate is a trust anchor: when it expires, no certificate it signed validates and mTLS fails mesh-wide. Rotating a root needs every workload to trust the new root before the old one expires, which takes planning (" + limitWords + ")."
+		f.Explanation = "A CA certificate is a trust anchor: when it expires, no certificate it signed validates, and new mTLS connections fail mesh-wide (connections already open keep working until they close). Rotating a root needs every workload to trust the new root before the old one expires, which takes planning (" + limitWords + ")."
 		f.Fix = Fix{
 			Summary: "Plan the CA rotation now: add the new root beside the old one, roll it out to every workload, then switch signing (istio.io: Plug in CA certificates, and its root-transition steps).",
 			Command: "kubectl get secret -n istio-system cacerts istio-ca-secret --ignore-not-found\nkubectl get secret -n istio-system cacerts -o jsonpath='{.data.root-cert\\.pem}' | base64 -d | openssl x509 -noout -subject -enddate",

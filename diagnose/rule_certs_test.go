@@ -226,3 +226,36 @@ func TestCertExpiryOutranksItsSymptoms(t *testing.T) {
 		})
 	}
 }
+
+// TestCertExpiryNewConnectionsOnly: an expired certificate fails new mTLS handshakes; connections
+// opened before keep working (testdata/incidents/cert-expiry: requests still flow). The finding
+// said every mTLS connection fails.
+func TestCertExpiryNewConnectionsOnly(t *testing.T) {
+	leaf := envoyadmin.Cert{Secret: "default", SerialNumber: "1", SubjectAltNames: []string{"spiffe://cluster.local/ns/default/sa/reviews"}}
+	at := func(left time.Duration, source string) *Snapshot {
+		c := leaf
+		c.NotBefore, c.NotAfter = fxNow.Add(left-24*time.Hour), fxNow.Add(left)
+		return &Snapshot{Now: fxNow, NowSource: source, Certs: []envoyadmin.Cert{c}}
+	}
+	root := envoyadmin.Cert{Secret: "ROOTCA", CA: true, SerialNumber: "2", NotBefore: fxNow.Add(-300 * 24 * time.Hour), NotAfter: fxNow.Add(5 * 24 * time.Hour)}
+	for name, s := range map[string]*Snapshot{
+		"expiring soon":                    at(time.Hour, NowFromMeta),
+		"expired before the capture":       at(-2*time.Hour, NowFromMeta),
+		"expired against the current time": at(-2*time.Hour, NowFromClock),
+		"CA expiring":                      {Now: fxNow, NowSource: NowFromMeta, Certs: []envoyadmin.Cert{root}},
+		"incident cert-expiry":             loadIncident(t, "cert-expiry"),
+	} {
+		fs := fxRun(t, CertExpiryRule{}, s)
+		if len(fs) == 0 {
+			t.Fatalf("%s: no finding", name)
+		}
+		for _, f := range fs {
+			if !strings.Contains(f.Explanation, "new mTLS connection") || !strings.Contains(f.Explanation, "keep working") {
+				t.Errorf("%s %s: explanation does not say only new connections fail: %s", name, f.Code, f.Explanation)
+			}
+			if strings.Contains(f.Explanation, "every mTLS connection") || strings.Contains(f.Explanation, "mTLS fails mesh-wide") {
+				t.Errorf("%s %s: explanation says every connection fails: %s", name, f.Code, f.Explanation)
+			}
+		}
+	}
+}

@@ -83,30 +83,106 @@ func (ConfigRejectedRule) Check(s *Snapshot) []Finding {
 		return nil
 	}
 	f := NewFinding(CodeConfigRejected, Subject{Kind: SubjectProxy, Name: proxyName(s)})
+	cp := s.controlPlane()
 	switch {
 	case len(rejected) > 0:
-		f.Title = fmt.Sprintf("The proxy rejected configuration from istiod and runs without it (%s)", strings.Join(ev[:min(len(ev), 2)], ", "))
+		f.Title = fmt.Sprintf("The proxy rejected configuration from %s and runs without it: %s", cp.name, strings.Join(ev[:min(len(ev), 2)], ", "))
+		if cp.istio {
+			f.Title = fmt.Sprintf("The proxy rejected configuration from %s and runs without it (%s)", cp.name, strings.Join(ev[:min(len(ev), 2)], ", "))
+		}
+	case cp.istio:
+		f.Title = fmt.Sprintf("The proxy rejected configuration updates from %s (%s)", cp.name, strings.Join(kinds, ", "))
 	default:
-		f.Title = fmt.Sprintf("The proxy rejected configuration updates from istiod (%s)", strings.Join(kinds, ", "))
+		f.Title = fmt.Sprintf("The proxy rejected configuration updates from %s: %s", cp.name, strings.Join(kinds, ", "))
 	}
 	if s.Config != nil && s.Config.Proxy.IstioVersion != "" {
 		evidence = append(evidence, Evidence{Label: "proxy's Istio version", Text: s.Config.Proxy.IstioVersion, Source: "config_dump.json bootstrap node metadata ISTIO_VERSION"})
+	} else {
+		evidence = append(evidence, cp.evidence)
 	}
 	f.Evidence = evidence
-	f.Explanation = "Envoy rejects (NACKs) an xDS update it cannot apply and keeps serving the last version it accepted, so whatever istiod sent since — a new route, cluster, listener or certificate — is not in effect and this proxy runs on stale configuration. Usual causes: an EnvoyFilter patch this Envoy version does not accept, a proxy older than istiod (version skew after an upgrade), or a VirtualService or DestinationRule value that passes validation but Envoy refuses."
+	f.Explanation = fmt.Sprintf("Envoy rejects (NACKs) an xDS update it cannot apply and keeps serving the last version it accepted, so whatever %s sent since — a new route, cluster, listener or certificate — is not in effect and this proxy runs on stale configuration. ", cp.name) + cp.causes
 	if len(rejected) > 0 && rejected[0].Details != "" {
 		f.Explanation += " Envoy's reason: " + clip(oneLine(rejected[0].Details), 300)
 	}
 	if !now {
 		f.Severity = SeverityWarning
-		f.Explanation += " The counters are cumulative and the config dump shows no resource in error now, so a later update may have been accepted."
+		if s.Config != nil {
+			f.Explanation += " The counters are cumulative and the config dump shows no resource in error now, so a later update may have been accepted."
+		} else {
+			f.Explanation += " The counters are cumulative since the proxy started, and without the config dump nothing shows whether a resource is in error now: a later update may have been accepted."
+		}
 	}
-	ns, pod := s.podRef()
-	f.Fix = Fix{
-		Summary: "Find the Istio resource the rejected update came from (istiod logs the NACK with Envoy's reason) and fix or remove it.",
-		Command: fmt.Sprintf("istioctl proxy-status %s.%s\nkubectl logs -n istio-system deploy/istiod | grep -E 'ACK ERROR|NACK' | grep %s\nistioctl analyze -n %s\nkubectl get envoyfilters -A", pod, ns, pod, ns),
-	}
+	f.Fix = cp.fix(s)
 	return []Finding{f}
+}
+
+// controlPlaneKind is what the evidence says about the control plane that configures the proxy,
+// so findings name istiod and istioctl only for a proxy shown to be Istio's.
+type controlPlaneKind struct {
+	istio    bool
+	name     string   // "istiod", or "its control plane (xDS server)"
+	causes   string   // the usual causes of rejected updates
+	evidence Evidence // what showed it, or what was looked for
+}
+
+// controlPlane tells whether the evidence shows an Istio proxy: ISTIO_VERSION in the config
+// dump's node metadata, istio_* metrics, Istio cluster names (outbound|9080||host), Istio's
+// xds-grpc cluster, or an istio-proxy container in the pod.
+func (s *Snapshot) controlPlane() controlPlaneKind {
+	shown, source := "", ""
+	switch {
+	case s.Config != nil && s.Config.Proxy.IstioVersion != "":
+		shown, source = "ISTIO_VERSION "+s.Config.Proxy.IstioVersion, "config_dump.json bootstrap node metadata ISTIO_VERSION"
+	case s.Has(InputIstioMetrics):
+		shown, source = "istio_* metrics", orDefault(s.StatsFile, "stats")+" istio_requests_total, istio_request_duration_milliseconds"
+	}
+	if shown == "" {
+		for _, n := range s.ClusterNames() {
+			if envoyadmin.ParseClusterName(n).Direction != "" {
+				shown, source = "Istio cluster name "+n, "cluster names in the evidence"
+				break
+			}
+			if n == "xds-grpc" {
+				shown, source = "the xds-grpc cluster of Istio's bootstrap", "cluster names in the evidence"
+				break
+			}
+		}
+	}
+	if shown == "" && s.Pod != nil {
+		for _, c := range s.Pod.Spec.Containers {
+			if c.Name == "istio-proxy" {
+				shown, source = "container istio-proxy", FilePod+" spec.containers"
+			}
+		}
+	}
+	if shown != "" {
+		return controlPlaneKind{
+			istio: true, name: "istiod",
+			causes:   "Usual causes: an EnvoyFilter patch this Envoy version does not accept, a proxy older than istiod (version skew after an upgrade), or a VirtualService or DestinationRule value that passes validation but Envoy refuses.",
+			evidence: Evidence{Label: "control plane", Text: "Istio (istiod): " + shown, Source: source},
+		}
+	}
+	return controlPlaneKind{
+		name:     "its control plane (xDS server)",
+		causes:   "Usual causes: configuration the control plane generated that this Envoy version does not accept (control plane and Envoy at versions that do not match after an upgrade), or a resource, annotation or raw Envoy override a user gave the control plane that it passed on but Envoy refuses.",
+		evidence: Evidence{Label: "control plane", Text: "not identified: no ISTIO_VERSION, istio_* metric, Istio cluster name, xds-grpc cluster or istio-proxy container in the evidence, so this is not taken for an Istio proxy", Source: "the evidence files present"},
+	}
+}
+
+// fix is what to do about rejected updates, with the control plane's own tools when known.
+func (cp controlPlaneKind) fix(s *Snapshot) Fix {
+	ns, pod := s.podRef()
+	if cp.istio {
+		return Fix{
+			Summary: "Find the Istio resource the rejected update came from (istiod logs the NACK with Envoy's reason) and fix or remove it.",
+			Command: fmt.Sprintf("istioctl proxy-status %s.%s\nkubectl logs -n istio-system deploy/istiod | grep -E 'ACK ERROR|NACK' | grep %s\nistioctl analyze -n %s\nkubectl get envoyfilters -A", pod, ns, pod, ns),
+		}
+	}
+	return Fix{
+		Summary: "Find the resource the rejected update came from: Envoy logs every rejection with its reason (\"gRPC config for ... rejected\"), and the control plane's log records the NACK; fix or remove that resource in the control plane's configuration.",
+		Command: fmt.Sprintf("kubectl logs -n %s %s -c <envoy-container> | grep -iE 'config.*rejected|NACK'    # Envoy's reason for each rejection\ncurl -s http://localhost:<admin-port>/config_dump | grep -B3 -A10 error_state    # inside the pod: the resources in error now", ns, pod),
+	}
 }
 
 // xdsKind names the xDS API of an update_rejected counter.

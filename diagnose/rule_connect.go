@@ -93,13 +93,15 @@ func (ConnectFailureRule) Check(s *Snapshot) []Finding {
 func connectFindings(s *Snapshot, c string) []Finding {
 	fail := s.clusterSignal(c, "upstream_cx_connect_fail", nil)
 	hostEv, with, total := s.hostStat(c, "cx_connect_fail", "connect failures")
-	if !fail.ok && with > 0 {
-		// Without cluster stats, the per-host counters of /clusters still count failures.
+	fromHosts := !fail.ok && with > 0
+	if fromHosts {
+		// Without cluster stats, the per-host counters of /clusters still count failures, since
+		// each host was added: no time base, so no rate and no strong severity (signal.severity).
 		var sum float64
 		for _, h := range s.Upstream(c).Hosts {
 			sum += float64(h.Stats["cx_connect_fail"])
 		}
-		fail = signal{m: Measure{Value: sum, Source: orDefault(s.UpstreamsFile, "clusters") + " cx_connect_fail summed over hosts"}, ok: true}
+		fail = signal{m: Measure{Value: sum, Since: hostAddedSince, Source: orDefault(s.UpstreamsFile, "clusters") + " cx_connect_fail summed over hosts"}, ok: true}
 	}
 	timeout := s.clusterSignal(c, "upstream_cx_connect_timeout", nil)
 	logs := s.LogEntries(func(e *envoyadmin.AccessLogEntry) bool { return e.UpstreamCluster == c && isConnectFailure(e) })
@@ -121,6 +123,15 @@ func connectFindings(s *Snapshot, c string) []Finding {
 		}
 	}
 	addHosts := func(f *Finding) {
+		if fromHosts {
+			for i := range f.Evidence {
+				if f.Evidence[i].Source == fail.m.Source {
+					f.Evidence[i].Label = "connect failures summed over the hosts (cx_connect_fail, each " + fail.m.Basis() + ")"
+				}
+			}
+			f.Explanation += " The counts are /clusters per-host counters, cumulative since each host was added, and nothing says when they happened: they may all be old, so this is not reported as an error on them alone."
+		}
+		f.Explanation += unixSocketNote(s, c)
 		f.Evidence = append(f.Evidence, hostEv...)
 		if spread := hostSpread(with, total); spread != "" {
 			f.Explanation += " " + spread
@@ -186,6 +197,26 @@ func connectFindings(s *Snapshot, c string) []Finding {
 		}
 	}
 	return out
+}
+
+// hostAddedSince is what /clusters per-host counters count since.
+const hostAddedSince = "the host was added"
+
+// unixSocketNote says what a connect failure to a unix domain socket host means.
+func unixSocketNote(s *Snapshot, c string) string {
+	u := s.Upstream(c)
+	if u == nil {
+		return ""
+	}
+	for _, h := range u.Hosts {
+		if path, ok := strings.CutPrefix(h.Address, "unix://"); ok || strings.HasPrefix(h.Address, "/") {
+			if !ok {
+				path = h.Address
+			}
+			return fmt.Sprintf(" The host is a unix domain socket (%s), not a network address: connects to it fail when no process listens on that path in the pod (the process is not running, or the socket's volume is not shared with the proxy).", path)
+		}
+	}
+	return ""
 }
 
 func connectCauseFinding(s *Snapshot, c string, cause connectCause, g signal, sample string) Finding {
@@ -314,7 +345,10 @@ func unknownConnectFinding(s *Snapshot, c string, g, timeout signal) Finding {
 		}
 	}
 	why = append(why, "What would tell the causes apart: the access log's transport failure reason (%UPSTREAM_TRANSPORT_FAILURE_REASON%: 111 is refused, 110/113 unreachable, TLS_error a TLS mismatch), or the \"transport failure reason\" in the 503 body the caller receives, and upstream_cx_connect_timeout for timeouts.")
-	if !timeout.ok {
+	switch {
+	case s.Stats == nil:
+		why = append(why, "There are no stats either, whose upstream_cx_connect_timeout would count the timeouts.")
+	case !timeout.ok:
 		why = append(why, "upstream_cx_connect_timeout is not in the stats either.")
 	}
 	f.Explanation = strings.Join(why, " ")

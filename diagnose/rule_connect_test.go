@@ -118,8 +118,8 @@ func TestConnectFailureRule(t *testing.T) {
 		}}},
 		{name: "per-host counters of /clusters only", snap: hostsOnly, want: []upWant{{
 			code: CodeConnectFailure, subject: upReviews, severity: SeverityWarning,
-			values:  map[string]float64{"connect failures on host 10.1.0.13:9080": 4, "connect failures (upstream_cx_connect_fail)": 7},
-			explain: []string{"Only 2 of 3 hosts"},
+			values:  map[string]float64{"connect failures on host 10.1.0.13:9080 (since the host was added)": 4, "connect failures summed over the hosts (cx_connect_fail, each since the host was added)": 7},
+			explain: []string{"Only 2 of 3 hosts", "since each host was added"},
 		}}},
 		{name: "proxy cannot reach its control plane", snap: xds, want: []upWant{{
 			code: CodeConnectFailure, subject: "xds-grpc",

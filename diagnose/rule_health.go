@@ -33,6 +33,9 @@ type hostHealth struct {
 	byFlag         map[string][]string // health flag -> host addresses
 }
 
+// allUnhealthy reports whether the cluster has hosts and none of them is healthy.
+func (h hostHealth) allUnhealthy() bool { return h.known && h.total > 0 && h.healthy == 0 }
+
 // clusterHostHealth reads a cluster's hosts from /clusters, else the membership gauges, else
 // the config dump's endpoints.
 func clusterHostHealth(s *Snapshot, c string) hostHealth {
@@ -92,13 +95,17 @@ func (NoHealthyUpstreamRule) Check(s *Snapshot) []Finding {
 	var out []Finding
 	for _, c := range s.appClusters() {
 		hh := clusterHostHealth(s, c)
+		noHealthy := false
 		if f, ok := noHealthyFinding(s, c, hh); ok {
 			out = append(out, f)
+			noHealthy = true
 		}
 		if f, ok := ejectedFinding(s, c, hh); ok {
 			out = append(out, f)
 		}
-		if f, ok := failingHealthFinding(s, c, hh); ok {
+		// With every host unhealthy, MESH0501 names the failing hosts and why: the same hosts
+		// are not counted again as MESH0503.
+		if f, ok := failingHealthFinding(s, c, hh); ok && !(noHealthy && hh.allUnhealthy()) {
 			out = append(out, f)
 		}
 	}
@@ -166,7 +173,10 @@ func noHealthyFinding(s *Snapshot, c string, hh hostHealth) (Finding, bool) {
 		why = append(why, fmt.Sprintf("Service %s has no endpoints: the Service selects no ready pod (no pods, pods not ready, or a selector that does not match their labels). Every request to it fails with 503 UH.", host))
 		f.Fix = Fix{Summary: "Give the service ready pods: check its selector against the pods' labels and why they are not ready.", Command: orDefault(endpointsCommand(c), s.proxyLogGrep(" UH "))}
 	case hh.known && hh.healthy == 0:
-		why = append(why, fmt.Sprintf("%s of %s are unhealthy now (%s). Requests fail with 503 UH, unless the panic threshold makes the proxy send them to unhealthy hosts anyway.", allHosts(hh.total), host, flagSummary(hh.byFlag)))
+		why = append(why, fmt.Sprintf("%s of %s %s unhealthy now (%s). Requests fail with 503 UH, unless the panic threshold makes the proxy send them to unhealthy hosts anyway.", allHosts(hh.total), host, hostsVerb(hh.total), flagSummary(hh.byFlag)))
+		hev, hwhy, _ := healthCheckDetails(s, c, hh)
+		f.Evidence = append(f.Evidence, hev...)
+		why = append(why, hwhy...)
 		if len(hh.byFlag["failed_outlier_check"]) > 0 {
 			why = append(why, "Outlier detection ejected hosts that kept failing; its maxEjectionPercent allowed it to eject all of them.")
 		}
@@ -276,29 +286,37 @@ func ejectedFinding(s *Snapshot, c string, hh hostHealth) (Finding, bool) {
 	return f, true
 }
 
-func failingHealthFinding(s *Snapshot, c string, hh hostHealth) (Finding, bool) {
+// healthCheckDetails names the hosts failing active or EDS health checks, with what each means;
+// failing lists their addresses, nil when no host fails one.
+func healthCheckDetails(s *Snapshot, c string, hh hostHealth) (ev []Evidence, why, failing []string) {
 	active := hh.byFlag["failed_active_hc"]
 	eds := append(append([]string(nil), hh.byFlag["failed_eds_health"]...), hh.byFlag["eds_unhealthy"]...)
-	if len(active) == 0 && len(eds) == 0 {
+	if len(active) > 0 {
+		ev = append(ev, hostList(s, c, "hosts failing active health checks (failed_active_hc)", active))
+		why = append(why, fmt.Sprintf("The proxy's own active health checks to %s fail, so it takes %s out of load balancing. Istio does not give sidecars active health checks: this cluster has them from its own Envoy configuration (a gateway, an EnvoyFilter, or a non-Istio proxy).", plural(len(active), "host"), itOrThem(len(active))))
+	}
+	if len(eds) > 0 {
+		ev = append(ev, hostList(s, c, "hosts the control plane reports unhealthy (failed_eds_health)", eds))
+		why = append(why, fmt.Sprintf("The control plane reports %s unhealthy (in Kubernetes: pods not ready or terminating), so the proxy takes %s out of load balancing.", plural(len(eds), "host"), itOrThem(len(eds))))
+	}
+	if len(active) > 0 || len(eds) > 0 {
+		if m, ok := s.ClusterCounter(c, "health_check_failure"); ok && m.Value > 0 {
+			ev = append(ev, m.Evidence("failed health checks (health_check.failure)"))
+		}
+	}
+	return ev, why, allFlagged(map[string][]string{"a": active, "e": eds})
+}
+
+func failingHealthFinding(s *Snapshot, c string, hh hostHealth) (Finding, bool) {
+	hev, why, failing := healthCheckDetails(s, c, hh)
+	if len(failing) == 0 {
 		return Finding{}, false
 	}
 	host := ServiceHost(c)
 	f := NewFinding(CodeHostsFailingHealth, ClusterSubject(c))
-	failing := len(allFlagged(map[string][]string{"a": active, "e": eds}))
-	f.Title = fmt.Sprintf("%d of %d hosts of %s fail health checks", failing, hh.total, host)
+	f.Title = fmt.Sprintf("%d of %d hosts of %s fail health checks", len(failing), hh.total, host)
 	f.Evidence = append(f.Evidence, hh.ev...)
-	var why []string
-	if len(active) > 0 {
-		f.Evidence = append(f.Evidence, hostList(s, c, "hosts failing active health checks (failed_active_hc)", active))
-		why = append(why, fmt.Sprintf("The proxy's own active health checks to %s fail, so it takes them out of load balancing. Istio does not give sidecars active health checks: this cluster has them from its own Envoy configuration (a gateway, an EnvoyFilter, or a non-Istio proxy).", plural(len(active), "host")))
-	}
-	if len(eds) > 0 {
-		f.Evidence = append(f.Evidence, hostList(s, c, "hosts the control plane reports unhealthy (failed_eds_health)", eds))
-		why = append(why, fmt.Sprintf("The control plane reports %s unhealthy (in Kubernetes: pods not ready or terminating), so the proxy takes them out of load balancing.", plural(len(eds), "host")))
-	}
-	if m, ok := s.ClusterCounter(c, "health_check_failure"); ok && m.Value > 0 {
-		f.Evidence = append(f.Evidence, m.Evidence("failed health checks (health_check.failure)"))
-	}
+	f.Evidence = append(f.Evidence, hev...)
 	if hh.total > 0 {
 		share := float64(hh.healthy) / float64(hh.total)
 		if hh.healthy > 0 && share < envoyPanicThreshold {
@@ -310,7 +328,7 @@ func failingHealthFinding(s *Snapshot, c string, hh hostHealth) (Finding, bool) 
 	f.Explanation = strings.Join(why, " ")
 	f.Fix = Fix{
 		Summary: "Find out why those hosts fail their health checks (the check's path and port, the pods' readiness and logs); the command finds the pods behind the addresses.",
-		Command: podByIPCommand(allFlagged(map[string][]string{"a": active, "e": eds})),
+		Command: podByIPCommand(failing),
 	}
 	return f, true
 }
@@ -324,4 +342,20 @@ func allHosts(n int) string {
 		return "Both hosts"
 	}
 	return fmt.Sprintf("All %d hosts", n)
+}
+
+// itOrThem is the pronoun for n hosts.
+func itOrThem(n int) string {
+	if n == 1 {
+		return "it"
+	}
+	return "them"
+}
+
+// hostsVerb is the verb that agrees with allHosts(n): "is" for the only host, "are" otherwise.
+func hostsVerb(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
 }

@@ -131,3 +131,30 @@ func TestNoHealthyUpstreamRule(t *testing.T) {
 		{name: "a service with no hosts and no traffic", snap: idleNoHosts},
 	})
 }
+
+// TestOnlyHostEDSUnhealthyReportedOnce: a cluster whose only host the control plane reports
+// unhealthy has no healthy host (MESH0501); the same host is not counted again as MESH0503, and
+// the sentence agrees with one host.
+func TestOnlyHostEDSUnhealthyReportedOnce(t *testing.T) {
+	const policy = "outbound|15014||istio-policy.istio-system.svc.cluster.local"
+	s := &Snapshot{UpstreamsFile: FileClustersJS, Upstreams: &envoyadmin.UpstreamClusters{Clusters: []envoyadmin.UpstreamCluster{{
+		Name:  envoyadmin.ParseClusterName(policy),
+		Hosts: []envoyadmin.UpstreamHost{{Address: "172.17.0.14:15014", HealthFlags: []string{"failed_eds_health"}}},
+	}}}}
+	runUpCases(t, NoHealthyUpstreamRule{}, []upCase{{name: "only host failed_eds_health", snap: s, want: []upWant{{
+		code: CodeNoHealthyUpstream, subject: policy, severity: SeverityWarning,
+		texts:   map[string]string{"failed_eds_health": "172.17.0.14:15014"},
+		explain: []string{"The only host of istio-policy.istio-system.svc.cluster.local is unhealthy now", "takes it out of load balancing"},
+	}}}})
+	// With a healthy host left, the failing one is MESH0503 alone.
+	s.Upstreams.Clusters[0].Hosts = append(s.Upstreams.Clusters[0].Hosts, envoyadmin.UpstreamHost{Address: "172.17.0.15:15014"})
+	runUpCases(t, NoHealthyUpstreamRule{}, []upCase{{name: "one of two hosts failed_eds_health", snap: s, want: []upWant{{
+		code: CodeHostsFailingHealth, subject: policy,
+		texts: map[string]string{"failed_eds_health": "172.17.0.14:15014"},
+	}}}})
+	for n, want := range map[int]string{1: "The only host is", 2: "Both hosts are", 5: "All 5 hosts are"} {
+		if got := allHosts(n) + " " + hostsVerb(n); got != want {
+			t.Errorf("allHosts(%d) + hostsVerb = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -262,8 +262,9 @@ func latencyFinding(s *Snapshot, l latencySample) Finding {
 		}
 		f.Fix = Fix{Summary: "Diagnose the upstream itself: its own proxy shows whether its application or its dependencies are slow.", Command: cmd}
 	}
-	// Impact ranks by time spent at the tail: requests per second times the p99 in seconds.
-	f.Impact = round(l.rate*l.p99/1000, 3)
+	// Impact is the request rate to the slow upstream (or into the slow application): every one
+	// of those requests is exposed to its latency.
+	f.Impact = round(l.rate, 3)
 	return f
 }
 

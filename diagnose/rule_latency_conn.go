@@ -131,7 +131,7 @@ func connectionManagerOverhead(s *Snapshot, key string) (Finding, bool) {
 	}
 	f.Fix = overheadFix(s, port)
 	if span := s.observationSpan(dInterval); span > 0 {
-		f.Impact = round(dn/span.Seconds()*over/1000, 3)
+		f.Impact = round(dn/span.Seconds(), 3) // the requests through the listener, all of which pay the overhead
 	}
 	return f, true
 }
@@ -206,7 +206,7 @@ func logOverhead(s *Snapshot, dir string) []Finding {
 	}
 	f.Fix = overheadFix(s, 0)
 	f.Fix.Command = strings.Replace(f.Fix.Command, " --port 0", "", 1)
-	f.Impact = round(s.logRate(len(over))*mo/1000, 3)
+	f.Impact = round(s.logRate(len(over)), 3)
 	return []Finding{f}
 }
 
@@ -254,7 +254,7 @@ func slowConnects(s *Snapshot) []Finding {
 			}
 			f.Fix = Fix{Summary: "Check the conntrack table and the load of the nodes on both ends.", Command: conntrackCommand(s)}
 		}
-		f.Impact = round(rate*p99/1000, 3)
+		f.Impact = round(rate, 3) // each new connection delays the requests waiting for it
 		out = append(out, f)
 	}
 	return out

@@ -3,6 +3,7 @@ package diagnose
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
 )
@@ -59,6 +60,25 @@ func isLocalReset(e *envoyadmin.AccessLogEntry) bool {
 	return HasFlag(e, "LR") && !HasFlag(e, "UT")
 }
 
+// keepAliveIdleTimeout is the pool idle timeout the keep-alive fixes suggest, in why-slow and
+// explain alike: below Node.js's default keep-alive timeout of 5s. An application with a shorter
+// one (gunicorn's default is 2s) needs a value below its own.
+const keepAliveIdleTimeout = 4 * time.Second
+
+// keepAliveIdleAdvice says how to pick the idle timeout, for fix summaries.
+var keepAliveIdleAdvice = fmt.Sprintf("below the application's keep-alive timeout (%s for Node.js's default 5s; for gunicorn's default 2s use 1s)", durationText(keepAliveIdleTimeout))
+
+// keepAliveIdleYAML is the idle timeout line of the keep-alive fixes, indented for a
+// DestinationRule's or a Sidecar's connectionPool.http.
+func keepAliveIdleYAML(indent string) string {
+	return indent + "idleTimeout: " + durationText(keepAliveIdleTimeout) + "   # below the application's keep-alive timeout (Node.js 5s); for gunicorn's 2s use 1s"
+}
+
+// keepAliveTrafficPolicy is the DestinationRule trafficPolicy body of the keep-alive fix.
+func keepAliveTrafficPolicy() string {
+	return "    connectionPool:\n      http:\n" + keepAliveIdleYAML("        ")
+}
+
 func keepAliveRaceFinding(s *Snapshot, c string, g signal) Finding {
 	f := NewFinding(CodeKeepAliveRace, ClusterSubject(c))
 	host := ServiceHost(c)
@@ -82,23 +102,23 @@ func keepAliveRaceFinding(s *Snapshot, c string, g signal) Finding {
 	}
 	f.Explanation = fmt.Sprintf("%s closed connections that had a request in flight, and the request failed with 503 UC (\"upstream_reset_before_response_started{connection_termination}\"). "+
 		"The usual cause is a keep-alive race: the application closes idle keep-alive connections after its own timeout (Node.js 5s, gunicorn 2s, nginx 75s), while the proxy keeps pooled connections for up to %s; "+
-		"a request the proxy sends just as the application closes the connection is lost. Istio's default retries (connect-failure, refused-stream, unavailable, cancelled, 503) do not retry it. "+
+		"a request the proxy sends just as the application closes the connection is lost. Istio's default retries (on %s) do not retry it. "+
 		"The proxy's idle timeout must be shorter than the application's keep-alive timeout. Other causes of the same counter: the upstream crashed or was OOM-killed, or closes connections after a number of requests.",
-		who, durationText(idle))
+		who, durationText(idle), istioDefaultRetryWords)
 	f.Explanation += plaintextRaceNote(s, c)
 	if inbound {
 		f.Explanation += restartsNote(s)
 		ns, _ := s.podRef()
 		f.Fix = Fix{
-			Summary: "Set the sidecar's inbound pool idle timeout below the application's keep-alive timeout (for Node.js's default 5s use 4s), with a Sidecar's inboundConnectionPool (Istio 1.21+) or the DestinationRule of the service (Istio applies its connectionPool to inbound too); or raise the application's keep-alive timeout above the proxy's.",
-			YAML: fmt.Sprintf("apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata:\n  name: inbound-idle-timeout\n  namespace: %s\nspec:\n  workloadSelector:\n    labels:\n%s\n  inboundConnectionPool:\n    http:\n      idleTimeout: 4s   # below the application's keep-alive timeout",
-				ns, podSelector(s)),
+			Summary: "Set the sidecar's inbound pool idle timeout " + keepAliveIdleAdvice + ", with a Sidecar's inboundConnectionPool (Istio 1.21+) or the DestinationRule of the service (Istio applies its connectionPool to inbound too); or raise the application's keep-alive timeout above the proxy's.",
+			YAML: fmt.Sprintf("apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata:\n  name: inbound-idle-timeout\n  namespace: %s\nspec:\n  workloadSelector:\n    labels:\n%s\n  inboundConnectionPool:\n    http:\n%s",
+				ns, podSelector(s), keepAliveIdleYAML("      ")),
 		}
 		return f
 	}
 	f.Fix = Fix{
-		Summary: fmt.Sprintf("Set connectionPool.http.idleTimeout for %s below the application's keep-alive timeout (for Node.js's default 5s use 4s), or raise the application's keep-alive timeout above the proxy's %s.", host, durationText(idle)),
-		YAML:    destinationRuleFix(c, "    connectionPool:\n      http:\n        idleTimeout: 4s   # below the application's keep-alive timeout"),
+		Summary: fmt.Sprintf("Set connectionPool.http.idleTimeout for %s %s, or raise the application's keep-alive timeout above the proxy's %s.", host, keepAliveIdleAdvice, durationText(idle)),
+		YAML:    destinationRuleFix(c, keepAliveTrafficPolicy()),
 		Command: s.proxyLogGrep(" UC "),
 	}
 	return f

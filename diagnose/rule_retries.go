@@ -12,8 +12,69 @@ import (
 // failure that was retried.
 type RetriesExhaustedRule struct{}
 
-// istioDefaultRetryOn is what Istio retries on when no VirtualService sets retries (2 attempts).
-const istioDefaultRetryOn = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+// Istio's default retry policy, for routes whose VirtualService sets no retries: 2 retries on
+// istioDefaultRetryOn, Envoy's retry_on as the config dump shows it, with
+// istioDefaultRetriableCodes as its retriable_status_codes. Every text and fix that names the
+// default derives it from these.
+const (
+	istioDefaultRetryOn = "connect-failure,refused-stream,unavailable,cancelled," + envoyRetriableStatusCodes
+	istioDefaultRetries = 2
+)
+
+// istioDefaultRetriableCodes are the status codes Istio's default policy retries.
+var istioDefaultRetriableCodes = []uint32{503}
+
+// envoyRetriableStatusCodes is Envoy's retry_on condition that retries the statuses listed in
+// retriable_status_codes. A VirtualService does not take it: its retryOn lists the codes
+// themselves ("...,503") and Istio adds the condition.
+const envoyRetriableStatusCodes = "retriable-status-codes"
+
+// istioDefaultVirtualServiceRetryOn is Istio's default policy as a VirtualService's retryOn.
+var istioDefaultVirtualServiceRetryOn = virtualServiceRetryOn(istioDefaultRetryOn, istioDefaultRetriableCodes)
+
+// istioDefaultRetryWords names the default's conditions in prose: "connect-failure,
+// refused-stream, unavailable, cancelled and 503".
+var istioDefaultRetryWords = andList(strings.Split(istioDefaultVirtualServiceRetryOn, ","))
+
+// virtualServiceRetryOn translates Envoy's retry_on and retriable_status_codes into the
+// retryOn of an Istio VirtualService: the retriable-status-codes condition is dropped and the
+// codes it enables are appended, since Istio turns numbers in retryOn into
+// retriable_status_codes and adds the condition itself. Codes without the condition were not
+// retried by Envoy, so they are left out. An empty retry_on gives Istio's default.
+func virtualServiceRetryOn(retryOn string, codes []uint32) string {
+	if strings.TrimSpace(retryOn) == "" {
+		retryOn, codes = istioDefaultRetryOn, istioDefaultRetriableCodes
+	}
+	var out []string
+	seen := map[string]bool{}
+	add := func(item string) {
+		if item != "" && !seen[item] {
+			seen[item] = true
+			out = append(out, item)
+		}
+	}
+	withCodes := false
+	for _, item := range strings.Split(retryOn, ",") {
+		item = strings.TrimSpace(item)
+		if item == envoyRetriableStatusCodes {
+			withCodes = true
+			continue
+		}
+		add(item)
+	}
+	if withCodes {
+		for _, c := range codes {
+			add(fmt.Sprint(c))
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// isIstioDefaultRetry reports whether a route's retry policy is Istio's default.
+func isIstioDefaultRetry(p *envoyadmin.RetryPolicy) bool {
+	return p.NumRetries == istioDefaultRetries && p.RetryOn == istioDefaultRetryOn &&
+		fmt.Sprint(p.RetriableStatusCodes) == fmt.Sprint(istioDefaultRetriableCodes)
+}
 
 // Meta describes the rule.
 func (RetriesExhaustedRule) Meta() RuleMeta {
@@ -70,7 +131,7 @@ func retryPolicies(s *Snapshot, c string) (ev []Evidence, hasPolicy bool) {
 			if p.PerTryTimeout > 0 {
 				text += ", per try " + p.PerTryTimeout.String()
 			}
-			if p.NumRetries == 2 && p.RetryOn == istioDefaultRetryOn {
+			if isIstioDefaultRetry(p) {
 				text += " (Istio's default)"
 			}
 		}

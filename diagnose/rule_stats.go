@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
 )
 
 // statsMatcherRegexps are the proxyStatsMatcher inclusions that give the diagnosis what it reads
@@ -59,27 +61,28 @@ func (StatsDisabledRule) Check(s *Snapshot) []Finding {
 	var why string
 	apps := s.appClusters()
 	if ss := s.latestStats(); ss != nil && (len(ss.Stats) > 0 || len(ss.Clusters) > 0 || len(ss.Istio) > 0) {
-		withStats := 0
+		withStats, tlsOnly := 0, 0
 		for name, cs := range ss.Clusters {
 			switch classifyCluster(name) {
 			case kindService, kindInbound, kindPassthrough:
 				if hasUpstreamStats(cs.Values, len(cs.Histograms)) {
 					withStats++
+				} else {
+					tlsOnly++
 				}
 			}
 		}
 		if withStats == 0 {
-			known := 0
-			for _, c := range apps {
-				if ss.Clusters[c] == nil {
-					known++
-				}
+			file := orDefault(s.StatsFile, "stats")
+			ev = append(ev, Evidence{Label: "upstream clusters with request stats (upstream_*, membership, outlier detection, circuit breakers, TLS handshakes, latency)", Value: 0, Unit: UnitCount, Source: file + " cluster.* (request stats only for the proxy's own clusters such as xds-grpc)"})
+			if len(apps) > 0 {
+				ev = append(ev, Evidence{Label: "upstream clusters the proxy has", Value: float64(len(apps)), Unit: UnitCount, Source: appClusterSources(s)})
 			}
-			ev = append(ev, Evidence{Label: "upstream clusters with stats", Value: 0, Unit: UnitCount, Source: orDefault(s.StatsFile, "stats") + " cluster.* (only the proxy's own clusters such as xds-grpc)"})
-			if known > 0 {
-				ev = append(ev, Evidence{Label: "upstream clusters the proxy has", Value: float64(known), Unit: UnitCount, Source: "config_dump.json, clusters and access.log"})
+			why = "The stats hold no request, connection or latency stat for any upstream cluster, only for the proxy's own clusters: this is Istio's default stats inclusion (cluster_manager, listener_manager, server and cluster.xds-grpc)."
+			if tlsOnly > 0 {
+				ev = append(ev, Evidence{Label: "upstream clusters in the stats with TLS-context counters only (client_ssl_socket_factory.*)", Value: float64(tlsOnly), Unit: UnitCount, Source: file + " cluster.<upstream>.client_ssl_socket_factory.*"})
+				why += fmt.Sprintf(" %s appear in the stats only with the TLS-context counters that inclusion still records, which say nothing about their traffic.", plural(tlsOnly, "upstream cluster"))
 			}
-			why = "The stats hold no counter or histogram for any upstream cluster, only for the proxy's own clusters: this is Istio's default stats inclusion (cluster_manager, listener_manager, server and cluster.xds-grpc)."
 		}
 	}
 	if s.Config != nil && s.Config.StatsMatcherSet {
@@ -100,7 +103,7 @@ func (StatsDisabledRule) Check(s *Snapshot) []Finding {
 	f := NewFinding(CodeClusterStatsDisabled, Subject{Kind: SubjectProxy, Name: proxyName(s)})
 	f.Title = "Per-upstream stats are off: timeouts, resets, retries and latency per service cannot be seen"
 	f.Evidence = ev
-	f.Explanation = why + " Without them this diagnosis cannot count timeouts, connect failures, circuit-breaker overflows, resets, retries, ejections or TLS failures per upstream, nor measure each upstream's latency; it falls back on istio_requests_total, istio_request_duration_milliseconds, /clusters and the access log, which say that requests failed but less often why."
+	f.Explanation = why + " Without per-upstream stats this diagnosis cannot count timeouts, connect failures, circuit-breaker overflows, resets, retries, ejections or TLS failures per upstream, nor measure each upstream's latency; it falls back on istio_requests_total, istio_request_duration_milliseconds, /clusters and the access log, which say that requests failed but less often why."
 	matcher := "proxyStatsMatcher:\n  inclusionRegexps:\n"
 	for _, r := range statsMatcherRegexps {
 		matcher += fmt.Sprintf("  - %q\n", r)
@@ -114,6 +117,54 @@ func (StatsDisabledRule) Check(s *Snapshot) []Finding {
 		f.Fix.Summary += " The pod already sets proxy.istio.io/config: merge these lines into it, since the patch replaces the annotation."
 	}
 	return []Finding{f}
+}
+
+// appClusterSources names the evidence files that name the proxy's application clusters, as
+// appClusters reads them: only those present in the snapshot and naming at least one.
+func appClusterSources(s *Snapshot) string {
+	isApp := func(n string) bool {
+		switch classifyCluster(n) {
+		case kindService, kindInbound, kindPassthrough:
+			return n != "" && n != "-"
+		}
+		return false
+	}
+	var names []string
+	if s.Config != nil {
+		for _, c := range s.Config.Clusters {
+			if isApp(c.Name.Raw) {
+				names = append(names, FileConfigDump)
+				break
+			}
+		}
+	}
+	for i, ss := range []*envoyadmin.StatsSample{s.Stats, s.Stats2} {
+		if ss == nil {
+			continue
+		}
+		file := orDefault([]string{s.StatsFile, s.Stats2File}[i], "stats")
+		for n := range ss.Clusters {
+			if isApp(n) {
+				names = append(names, file)
+				break
+			}
+		}
+	}
+	if s.Upstreams != nil {
+		for _, c := range s.Upstreams.Clusters {
+			if isApp(c.Name.Raw) {
+				names = append(names, orDefault(s.UpstreamsFile, "clusters"))
+				break
+			}
+		}
+	}
+	for _, e := range s.AccessLog {
+		if isApp(e.UpstreamCluster) {
+			names = append(names, FileAccessLog)
+			break
+		}
+	}
+	return orDefault(andList(names), "the evidence")
 }
 
 // sampleCluster is a cluster name to test inclusion patterns against.

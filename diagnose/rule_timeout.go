@@ -252,7 +252,7 @@ func perTryTimeoutFinding(s *Snapshot, c string, g signal) Finding {
 	if policy != nil && tooShort {
 		t := suggestTimeout(p99, policy.PerTryTimeout)
 		f.Fix.Summary = fmt.Sprintf("Raise perTryTimeout for %s above its p99 (%.0f ms), for example to %s, and keep attempts × perTryTimeout within the route timeout.", ServiceHost(c), p99, durationText(t))
-		f.Fix.YAML = virtualServiceFix(c, fmt.Sprintf("    retries:\n      attempts: %d\n      perTryTimeout: %s\n      retryOn: %s", policy.NumRetries, durationText(t), orDefault(policy.RetryOn, "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes")))
+		f.Fix.YAML = virtualServiceFix(c, fmt.Sprintf("    retries:\n      attempts: %d\n      perTryTimeout: %s\n      retryOn: %s", policy.NumRetries, durationText(t), virtualServiceRetryOn(policy.RetryOn, policy.RetriableStatusCodes)))
 	}
 	return f
 }

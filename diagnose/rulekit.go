@@ -74,10 +74,13 @@ func DestinationRuleYAML(host, trafficPolicy string) string {
 }
 
 // VirtualServiceYAML renders a VirtualService for a service host whose single HTTP route has the
-// given body (YAML indented by four spaces, under the route's "- " item).
+// given body (YAML indented by four spaces, under the route's "- " item). Its catch-all route
+// would replace every route of an existing VirtualService of the same name, so it opens with a
+// comment that says to merge the fields into the existing routes instead.
 func VirtualServiceYAML(host, httpRoute string) string {
 	name, ns := hostNameNamespace(host)
 	var b strings.Builder
+	fmt.Fprintf(&b, "# If a VirtualService for %s exists, merge these fields into its http routes instead: applying this one replaces a VirtualService of the same name, every route included, and conflicts with one of another name.\n", host)
 	fmt.Fprintf(&b, "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: %s\n", name)
 	if ns != "" {
 		fmt.Fprintf(&b, "  namespace: %s\n", ns)

@@ -65,14 +65,20 @@ func (g signal) impact(s *Snapshot) float64 {
 	return max(r, s.logRate(len(g.logs)))
 }
 
-// severity lowers a catalog severity when the evidence shows the failure only sporadically:
-// a cumulative counter averaging under sporadicRate, or a few log lines and no counter.
+// severity lowers a catalog severity when the evidence shows the failure only sporadically or
+// at no known time: a cumulative counter averaging under sporadicRate, a counter with no time
+// base (per-host /clusters counters, since the host was added), or a few log lines and no
+// counter.
 func (g signal) severity(base Severity) Severity {
 	strong := false
 	if g.counted() {
 		switch {
 		case g.m.Interval:
 			strong = true
+		case g.m.Since != "":
+			// Counted since some time other than the proxy's start, with no time base: however
+			// many, they may all be old.
+			strong = false
 		case g.m.Span > 0:
 			strong = g.m.Rate >= sporadicRate
 		default:
@@ -146,11 +152,23 @@ func (s *Snapshot) logSpan() time.Duration {
 	return last.Sub(first)
 }
 
-// logRate is n log lines per second of the log's span; 0 when the span is under a second, since
-// a rate over a burst would say nothing about the load.
+// Bounds of an access-log span that a rate can be taken over.
+const (
+	// minLogSpan: a rate over a burst under a second says nothing about the load.
+	minLogSpan = time.Second
+	// maxLogSpan: one capture's log covers minutes or hours. A longer span means lines of
+	// several captures, restarts or years were pasted together, and lines per second of it
+	// would be a meaningless near-zero figure.
+	maxLogSpan = 24 * time.Hour
+)
+
+// logRate is n log lines per second of the log's span. When the span is unknown (no
+// timestamps), under minLogSpan or over maxLogSpan, there is no rate: it returns 0, so a finding
+// that rests on log lines alone has impact 0 and ranks by severity and code (see
+// Finding.Impact).
 func (s *Snapshot) logRate(n int) float64 {
 	span := s.logSpan()
-	if n == 0 || span < time.Second {
+	if n == 0 || span < minLogSpan || span > maxLogSpan {
 		return 0
 	}
 	return float64(n) / span.Seconds()
@@ -225,7 +243,7 @@ func (s *Snapshot) hostStat(cluster, stat, label string) (ev []Evidence, with, t
 			break
 		}
 		ev = append(ev, Evidence{
-			Label: fmt.Sprintf("%s on host %s (since the host was added)", label, h.addr), Value: float64(h.v), Unit: UnitCount,
+			Label: fmt.Sprintf("%s on host %s (since %s)", label, h.addr, hostAddedSince), Value: float64(h.v), Unit: UnitCount,
 			Source: fmt.Sprintf("%s %s::%s::%s", file, cluster, h.addr, stat),
 		})
 	}
