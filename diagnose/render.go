@@ -3,8 +3,10 @@ package diagnose
 import (
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fatih/color"
 )
@@ -109,6 +111,10 @@ func formatValue(e Evidence) string {
 		return e.Text
 	}
 	v := strconv.FormatFloat(e.Value, 'f', -1, 64)
+	if e.Unit == UnitMillis && e.Value >= 10000 && e.Value == math.Trunc(e.Value) {
+		// 3600000 ms reads better as 1h: long timeouts come from config in whole seconds.
+		return v + " ms (" + shortDuration(time.Duration(e.Value)*time.Millisecond) + ")"
+	}
 	switch e.Unit {
 	case "", UnitCount:
 		return v
