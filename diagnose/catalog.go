@@ -72,8 +72,8 @@ type CodeInfo struct {
 // Doc returns the documentation anchor of the code.
 func (c CodeInfo) Doc() string { return "docs/findings.md#" + string(c.Code) }
 
-// Catalog lists every code ever defined.
-var Catalog = []CodeInfo{
+// catalog lists every code ever defined.
+var catalog = []CodeInfo{
 	{CodeUpstreamTimeout, CategoryTimeout, SeverityError, "Requests to the upstream hit the route timeout (UT, 504)", false},
 	{CodePerTryTimeout, CategoryTimeout, SeverityWarning, "Attempts hit the per-try timeout and were retried or failed", false},
 	{CodeDownstreamGaveUp, CategoryTimeout, SeverityWarning, "Callers closed their connection before the response (DC)", false},
@@ -124,8 +124,8 @@ var Catalog = []CodeInfo{
 }
 
 var catalogByCode = func() map[Code]CodeInfo {
-	m := make(map[Code]CodeInfo, len(Catalog))
-	for _, c := range Catalog {
+	m := make(map[Code]CodeInfo, len(catalog))
+	for _, c := range catalog {
 		m[c.Code] = c
 	}
 	return m
@@ -154,3 +154,7 @@ func NewFinding(code Code, subject Subject) Finding {
 		Doc:      info.Doc(),
 	}
 }
+
+// Catalog returns every code ever defined, in catalog order. It is a copy: the catalog itself
+// cannot be changed from outside.
+func Catalog() []CodeInfo { return append([]CodeInfo(nil), catalog...) }

@@ -70,12 +70,12 @@ func WriteFindingsDoc(w io.Writer) error {
 	b.WriteString("<!-- Generated from diagnose/catalog.go and diagnose/catalog_hints.go by `go test ./diagnose -update`; do not edit. -->\n\n")
 	b.WriteString("Every finding `kubectl mesh` reports has a code. Codes are stable: a code keeps its meaning and is never reused. The severity is the usual one; a rule may raise or lower it from the evidence.\n\n")
 	b.WriteString("| code | category | severity | title |\n|---|---|---|---|\n")
-	for _, c := range Catalog {
+	for _, c := range catalog {
 		fmt.Fprintf(&b, "| [%s](#%s) | %s | %s | %s |\n", c.Code, c.Code, c.Category, c.Severity, mdCell(c.Title))
 	}
-	for _, cat := range Categories {
+	for _, cat := range categories {
 		var codes []CodeInfo
-		for _, c := range Catalog {
+		for _, c := range catalog {
 			if c.Category == cat {
 				codes = append(codes, c)
 			}

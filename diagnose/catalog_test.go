@@ -57,7 +57,7 @@ func TestCatalogCodesAreReported(t *testing.T) {
 	for _, c := range ExplainCodes() {
 		declared[c] = true
 	}
-	for _, c := range Catalog {
+	for _, c := range Catalog() {
 		if !c.Retired && !declared[c.Code] {
 			t.Errorf("%s (%s) is reported by no rule and not by explain: retire it or report it", c.Code, c.Title)
 		}
@@ -67,12 +67,12 @@ func TestCatalogCodesAreReported(t *testing.T) {
 func TestCatalogIsWellFormed(t *testing.T) {
 	wellFormed := regexp.MustCompile(`^MESH(\d\d)\d\d$`)
 	block := map[Category]string{}
-	for i, cat := range Categories {
+	for i, cat := range Categories() {
 		block[cat] = fmt.Sprintf("%02d", i+1)
 	}
 	seen := map[Code]bool{}
 	var prev Code
-	for _, c := range Catalog {
+	for _, c := range Catalog() {
 		m := wellFormed.FindStringSubmatch(string(c.Code))
 		switch {
 		case m == nil:
@@ -85,7 +85,7 @@ func TestCatalogIsWellFormed(t *testing.T) {
 		}
 		seen[c.Code], prev = true, c.Code
 		if _, ok := block[c.Category]; !ok {
-			t.Errorf("%s: category %q is not in Categories", c.Code, c.Category)
+			t.Errorf("%s: category %q is not in Categories()", c.Code, c.Category)
 		} else if m[1] != block[c.Category] {
 			t.Errorf("%s: category %s owns the block MESH%s00", c.Code, c.Category, block[c.Category])
 		}
@@ -108,7 +108,7 @@ func TestCatalogIsWellFormed(t *testing.T) {
 		}
 	}
 	cats := map[Category]bool{}
-	for _, c := range Categories {
+	for _, c := range Categories() {
 		if cats[c] {
 			t.Errorf("category %s listed twice", c)
 		}
@@ -136,7 +136,7 @@ func TestFindingsDocIsCurrent(t *testing.T) {
 	if !bytes.Equal(have, b.Bytes()) {
 		t.Fatalf("%s is stale: run go test ./diagnose -update", findingsDoc)
 	}
-	for _, c := range Catalog {
+	for _, c := range Catalog() {
 		if !bytes.Contains(have, []byte(`<a id="`+string(c.Code)+`"></a>`)) {
 			t.Errorf("%s has no anchor for %s", findingsDoc, c.Code)
 		}

@@ -63,8 +63,8 @@ const (
 	CategoryAppError          Category = "app-error"
 )
 
-// Categories lists every category, in the order of the documentation.
-var Categories = []Category{
+// categories lists every category, in the order of the documentation.
+var categories = []Category{
 	CategoryTimeout, CategoryConnectFailure, CategoryCircuitBreaker, CategoryUpstreamReset,
 	CategoryNoHealthyUpstream, CategoryRetriesExhausted, CategoryNoRoute, CategoryMTLS,
 	CategoryCertExpiry, CategoryConfigRejected, CategoryLatency, CategoryStatsDisabled,
@@ -149,3 +149,6 @@ type Finding struct {
 	// Rule names the rule that reported the finding.
 	Rule string `json:"rule"`
 }
+
+// Categories returns the closed set of categories, in the order of the documentation.
+func Categories() []Category { return append([]Category(nil), categories...) }
