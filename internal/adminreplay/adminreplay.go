@@ -1,0 +1,140 @@
+// Package adminreplay serves an evidence folder as an Envoy admin API, the reverse of what a
+// capture does: GET /stats/prometheus answers with stats.prom, /config_dump with config_dump.json,
+// and so on. Integration tests and `make sandbox` put it behind kwok's ClusterPortForward, so the
+// live collection path (client-go port-forward, envoyadmin.AdminClient) runs against replayed
+// incidents.
+//
+// The stats endpoints alternate between the folder's two samples: the first request to an
+// endpoint gets stats.*, the second stats-2.*, the third stats.* again, so each diagnosis that
+// samples twice sees the captured window. A folder with one sample serves it every time (a proxy
+// whose counters did not move). The stats files were filtered when captured, so usedonly and
+// filter= are accepted and not applied again.
+package adminreplay
+
+import (
+	"errors"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// Evidence folder file names, as diagnose.LoadDir reads them (the test checks they agree;
+// envoyadmin and this package must not import diagnose).
+const (
+	fileStatsText   = "stats.txt"
+	fileStatsJSON   = "stats.json"
+	fileStatsProm   = "stats.prom"
+	fileStats2Text  = "stats-2.txt"
+	fileStats2JSON  = "stats-2.json"
+	fileStats2Prom  = "stats-2.prom"
+	fileConfigDump  = "config_dump.json"
+	fileClustersJS  = "clusters.json"
+	fileClustersTxt = "clusters.txt"
+	fileCerts       = "certs.json"
+	fileServerInfo  = "server_info.json"
+)
+
+const (
+	contentJSON = "application/json"
+	contentText = "text/plain; charset=UTF-8"
+	contentProm = "text/plain; version=0.0.4; charset=UTF-8"
+)
+
+// Handler is an http.Handler that answers Envoy admin GET requests from an evidence folder.
+// It is safe for concurrent use.
+type Handler struct {
+	dir string
+
+	mu sync.Mutex
+	// served counts the requests to each stats endpoint, keyed by its first file's name.
+	served map[string]int
+}
+
+// New returns a Handler serving the evidence folder dir.
+func New(dir string) (*Handler, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return nil, &fs.PathError{Op: "replay", Path: dir, Err: errors.New("not a folder: pass an evidence folder")}
+	}
+	return &Handler{dir: dir, served: map[string]int{}}, nil
+}
+
+// ServeHTTP answers one admin request. What the folder lacks is 404, as Envoy answers an
+// endpoint it does not know; methods other than GET and HEAD are 405.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed: the replay serves GET only", http.StatusMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	switch r.URL.Path {
+	case "/stats":
+		switch q.Get("format") {
+		case "json":
+			h.serveStats(w, r, fileStatsJSON, fileStats2JSON, contentJSON)
+		case "prometheus":
+			h.serveStats(w, r, fileStatsProm, fileStats2Prom, contentProm)
+		case "":
+			h.serveStats(w, r, fileStatsText, fileStats2Text, contentText)
+		default:
+			http.Error(w, "usage: /stats?format=(json|prometheus)", http.StatusBadRequest)
+		}
+	case "/stats/prometheus":
+		h.serveStats(w, r, fileStatsProm, fileStats2Prom, contentProm)
+	case "/config_dump":
+		h.serveFile(w, r, fileConfigDump, contentJSON)
+	case "/clusters":
+		if q.Get("format") == "json" {
+			h.serveFile(w, r, fileClustersJS, contentJSON)
+		} else {
+			h.serveFile(w, r, fileClustersTxt, contentText)
+		}
+	case "/certs":
+		h.serveFile(w, r, fileCerts, contentJSON)
+	case "/server_info":
+		h.serveFile(w, r, fileServerInfo, contentJSON)
+	case "/ready":
+		w.Header().Set("Content-Type", contentText)
+		_, _ = w.Write([]byte("LIVE\n"))
+	default:
+		http.Error(w, "invalid path: the replay serves /stats, /stats/prometheus, /config_dump, /clusters, /certs, /server_info and /ready", http.StatusNotFound)
+	}
+}
+
+// serveStats serves the first sample on odd requests to an endpoint and the second on even ones.
+func (h *Handler) serveStats(w http.ResponseWriter, r *http.Request, first, second, contentType string) {
+	h.mu.Lock()
+	n := h.served[first]
+	h.served[first] = n + 1
+	h.mu.Unlock()
+	name := first
+	if n%2 == 1 {
+		if _, err := os.Stat(filepath.Join(h.dir, second)); err == nil {
+			name = second
+		}
+	}
+	h.serveFile(w, r, name, contentType)
+}
+
+func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, name, contentType string) {
+	b, err := os.ReadFile(filepath.Join(h.dir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		http.Error(w, "the replayed evidence folder has no "+name, http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		http.Error(w, "replay: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	if r.Method == http.MethodHead {
+		return
+	}
+	_, _ = w.Write(b)
+}
