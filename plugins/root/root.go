@@ -6,6 +6,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-mesh/kubectl-mesh/plugins/capture"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/clusters"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/explain"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/version"
@@ -25,6 +26,9 @@ and prints a ranked list of findings: what is wrong, the numbers that show it, a
 		Example: `  # Diagnose a captured folder (no cluster needed)
   kubectl mesh why-slow --from ./capture
 
+  # Capture a live pod's sidecar evidence into a folder
+  kubectl mesh capture pod/NAME -n NAMESPACE -o ./capture
+
   # Explain an error string or an access-log line
   kubectl mesh explain 'upstream connect error or disconnect/reset before headers. reset reason: connection termination'
 
@@ -38,6 +42,7 @@ and prints a ranked list of findings: what is wrong, the numbers that show it, a
 	flags.AddFlags(cmd.PersistentFlags())
 	cmd.AddCommand(
 		whyslow.NewCmd(flags, streams),
+		capture.NewCmd(flags, streams),
 		explain.NewCmd(streams),
 		clusters.NewCmd(streams),
 		version.NewCmd(streams),

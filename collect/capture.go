@@ -1,0 +1,247 @@
+// Package collect captures the evidence of one meshed pod from a live cluster into an evidence
+// folder (the files diagnose.LoadDir reads): the pod, two stats samples of the istio-proxy
+// sidecar's Envoy admin API a window apart, its config dump, clusters, certificates and server
+// info, and the sidecar's access log. The admin API is reached with a client-go port-forward
+// through the API server, as istioctl does, so no extra network path to the pod is needed.
+package collect
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
+	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+)
+
+const (
+	// SidecarContainer is the name Istio gives its injected proxy container.
+	SidecarContainer = "istio-proxy"
+	// AdminPort is the Envoy admin port of the Istio sidecar.
+	AdminPort = 15000
+	// DefaultWindow is the time between the two stats samples when CaptureOptions.Window is 0.
+	DefaultWindow = 10 * time.Second
+	// LogTailLines bounds how much of the sidecar's log is read for access-log lines.
+	LogTailLines = 2000
+	// CapturedBy is written to meta.json so a folder says which tool wrote it.
+	CapturedBy = "kubectl-mesh"
+)
+
+// CaptureOptions say which pod to capture, how and where.
+type CaptureOptions struct {
+	// Client reads the pod and its logs.
+	Client kubernetes.Interface
+	// RESTConfig opens the port-forward (an upgraded connection client-go builds from it).
+	RESTConfig *rest.Config
+	// Namespace and Pod name the meshed pod.
+	Namespace, Pod string
+	// Window is the time between the two stats samples (DefaultWindow when 0).
+	Window time.Duration
+	// Dir is the evidence folder to write; it is created when missing.
+	Dir string
+	// Progress receives one line per step; nil discards them.
+	Progress io.Writer
+	// Now is the clock for the capture times in meta.json; nil means time.Now.
+	Now func() time.Time
+}
+
+// Result says what a capture wrote and what it could not read.
+type Result struct {
+	// Dir is the evidence folder.
+	Dir string
+	// Files are the names of the files written, in the order they were written.
+	Files []string
+	// Warnings name each piece of evidence that could not be read and why; the capture went on
+	// without it.
+	Warnings []string
+}
+
+// captureRun holds the state of one capture.
+type captureRun struct {
+	o   CaptureOptions
+	res *Result
+}
+
+// Capture writes the evidence folder of one meshed pod. It fails when the pod cannot be read,
+// has no istio-proxy sidecar, the folder cannot be written or the admin port cannot be
+// forwarded; a single admin endpoint or the log that cannot be read becomes a warning in the
+// result and the capture goes on.
+func Capture(ctx context.Context, o CaptureOptions) (*Result, error) {
+	if o.Client == nil || o.RESTConfig == nil {
+		return nil, errors.New("capture: a Kubernetes client and REST config are required")
+	}
+	if o.Namespace == "" || o.Pod == "" {
+		return nil, errors.New("capture: a namespace and pod name are required")
+	}
+	if o.Dir == "" {
+		return nil, errors.New("capture: an output folder is required")
+	}
+	if o.Window <= 0 {
+		o.Window = DefaultWindow
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	r := &captureRun{o: o, res: &Result{Dir: o.Dir}}
+
+	pod, err := o.Client.CoreV1().Pods(o.Namespace).Get(ctx, o.Pod, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading pod %s/%s: %w", o.Namespace, o.Pod, err)
+	}
+	if err := checkSidecar(pod); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("evidence folder: %w", err)
+	}
+	if err := r.writePod(pod); err != nil {
+		return nil, err
+	}
+
+	r.progress("forwarding port %d of pod %s/%s", AdminPort, o.Namespace, o.Pod)
+	fw, err := startPortForward(ctx, o.RESTConfig, o.Client, o.Namespace, o.Pod, AdminPort)
+	if err != nil {
+		return nil, err
+	}
+	defer fw.Stop()
+	admin := &envoyadmin.AdminClient{BaseURL: fw.BaseURL(), HTTP: fw.HTTPClient()}
+	if err := r.admin(ctx, admin); err != nil {
+		return nil, err
+	}
+	r.accessLog(ctx)
+	return r.res, nil
+}
+
+// checkSidecar finds the istio-proxy container: a regular container, or a native sidecar (an
+// init container with restartPolicy Always), as Istio injects it on Kubernetes 1.29 and later.
+func checkSidecar(pod *corev1.Pod) error {
+	for _, c := range pod.Spec.Containers {
+		if c.Name == SidecarContainer {
+			return nil
+		}
+	}
+	for _, c := range pod.Spec.InitContainers {
+		if c.Name == SidecarContainer && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			return nil
+		}
+	}
+	names := make([]string, 0, len(pod.Spec.Containers))
+	for _, c := range pod.Spec.Containers {
+		names = append(names, c.Name)
+	}
+	return fmt.Errorf("pod %s/%s has no %s sidecar: its containers are %v; label the namespace with istio-injection=enabled (or istio.io/rev) and restart the pod, or capture a meshed pod",
+		pod.Namespace, pod.Name, SidecarContainer, names)
+}
+
+// writePod writes the pod as `kubectl get -o yaml` prints it, without managed fields, which
+// are long and say nothing about the proxy.
+func (r *captureRun) writePod(pod *corev1.Pod) error {
+	p := pod.DeepCopy()
+	p.ManagedFields = nil
+	p.APIVersion, p.Kind = "v1", "Pod" // a typed Get leaves TypeMeta empty
+	b, err := yaml.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("pod %s/%s as YAML: %w", pod.Namespace, pod.Name, err)
+	}
+	return r.write(diagnose.FilePod, b)
+}
+
+// admin reads the admin API: a stats sample, another after the window, then the rest once.
+func (r *captureRun) admin(ctx context.Context, admin *envoyadmin.AdminClient) error {
+	stats := func() ([]byte, error) {
+		return admin.Stats(ctx, envoyadmin.StatsPrometheus, envoyadmin.DefaultStatsFilter)
+	}
+	r.progress("stats sample 1 of 2")
+	t1 := r.o.Now()
+	r.fetch(diagnose.FileStatsProm, stats)
+	r.progress("waiting %v for the second stats sample", r.o.Window)
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("capture of %s/%s interrupted: %w", r.o.Namespace, r.o.Pod, ctx.Err())
+	case <-time.After(r.o.Window):
+	}
+	r.progress("stats sample 2 of 2")
+	t2 := r.o.Now()
+	r.fetch(diagnose.FileStats2Prom, stats)
+
+	r.progress("config dump, clusters, certificates, server info")
+	r.fetch(diagnose.FileConfigDump, func() ([]byte, error) {
+		b, err := admin.ConfigDump(ctx, true)
+		if err != nil {
+			return nil, err
+		}
+		return envoyadmin.RedactConfigDump(b), nil
+	})
+	r.fetch(diagnose.FileClustersJS, func() ([]byte, error) { return admin.Clusters(ctx) })
+	r.fetch(diagnose.FileCerts, func() ([]byte, error) { return admin.Certs(ctx) })
+	r.fetch(diagnose.FileServerInfo, func() ([]byte, error) { return admin.ServerInfo(ctx) })
+
+	window := t2.Sub(t1).Seconds()
+	if window <= 0 { // a clock that did not move, as in tests
+		window = r.o.Window.Seconds()
+	}
+	meta := diagnose.Meta{
+		Pod: r.o.Pod, Namespace: r.o.Namespace,
+		CaptureTimes:  []time.Time{t1.UTC(), t2.UTC()},
+		WindowSeconds: window,
+		CapturedBy:    CapturedBy,
+	}
+	b, err := json.MarshalIndent(meta, "", " ")
+	if err != nil {
+		return fmt.Errorf("meta.json: %w", err)
+	}
+	return r.write(diagnose.FileMeta, append(b, '\n'))
+}
+
+// accessLog reads the sidecar's recent log lines with their timestamps; the diagnosis picks the
+// access-log lines out of them.
+func (r *captureRun) accessLog(ctx context.Context) {
+	r.progress("access log of %s (last %d lines)", SidecarContainer, LogTailLines)
+	tail := int64(LogTailLines)
+	r.fetch(diagnose.FileAccessLog, func() ([]byte, error) {
+		b, err := r.o.Client.CoreV1().Pods(r.o.Namespace).GetLogs(r.o.Pod, &corev1.PodLogOptions{
+			Container: SidecarContainer, TailLines: &tail, Timestamps: true,
+		}).DoRaw(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("logs of container %s: %w", SidecarContainer, err)
+		}
+		return b, nil
+	})
+}
+
+// fetch writes what get returns to name; a failure becomes a warning.
+func (r *captureRun) fetch(name string, get func() ([]byte, error)) {
+	b, err := get()
+	if err == nil {
+		err = r.write(name, b)
+	}
+	if err != nil {
+		r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("%s not captured: %v", name, err))
+	}
+}
+
+func (r *captureRun) write(name string, b []byte) error {
+	if err := os.WriteFile(filepath.Join(r.o.Dir, name), b, 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	r.res.Files = append(r.res.Files, name)
+	return nil
+}
+
+func (r *captureRun) progress(format string, a ...any) {
+	fmt.Fprintf(r.o.Progress, format+"\n", a...)
+}

@@ -1,0 +1,232 @@
+package collect
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/adminreplay"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
+)
+
+const incident = "../testdata/incidents/keepalive-race"
+
+// TestCaptureLive captures a pod through the real API server, with kwok forwarding the
+// sidecar's admin port to a replay of the keepalive-race incident and serving its access log,
+// and checks the folder diagnoses the same as the original capture.
+func TestCaptureLive(t *testing.T) {
+	h, err := adminreplay.New(incident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	logsFile := filepath.Join(t.TempDir(), "istio-proxy.log")
+	if err := os.WriteFile(logsFile, criLogOf(t, filepath.Join(incident, diagnose.FileAccessLog)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := testcluster.Start(t, testcluster.Options{KwokRules: []string{
+		testcluster.PortForwardRule("", "envoy-admin", AdminPort, strings.TrimPrefix(srv.URL, "http://")),
+		testcluster.LogsRule("", "proxy-logs", []string{SidecarContainer}, logsFile),
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	t.Run("keepalive-race", func(t *testing.T) {
+		pod := createPod(ctx, t, c, "productpage-v1", "app", SidecarContainer)
+		waitRunning(ctx, t, c, pod)
+		dir := t.TempDir()
+		var progress bytes.Buffer
+		start := time.Now()
+		res, err := Capture(ctx, CaptureOptions{
+			Client: c.Client, RESTConfig: c.Config,
+			Namespace: pod.Namespace, Pod: pod.Name,
+			Window: time.Second, Dir: dir, Progress: &progress,
+		})
+		if err != nil {
+			t.Fatalf("Capture: %v\nprogress:\n%s", err, progress.String())
+		}
+		t.Logf("captured in %v: %v", time.Since(start).Round(time.Millisecond), res.Files)
+		// The incident folder has no clusters.json or certs.json: the replay answers 404 for
+		// them, which must be warnings and nothing else.
+		for _, w := range res.Warnings {
+			if !strings.Contains(w, diagnose.FileClustersJS) && !strings.Contains(w, diagnose.FileCerts) {
+				t.Errorf("unexpected warning: %s", w)
+			}
+		}
+		for _, f := range []string{diagnose.FilePod, diagnose.FileStatsProm, diagnose.FileStats2Prom, diagnose.FileConfigDump,
+			diagnose.FileServerInfo, diagnose.FileMeta, diagnose.FileAccessLog} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+				t.Errorf("%s not written: %v", f, err)
+			}
+		}
+		podYAML, _ := os.ReadFile(filepath.Join(dir, diagnose.FilePod))
+		if bytes.Contains(podYAML, []byte("managedFields")) || !bytes.Contains(podYAML, []byte("kind: Pod")) {
+			t.Errorf("pod.yaml should be a Pod without managedFields:\n%s", podYAML)
+		}
+
+		snap, err := diagnose.LoadDir(dir, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap.Meta.Pod != pod.Name || snap.Meta.Namespace != pod.Namespace || len(snap.Meta.CaptureTimes) != 2 || snap.Meta.WindowSeconds < 1 {
+			t.Errorf("meta = %+v, want the pod, two capture times and a window of at least 1 s", snap.Meta)
+		}
+		report := diagnose.Diagnose(snap, diagnose.Rules())
+		if len(report.Findings) == 0 {
+			t.Fatalf("no findings; warnings %v", snap.Warnings)
+		}
+		top := report.Findings[0]
+		const upstream = "outbound|9080||details.default.svc.cluster.local"
+		if top.Code != "MESH0401" || !strings.Contains(top.Subject.Name, upstream) {
+			t.Errorf("top finding = %s on %v, want MESH0401 on %s", top.Code, top.Subject, upstream)
+		}
+		orig, err := diagnose.LoadDir(incident, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := diagnose.Diagnose(orig, diagnose.Rules()).Findings[0]; want.Code != top.Code || want.Subject != top.Subject {
+			t.Errorf("top finding %s %v differs from the original folder's %s %v", top.Code, top.Subject, want.Code, want.Subject)
+		}
+		origLog, _ := os.ReadFile(filepath.Join(incident, diagnose.FileAccessLog))
+		gotLog, _ := os.ReadFile(filepath.Join(dir, diagnose.FileAccessLog))
+		if !bytes.Equal(bytes.TrimSpace(origLog), bytes.TrimSpace(gotLog)) {
+			t.Errorf("access.log differs from the replayed log:\n%.300s", gotLog)
+		}
+	})
+
+	t.Run("port-forward forbidden", func(t *testing.T) {
+		pod := createPod(ctx, t, c, "ratings-v1", "app", SidecarContainer)
+		waitRunning(ctx, t, c, pod)
+		cfg := readOnlyUser(ctx, t, c, "viewer")
+		client, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Capture(ctx, CaptureOptions{
+			Client: client, RESTConfig: cfg, Namespace: pod.Namespace, Pod: pod.Name,
+			Window: time.Second, Dir: t.TempDir(),
+		})
+		if err == nil || !strings.Contains(err.Error(), "create pods/portforward") {
+			t.Errorf("err = %v, want one error naming the missing pods/portforward permission", err)
+		}
+	})
+
+	t.Run("cancelled during the window", func(t *testing.T) {
+		pod := createPod(ctx, t, c, "reviews-v1", "app", SidecarContainer)
+		waitRunning(ctx, t, c, pod)
+		cctx, ccancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer ccancel()
+		start := time.Now()
+		_, err := Capture(cctx, CaptureOptions{
+			Client: c.Client, RESTConfig: c.Config, Namespace: pod.Namespace, Pod: pod.Name,
+			Window: time.Minute, Dir: t.TempDir(),
+		})
+		if err == nil || !strings.Contains(err.Error(), "interrupted") || time.Since(start) > 10*time.Second {
+			t.Errorf("err = %v after %v, want an interrupted capture soon after the context ends", err, time.Since(start))
+		}
+	})
+
+	t.Run("no sidecar", func(t *testing.T) {
+		pod := createPod(ctx, t, c, "plain", "app")
+		_, err := Capture(ctx, CaptureOptions{
+			Client: c.Client, RESTConfig: c.Config, Namespace: pod.Namespace, Pod: pod.Name,
+			Window: time.Second, Dir: t.TempDir(),
+		})
+		if err == nil || !strings.Contains(err.Error(), "pod default/plain has no istio-proxy sidecar") {
+			t.Errorf("err = %v, want the no-sidecar error", err)
+		}
+	})
+}
+
+// criLogOf turns a `kubectl logs --timestamps` file into the CRI log file kwok serves, so a
+// capture with timestamps reads back the same lines.
+func criLogOf(t *testing.T, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var b bytes.Buffer
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		ts, line, ok := strings.Cut(sc.Text(), " ")
+		if _, err := time.Parse(time.RFC3339Nano, ts); !ok || err != nil {
+			ts, line = "2026-01-01T00:00:00Z", sc.Text()
+		}
+		b.WriteString(ts + " stdout F " + line + "\n")
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// readOnlyUser returns the config of a user who may read pods and their logs in default but
+// not port-forward to them.
+func readOnlyUser(ctx context.Context, t *testing.T, c *testcluster.Cluster, user string) *rest.Config {
+	t.Helper()
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: user, Namespace: "default"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods", "pods/log"}, Verbs: []string{"get", "list"}}},
+	}
+	if _, err := c.Client.RbacV1().Roles("default").Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: user, Namespace: "default"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: user},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+	}
+	if _, err := c.Client.RbacV1().RoleBindings("default").Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := c.UserConfig(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func createPod(ctx context.Context, t *testing.T, c *testcluster.Cluster, name string, containers ...string) *corev1.Pod {
+	t.Helper()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{"app": name}},
+		Spec:       corev1.PodSpec{NodeName: c.Nodes[0]},
+	}
+	for _, n := range containers {
+		pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: n, Image: "example.invalid/" + n})
+	}
+	pod, err := c.Client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pod
+}
+
+func waitRunning(ctx context.Context, t *testing.T, c *testcluster.Cluster, pod *corev1.Pod) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		p, err := c.Client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodRunning, err
+	})
+	if err != nil {
+		t.Fatalf("pod %s/%s not Running: %v", pod.Namespace, pod.Name, err)
+	}
+}

@@ -1,0 +1,138 @@
+// Package capture implements `kubectl mesh capture`.
+package capture
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubectl-mesh/kubectl-mesh/collect"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/cli"
+)
+
+const example = `  # Capture a meshed pod's evidence into a folder, sampling stats 10 s apart
+  kubectl mesh capture pod/productpage-v1-6c5b8d6b9f-k7x2m -n default -o ./capture
+
+  # A shorter window, then diagnose the folder anywhere
+  kubectl mesh capture productpage-v1-6c5b8d6b9f-k7x2m -o ./capture --window 5s
+  kubectl mesh why-slow --from ./capture`
+
+// Options holds the flags and dependencies of `capture`.
+type Options struct {
+	genericiooptions.IOStreams
+	ConfigFlags *genericclioptions.ConfigFlags
+
+	Dir    string
+	Window time.Duration
+
+	// Set by Complete.
+	Namespace  string
+	Pod        string
+	Client     kubernetes.Interface
+	RESTConfig *rest.Config
+	// Now is the clock for the capture times.
+	Now func() time.Time
+
+	args []string
+}
+
+// NewCmd returns the `capture` command.
+func NewCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &Options{IOStreams: streams, ConfigFlags: flags, Now: time.Now}
+	cmd := &cobra.Command{
+		Use:     "capture pod/NAME -o DIR",
+		Short:   "Capture a meshed pod's sidecar evidence into a folder for why-slow --from",
+		Example: example,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Validate(args); err != nil {
+				return err
+			}
+			if err := o.Complete(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVarP(&o.Dir, "output", "o", "", "Folder to write the evidence to (created when missing)")
+	cmd.Flags().DurationVar(&o.Window, "window", collect.DefaultWindow, "Time between the two stats samples")
+	return cmd
+}
+
+// Validate checks the arguments and flags; it runs before Complete so bad usage is reported
+// without reading a kubeconfig.
+func (o *Options) Validate(args []string) error {
+	o.args = args
+	if len(args) != 1 {
+		return cli.UsageError("capture takes one pod: kubectl mesh capture pod/NAME -o DIR (got %d arguments)", len(args))
+	}
+	kind, name, hasKind := strings.Cut(args[0], "/")
+	if !hasKind {
+		kind, name = "pod", args[0]
+	}
+	switch kind {
+	case "pod", "pods", "po":
+	default:
+		return cli.UsageError("capture reads one pod: pass pod/NAME or NAME, not %q", args[0])
+	}
+	if name == "" {
+		return cli.UsageError("capture: %q names no pod: pass pod/NAME", args[0])
+	}
+	o.Pod = name
+	if o.Dir == "" {
+		return cli.UsageError("capture needs a folder to write to: add -o DIR")
+	}
+	if o.Window <= 0 {
+		return cli.UsageError("--window must be positive, for example 10s (got %v)", o.Window)
+	}
+	return nil
+}
+
+// Complete builds the clients from the kubeconfig flags.
+func (o *Options) Complete() error {
+	if o.Client != nil && o.RESTConfig != nil && o.Namespace != "" {
+		return nil // set by a test
+	}
+	ns, _, err := o.ConfigFlags.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return fmt.Errorf("namespace from the kubeconfig: %w", err)
+	}
+	o.Namespace = ns
+	cfg, err := o.ConfigFlags.ToRESTConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w; set --kubeconfig or KUBECONFIG, or use why-slow --from on a captured folder", err)
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	o.RESTConfig, o.Client = cfg, client
+	return nil
+}
+
+// Run captures the pod, printing progress and warnings on stderr.
+func (o *Options) Run(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	res, err := collect.Capture(ctx, collect.CaptureOptions{
+		Client: o.Client, RESTConfig: o.RESTConfig,
+		Namespace: o.Namespace, Pod: o.Pod,
+		Window: o.Window, Dir: o.Dir,
+		Progress: o.ErrOut, Now: o.Now,
+	})
+	if err != nil {
+		return err
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(o.ErrOut, "warning: %s\n", w)
+	}
+	fmt.Fprintf(o.ErrOut, "wrote %d files to %s; diagnose with: kubectl mesh why-slow --from %s\n", len(res.Files), res.Dir, res.Dir)
+	return nil
+}
