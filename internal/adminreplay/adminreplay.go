@@ -18,22 +18,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-)
 
-// Evidence folder file names, as diagnose.LoadDir reads them (the test checks they agree;
-// envoyadmin and this package must not import diagnose).
-const (
-	fileStatsText   = "stats.txt"
-	fileStatsJSON   = "stats.json"
-	fileStatsProm   = "stats.prom"
-	fileStats2Text  = "stats-2.txt"
-	fileStats2JSON  = "stats-2.json"
-	fileStats2Prom  = "stats-2.prom"
-	fileConfigDump  = "config_dump.json"
-	fileClustersJS  = "clusters.json"
-	fileClustersTxt = "clusters.txt"
-	fileCerts       = "certs.json"
-	fileServerInfo  = "server_info.json"
+	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 )
 
 const (
@@ -77,28 +63,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/stats":
 		switch q.Get("format") {
 		case "json":
-			h.serveStats(w, r, fileStatsJSON, fileStats2JSON, contentJSON)
+			h.serveStats(w, r, diagnose.FileStatsJSON, diagnose.FileStats2JSON, contentJSON)
 		case "prometheus":
-			h.serveStats(w, r, fileStatsProm, fileStats2Prom, contentProm)
+			h.serveStats(w, r, diagnose.FileStatsProm, diagnose.FileStats2Prom, contentProm)
 		case "":
-			h.serveStats(w, r, fileStatsText, fileStats2Text, contentText)
+			h.serveStats(w, r, diagnose.FileStatsText, diagnose.FileStats2Text, contentText)
 		default:
 			http.Error(w, "usage: /stats?format=(json|prometheus)", http.StatusBadRequest)
 		}
 	case "/stats/prometheus":
-		h.serveStats(w, r, fileStatsProm, fileStats2Prom, contentProm)
+		h.serveStats(w, r, diagnose.FileStatsProm, diagnose.FileStats2Prom, contentProm)
 	case "/config_dump":
-		h.serveFile(w, r, fileConfigDump, contentJSON)
+		h.serveFile(w, r, diagnose.FileConfigDump, contentJSON)
 	case "/clusters":
 		if q.Get("format") == "json" {
-			h.serveFile(w, r, fileClustersJS, contentJSON)
+			h.serveFile(w, r, diagnose.FileClustersJS, contentJSON)
 		} else {
-			h.serveFile(w, r, fileClustersTxt, contentText)
+			h.serveFile(w, r, diagnose.FileClustersTxt, contentText)
 		}
 	case "/certs":
-		h.serveFile(w, r, fileCerts, contentJSON)
+		h.serveFile(w, r, diagnose.FileCerts, contentJSON)
 	case "/server_info":
-		h.serveFile(w, r, fileServerInfo, contentJSON)
+		h.serveFile(w, r, diagnose.FileServerInfo, contentJSON)
 	case "/ready":
 		w.Header().Set("Content-Type", contentText)
 		_, _ = w.Write([]byte("LIVE\n"))

@@ -12,30 +12,13 @@ import (
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 )
 
-// The replay must serve the files under the names diagnose.LoadDir reads.
-func TestFileNamesMatchLoadDir(t *testing.T) {
-	pairs := [][2]string{
-		{fileStatsText, diagnose.FileStatsText}, {fileStatsJSON, diagnose.FileStatsJSON},
-		{fileStatsProm, diagnose.FileStatsProm}, {fileStats2Text, diagnose.FileStats2Text},
-		{fileStats2JSON, diagnose.FileStats2JSON}, {fileStats2Prom, diagnose.FileStats2Prom},
-		{fileConfigDump, diagnose.FileConfigDump}, {fileClustersJS, diagnose.FileClustersJS},
-		{fileClustersTxt, diagnose.FileClustersTxt}, {fileCerts, diagnose.FileCerts},
-		{fileServerInfo, diagnose.FileServerInfo},
-	}
-	for _, p := range pairs {
-		if p[0] != p[1] {
-			t.Errorf("replay serves %q where diagnose reads %q", p[0], p[1])
-		}
-	}
-}
-
 func TestHandler(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string]string{
-		fileStatsText: "text-1", fileStats2Text: "text-2",
-		fileStatsProm: "prom-1", fileStats2Prom: "prom-2",
-		fileStatsJSON:  "json-1", // no second JSON sample
-		fileConfigDump: "dump", fileClustersJS: "clusters-json", fileServerInfo: "info",
+		diagnose.FileStatsText: "text-1", diagnose.FileStats2Text: "text-2",
+		diagnose.FileStatsProm: "prom-1", diagnose.FileStats2Prom: "prom-2",
+		diagnose.FileStatsJSON:  "json-1", // no second JSON sample
+		diagnose.FileConfigDump: "dump", diagnose.FileClustersJS: "clusters-json", diagnose.FileServerInfo: "info",
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
