@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"time"
 	"unicode/utf8"
 )
 
@@ -37,6 +39,18 @@ type AdminClient struct {
 	BaseURL string
 	// HTTP sends the requests; its transport may be a port-forward. nil means http.DefaultClient.
 	HTTP *http.Client
+
+	mu   sync.Mutex
+	date time.Time // the Date header of the latest answer
+}
+
+// ProxyTime returns the time the proxy stated in the Date header of its latest answer (Envoy
+// dates every response), zero when it gave none. Evidence is judged against the proxy's clock:
+// certificate expiry is the proxy's business, whatever the clock of the machine reading it.
+func (c *AdminClient) ProxyTime() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.date
 }
 
 // EndpointError says which admin request failed and how, and its message says what to try next.
@@ -148,6 +162,12 @@ func (c *AdminClient) get(ctx context.Context, endpoint string) ([]byte, error) 
 		return nil, &EndpointError{Endpoint: endpoint, Err: err, hint: transportHint(ctx, err)}
 	}
 	defer resp.Body.Close()
+	// Any answer, an error too, says what time the proxy thinks it is.
+	if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+		c.mu.Lock()
+		c.date = d
+		c.mu.Unlock()
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
 		return nil, &EndpointError{Endpoint: endpoint, Status: resp.StatusCode, Err: fmt.Errorf("reading the answer: %w", err), hint: transportHint(ctx, err)}

@@ -211,3 +211,31 @@ func TestDefaultStatsFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestClientProxyTime keeps the Date of the latest answer: the proxy's clock, against which a
+// capture judges expiry.
+func TestClientProxyTime(t *testing.T) {
+	date := "Tue, 16 Apr 2024 14:02:11 GMT"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/server_info" {
+			w.Header().Set("Date", date)
+		} else {
+			w.Header()["Date"] = nil // net/http adds one unless told not to
+		}
+		_, _ = w.Write([]byte("{}"))
+	}))
+	defer srv.Close()
+	c := &AdminClient{BaseURL: srv.URL, HTTP: srv.Client()}
+	if _, err := c.Certs(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !c.ProxyTime().IsZero() {
+		t.Errorf("ProxyTime = %v after an answer without a Date, want zero", c.ProxyTime())
+	}
+	if _, err := c.ServerInfo(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2024, 4, 16, 14, 2, 11, 0, time.UTC); !c.ProxyTime().Equal(want) {
+		t.Errorf("ProxyTime = %v, want %v", c.ProxyTime(), want)
+	}
+}

@@ -26,8 +26,12 @@ const maxPromRetries = 32
 //     envoy_cluster_upstream_rq{envoy_response_code="503"} is "upstream_rq_503", and
 //     envoy_cluster_upstream_rq_xx{envoy_response_code_class="5"} (or Istio 1.5's
 //     upstream_rq{response_code_class="5xx"}) is "upstream_rq_5xx";
+//   - an HTTP connection manager's metrics keep its stat prefix in the name, as the text format
+//     has it: envoy_http_downstream_rq_time{http_conn_manager_prefix="inbound_0.0.0.0_9080"} is
+//     "http_inbound_0_0_0_0_9080_downstream_rq_time", so rules can tell the inbound side of a
+//     port from the outbound one;
 //   - other envoy_* metrics go to Stats and Histograms without the "envoy_" prefix; their series
-//     are summed over every other label (listener, HTTP prefix...), as are a cluster's;
+//     are summed over every other label (listener...), as are a cluster's;
 //   - istio_* metrics are kept series by series, with all their labels, in Istio;
 //   - text readouts (?text_readouts, a text_value label) go to Strings.
 //
@@ -171,7 +175,7 @@ func (b *sampleBuilder) addEnvoyFamily(mf *dto.MetricFamily) {
 	typed, gauge := promType(mf.GetType())
 	for _, s := range seriesOf(mf) {
 		b.parsed++
-		name := withResponseCode(base, s.labels)
+		name := withConnectionManager(withResponseCode(base, s.labels), s.labels)
 		if text, ok := s.labels["text_value"]; ok {
 			b.s.Strings[name] = text
 			continue
@@ -231,6 +235,19 @@ func withResponseCode(name string, labels map[string]string) string {
 		return strings.TrimSuffix(name, "_xx") + "_" + class
 	}
 	return name
+}
+
+// withConnectionManager puts an HTTP connection manager's stat prefix back into the name of its
+// stats: http_downstream_rq_time + prefix inbound_0.0.0.0_9080 ->
+// http_inbound_0_0_0_0_9080_downstream_rq_time (the text format's
+// http.inbound_0.0.0.0_9080.downstream_rq_time, canonical).
+func withConnectionManager(name string, labels map[string]string) string {
+	prefix := firstLabel(labels, "http_conn_manager_prefix", "envoy_http_conn_manager_prefix")
+	rest, ok := strings.CutPrefix(name, "http_")
+	if prefix == "" || !ok {
+		return name
+	}
+	return "http_" + canonicalStatName(prefix) + "_" + rest
 }
 
 func firstLabel(labels map[string]string, names ...string) string {

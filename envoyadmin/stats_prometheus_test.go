@@ -145,7 +145,7 @@ func TestParseStatsPrometheusMapping(t *testing.T) {
 	wantClusterValues(t, s, "backend", map[string]float64{
 		"upstream_rq_503": 7, "upstream_rq_200": 90, "upstream_rq_5xx": 7, "upstream_cx_active": 3,
 	})
-	wantStats(t, s, map[string]float64{"http_downstream_rq_2xx": 11, "server_uptime": 3600, "untyped_thing": 4})
+	wantStats(t, s, map[string]float64{"http_admin_downstream_rq_2xx": 5, "http_ingress_downstream_rq_2xx": 6, "server_uptime": 3600, "untyped_thing": 4})
 	if _, ok := s.Stats["app_requests_total"]; ok {
 		t.Error("non-Envoy metric app_requests_total should be ignored")
 	}
@@ -155,9 +155,16 @@ func TestParseStatsPrometheusMapping(t *testing.T) {
 	if !s.IsGauge("upstream_cx_active") || s.IsGauge("upstream_rq_503") || !s.IsGauge("server_uptime") {
 		t.Errorf("Gauges = %v", s.Gauges)
 	}
-	h := s.Histograms["http_downstream_rq_time"]
-	if h == nil || h.Count != 4 || h.Sum != 4 || len(h.Buckets) != 2 || h.Buckets[0].Count != 3 || h.Buckets[1].Count != 4 {
-		t.Errorf("summed histogram = %+v", h)
+	// Each connection manager's histogram stays its own, named as in the text format.
+	a, b := s.Histograms["http_a_downstream_rq_time"], s.Histograms["http_b_downstream_rq_time"]
+	if a == nil || a.Count != 2 || a.Sum != 3 || len(a.Buckets) != 2 || a.Buckets[0].Count != 1 || a.Buckets[1].Count != 2 {
+		t.Errorf("histogram of prefix a = %+v", a)
+	}
+	if b == nil || b.Count != 2 || b.Sum != 1 || b.Buckets[0].Count != 2 {
+		t.Errorf("histogram of prefix b = %+v", b)
+	}
+	if _, ok := s.Histograms["http_downstream_rq_time"]; ok {
+		t.Errorf("connection managers' histograms were summed: %v", s.Histograms)
 	}
 	sum := s.Clusters["backend"].Histograms["upstream_rq_time"]
 	if sum == nil || sum.Count != 97 || sum.Quantile(0.99) != 80 || sum.Quantile(0.5) != 12 {

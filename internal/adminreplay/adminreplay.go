@@ -9,15 +9,21 @@
 // samples twice sees the captured window. A folder with one sample serves it every time (a proxy
 // whose counters did not move). The stats files were filtered when captured, so usedonly and
 // filter= are accepted and not applied again.
+//
+// Answers carry a Date header as Envoy's do, on the proxy's clock as it ran when the folder was
+// captured (meta.json's first capture time, advancing in real time), so a live capture of the
+// replay judges certificate expiry as the original capture did.
 package adminreplay
 
 import (
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 )
@@ -32,6 +38,9 @@ const (
 // It is safe for concurrent use.
 type Handler struct {
 	dir string
+	// captured is the folder's capture time (meta.json) and started when the replay began: the
+	// replay dates its answers captured + time since started, as the proxy's clock read then.
+	captured, started time.Time
 
 	mu sync.Mutex
 	// served counts the requests to each stats endpoint, keyed by its first file's name.
@@ -47,12 +56,29 @@ func New(dir string) (*Handler, error) {
 	if !st.IsDir() {
 		return nil, &fs.PathError{Op: "replay", Path: dir, Err: errors.New("not a folder: pass an evidence folder")}
 	}
-	return &Handler{dir: dir, served: map[string]int{}}, nil
+	h := &Handler{dir: dir, served: map[string]int{}, started: time.Now()}
+	if b, err := os.ReadFile(filepath.Join(dir, diagnose.FileMeta)); err == nil {
+		var m diagnose.Meta
+		if json.Unmarshal(b, &m) == nil && len(m.CaptureTimes) > 0 {
+			h.captured = m.CaptureTimes[0]
+		}
+	}
+	return h, nil
+}
+
+// date is the Date header of an answer: the proxy's clock as it ran when the folder was
+// captured (Envoy dates every answer), or now for a folder without a capture time.
+func (h *Handler) date() string {
+	if h.captured.IsZero() {
+		return time.Now().UTC().Format(http.TimeFormat)
+	}
+	return h.captured.Add(time.Since(h.started)).UTC().Format(http.TimeFormat)
 }
 
 // ServeHTTP answers one admin request. What the folder lacks is 404, as Envoy answers an
 // endpoint it does not know; methods other than GET and HEAD are 405.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Date", h.date())
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed: the replay serves GET only", http.StatusMethodNotAllowed)

@@ -118,9 +118,21 @@ func collect(t *testing.T, c *envoyadmin.AdminClient, src, dst string) {
 	b, err = c.ServerInfo(ctx)
 	write(diagnose.FileServerInfo, b, err)
 
-	for _, file := range []string{diagnose.FilePod, diagnose.FileAccessLog, diagnose.FileClustersTxt} {
-		if b, err := os.ReadFile(filepath.Join(src, file)); err == nil {
-			write(file, b, nil)
+	// What does not come from the admin API (the pod, its log, node counters, Kubernetes
+	// objects, the hop's samples) a capture reads elsewhere: copy it as it is.
+	fromAdmin := map[string]bool{diagnose.FileMeta: true, diagnose.FileConfigDump: true, diagnose.FileClustersJS: true,
+		diagnose.FileCerts: true, diagnose.FileServerInfo: true}
+	for _, f := range formats {
+		fromAdmin[f.first], fromAdmin[f.second] = true, true
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() && !fromAdmin[e.Name()] {
+			b, err := os.ReadFile(filepath.Join(src, e.Name()))
+			write(e.Name(), b, err)
 		}
 	}
 	var meta diagnose.Meta
