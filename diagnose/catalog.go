@@ -39,6 +39,7 @@ const (
 	CodeNoRoute              Code = "MESH0701" // no route matched (NR)
 	CodeNoCluster            Code = "MESH0702" // route to a cluster that does not exist (NC)
 	CodeBadRequest           Code = "MESH0703" // the caller sent a malformed request (DPE, IH)
+	CodeUndeclaredProtocol   Code = "MESH0704" // a Service port declares no protocol: sniffed or TCP
 	CodeTLSHandshakeErrors   Code = "MESH0801" // TLS handshakes failing
 	CodeTLSModeMismatch      Code = "MESH0802" // client and server disagree on mTLS
 	CodePlaintextInbound     Code = "MESH0803" // plaintext requests reach a permissive listener
@@ -51,10 +52,22 @@ const (
 	CodeProxyOverhead        Code = "MESH1102" // time spent in the proxy itself
 	CodeSlowConnect          Code = "MESH1103" // TCP connect slow
 	CodePendingQueue         Code = "MESH1104" // requests queued for a connection
+	CodeLatencyBetweenPods   Code = "MESH1105" // the hop to the upstream, not its app, takes the time
+	CodeLatencyInUpstreamApp Code = "MESH1106" // the upstream's application takes the time
 	CodeClusterStatsDisabled Code = "MESH1201" // per-cluster stats not recorded
 	CodeSidecarNotReady      Code = "MESH1301" // istio-proxy container not ready
 	CodeSidecarOOMKilled     Code = "MESH1302" // istio-proxy was OOM-killed
 	CodeSidecarCPULimit      Code = "MESH1401" // a CPU limit on istio-proxy throttles bursts
+	CodeSidecarLowersQoS     Code = "MESH1402" // istio-proxy's resources lower the pod's QoS class
+	CodeProxyThrottled       Code = "MESH1403" // istio-proxy measured CPU-throttled (cgroup cpu.stat or cAdvisor)
+	CodeAppThrottled         Code = "MESH1404" // an application container measured CPU-throttled (cAdvisor)
+	CodeNodeCPUSteal         Code = "MESH1501" // the node's hypervisor steals CPU time
+	CodeNodeIOWait           Code = "MESH1601" // the node's CPUs wait on I/O
+	CodeNodeDiskAwait        Code = "MESH1602" // a disk of the node is slow per I/O
+	CodeNodeIOPressure       Code = "MESH1603" // tasks on the node stall on I/O (PSI)
+	CodeConntrackFull        Code = "MESH1701" // the conntrack table is near full
+	CodeFileHandlesFull      Code = "MESH1702" // the node's file handles are near fs.file-max
+	CodeSysctlBelowTuning    Code = "MESH1703" // sysctls below the recommended tuning (port range, keep-alive)
 	CodeApplicationErrors    Code = "MESH1801" // the application itself answers 5xx
 	CodeFaultInjected        Code = "MESH1802" // the route injects faults on purpose (FI, DI)
 	CodeServedFromCache      Code = "MESH1803" // the cache filter answered (RFCF)
@@ -102,6 +115,7 @@ var catalog = []CodeInfo{
 	{CodeNoRoute, CategoryNoRoute, SeverityError, "Requests match no route or filter chain (NR, 404)", false},
 	{CodeNoCluster, CategoryNoRoute, SeverityError, "Routes send traffic to a cluster the proxy does not have (NC, 503)", false},
 	{CodeBadRequest, CategoryNoRoute, SeverityWarning, "Callers send malformed requests or invalid headers (DPE, IH)", false},
+	{CodeUndeclaredProtocol, CategoryNoRoute, SeverityInfo, "A Service port declares no protocol, so Istio sniffs it or treats it as TCP", false},
 	{CodeTLSHandshakeErrors, CategoryMTLS, SeverityError, "TLS handshakes fail", false},
 	{CodeTLSModeMismatch, CategoryMTLS, SeverityError, "Client and server disagree on mTLS", false},
 	{CodePlaintextInbound, CategoryMTLS, SeverityInfo, "Plaintext requests reach a listener that accepts them (PERMISSIVE)", false},
@@ -114,10 +128,22 @@ var catalog = []CodeInfo{
 	{CodeProxyOverhead, CategoryLatency, SeverityWarning, "Requests spend a large share of their time in the proxy", false},
 	{CodeSlowConnect, CategoryLatency, SeverityWarning, "TCP connects to the upstream are slow", false},
 	{CodePendingQueue, CategoryLatency, SeverityWarning, "Requests wait for a connection to the upstream", false},
+	{CodeLatencyBetweenPods, CategoryLatency, SeverityWarning, "Most of the upstream's latency is spent between the pods, not in its application", false},
+	{CodeLatencyInUpstreamApp, CategoryLatency, SeverityInfo, "Most of the upstream's latency is its application's own time", false},
 	{CodeClusterStatsDisabled, CategoryStatsDisabled, SeverityInfo, "Per-upstream stats are not recorded by this proxy", false},
 	{CodeSidecarNotReady, CategorySidecarNotReady, SeverityError, "The istio-proxy container is not ready", false},
 	{CodeSidecarOOMKilled, CategorySidecarNotReady, SeverityError, "The istio-proxy container was OOM-killed", false},
 	{CodeSidecarCPULimit, CategoryCPUThrottling, SeverityWarning, "A CPU limit on istio-proxy throttles its bursts", false},
+	{CodeSidecarLowersQoS, CategoryCPUThrottling, SeverityWarning, "istio-proxy's resources make the pod Burstable, or it has no requests", false},
+	{CodeProxyThrottled, CategoryCPUThrottling, SeverityWarning, "istio-proxy is CPU-throttled: measured in its cgroup's cpu.stat", false},
+	{CodeAppThrottled, CategoryCPUThrottling, SeverityWarning, "An application container of the pod is CPU-throttled (cAdvisor)", false},
+	{CodeNodeCPUSteal, CategoryNodeCPUSteal, SeverityWarning, "The node loses CPU time to steal: the hypervisor runs other guests", false},
+	{CodeNodeIOWait, CategoryNodeIO, SeverityWarning, "The node's CPUs spend much of their time waiting for I/O (iowait)", false},
+	{CodeNodeDiskAwait, CategoryNodeIO, SeverityWarning, "A disk of the node is slow: high average time per I/O", false},
+	{CodeNodeIOPressure, CategoryNodeIO, SeverityWarning, "Tasks on the node stall on I/O (pressure stall information)", false},
+	{CodeConntrackFull, CategoryNodeLimits, SeverityWarning, "The conntrack table is near full: new connections get dropped", false},
+	{CodeFileHandlesFull, CategoryNodeLimits, SeverityWarning, "The node's file handles are near fs.file-max", false},
+	{CodeSysctlBelowTuning, CategoryNodeLimits, SeverityInfo, "Sysctls fall short of the recommended node tuning (port range, keep-alive, TIME_WAIT reuse)", false},
 	{CodeApplicationErrors, CategoryAppError, SeverityWarning, "The application itself answers with 5xx", false},
 	{CodeFaultInjected, CategoryAppError, SeverityInfo, "The route injects faults on purpose (FI, DI)", false},
 	{CodeServedFromCache, CategoryAppError, SeverityInfo, "The response came from the cache filter, not the upstream (RFCF)", false},

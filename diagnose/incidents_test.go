@@ -37,13 +37,20 @@ var incidentCases = []struct {
 	{"outlier-ejection", CategoryNoHealthyUpstream, CodeNoHealthyUpstream, "outbound|9080||ratings.default.svc.cluster.local"},
 	{"retries-exhausted", CategoryRetriesExhausted, CodeRetriesExhausted, "outbound|9080||ratings.default.svc.cluster.local"},
 	{"no-cluster", CategoryNoRoute, CodeNoCluster, "outbound|9080|v3|reviews.default.svc.cluster.local"},
+	{"no-endpoints", CategoryNoHealthyUpstream, CodeNoHealthyUpstream, "outbound|9080||reviews.default.svc.cluster.local"},
 	{"mtls-mismatch", CategoryMTLS, CodeTLSModeMismatch, "outbound|9080||reviews.default.svc.cluster.local"},
 	{"cert-expiry", CategoryCertExpiry, CodeCertExpired, "spiffe://cluster.local/ns/default/sa/bookinfo-productpage"},
 	{"config-rejected", CategoryConfigRejected, CodeConfigRejected, "productpage-v1-6c5b8d6b9f-k7x2m"},
 	{"latency", CategoryLatency, CodeHighUpstreamLatency, "outbound|9080||reviews.default.svc.cluster.local"},
+	// The hop to reviews was followed: the latency finding comes first, and the attribution
+	// beside it (TestNetworkLatencyIncident) says the time goes between the pods.
+	{"network-latency", CategoryLatency, CodeHighUpstreamLatency, "outbound|9080||reviews.default.svc.cluster.local"},
 	{"stats-disabled", CategoryStatsDisabled, CodeClusterStatsDisabled, "productpage-v1-6c5b8d6b9f-k7x2m"},
 	{"sidecar-not-ready", CategorySidecarNotReady, CodeSidecarNotReady, "default/productpage-v1-6c5b8d6b9f-k7x2m"},
-	{"cpu-throttling", CategoryCPUThrottling, CodeSidecarCPULimit, "default/productpage-v1-6c5b8d6b9f-k7x2m"},
+	{"cpu-throttling", CategoryCPUThrottling, CodeProxyThrottled, "default/productpage-v1-6c5b8d6b9f-k7x2m"},
+	{"node-cpu-steal", CategoryNodeCPUSteal, CodeNodeCPUSteal, "default/productpage-v1-6c5b8d6b9f-k7x2m"},
+	{"node-io", CategoryNodeIO, CodeNodeDiskAwait, "default/productpage-v1-6c5b8d6b9f-k7x2m"},
+	{"conntrack-full", CategoryNodeLimits, CodeConntrackFull, "default/productpage-v1-6c5b8d6b9f-k7x2m"},
 	{"app-error", CategoryAppError, CodeApplicationErrors, "outbound|9080||details.default.svc.cluster.local"},
 	{"healthy", "", "", ""},
 }
@@ -76,6 +83,12 @@ func loadIncident(t *testing.T, name string) *Snapshot {
 		{FileServerInfo, s.ServerInfo != nil && s.ServerInfo.State != ""},
 		{FileAccessLog, len(s.AccessLog) > 0},
 		{FilePod, s.Pod != nil && s.Pod.Name != ""},
+		{FileNode, s.Node != nil && s.NodeFile == FileNode && s.Node.CPU != nil},
+		{FileNode2, s.Node2 != nil && s.Has(InputNodeInterval)},
+		{FileEvents, len(s.Events) > 0},
+		{FileServices, len(s.Services) > 0},
+		{FileEndpointSlices, len(s.EndpointSlices) > 0},
+		{FileIstio, s.Istio != nil && len(s.Istio.DestinationRules)+len(s.Istio.PeerAuthentications)+len(s.Istio.VirtualServices) > 0},
 	}
 	for _, c := range checks {
 		if present(c.file) && !c.read {

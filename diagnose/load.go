@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -59,7 +58,14 @@ func LoadDir(dir string, now time.Time) (*Snapshot, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("evidence folder %s is a file: pass the folder that holds stats.txt, config_dump.json and the like", dir)
 	}
-	l := &loader{dir: dir, s: &Snapshot{Now: now, NowSource: NowFromClock}}
+	return LoadFS(os.DirFS(dir), dir, now)
+}
+
+// LoadFS reads evidence files from fsys, as LoadDir does from a folder: a live capture held in
+// memory, or an unpacked archive. where names the evidence in messages.
+func LoadFS(fsys fs.FS, where string, now time.Time) (*Snapshot, error) {
+	dir := where
+	l := &loader{fsys: fsys, s: &Snapshot{Now: now, NowSource: NowFromClock}}
 	l.meta()
 	l.config() // before the stats: its cluster names settle ambiguous stat names
 	l.stats()
@@ -68,6 +74,9 @@ func LoadDir(dir string, now time.Time) (*Snapshot, error) {
 	l.serverInfo()
 	l.accessLog()
 	l.pod()
+	l.node()
+	l.kube()
+	l.hop()
 	if l.found > 0 && l.usable == 0 {
 		return nil, fmt.Errorf("none of the evidence files in %s could be read: %s", dir, strings.Join(l.s.Warnings, "; "))
 	}
@@ -79,15 +88,15 @@ func LoadDir(dir string, now time.Time) (*Snapshot, error) {
 }
 
 type loader struct {
-	dir string
-	s   *Snapshot
+	fsys fs.FS
+	s    *Snapshot
 	// found counts the evidence files present, usable those that parsed.
 	found, usable int
 }
 
 // read returns a file's content, nil when absent; other read errors become warnings.
 func (l *loader) read(name string) []byte {
-	b, err := os.ReadFile(filepath.Join(l.dir, name))
+	b, err := fs.ReadFile(l.fsys, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -180,7 +189,7 @@ func (l *loader) unpairedSeconds(first string) {
 		if p.first == first || l.s.Stats2File == p.second {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(l.dir, p.second)); err == nil {
+		if _, err := fs.Stat(l.fsys, p.second); err == nil {
 			l.s.Warnings = append(l.s.Warnings, fmt.Sprintf("%s is ignored: the first sample read is %s, and only two samples of one format give interval rates", p.second, first))
 		}
 	}

@@ -165,6 +165,16 @@ type errWriter struct {
 	err error
 }
 
+// Write lets a tab writer print through e; after the first error it writes nothing.
+func (e *errWriter) Write(b []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(b)
+	e.err = err
+	return n, err
+}
+
 func (e *errWriter) printf(format string, a ...any) {
 	if e.err != nil {
 		return

@@ -188,6 +188,7 @@ func noHealthyFinding(s *Snapshot, c string, hh hostHealth) (Finding, bool) {
 		}
 		f.Fix = Fix{Summary: "Keep ready pods during rollouts (maxUnavailable, a PodDisruptionBudget) and check what made the hosts unhealthy at the time of the UH lines.", Command: orDefault(endpointsCommand(c), s.proxyLogGrep(" UH "))}
 	}
+	why = addSliceEvidence(s, &f, c, why)
 	f.Explanation = strings.Join(why, " ")
 	return f, true
 }

@@ -261,6 +261,12 @@ func latencyFinding(s *Snapshot, l latencySample) Finding {
 			cmd = fmt.Sprintf("kubectl get endpointslices -n %s -l kubernetes.io/service-name=%s -o wide\n%s", uns, name, cmd)
 		}
 		f.Fix = Fix{Summary: "Diagnose the upstream itself: its own proxy shows whether its application or its dependencies are slow.", Command: cmd}
+		if s.Hop != nil && s.Hop.Upstream == l.subject.Name && len(s.Hop.Pods) > 0 {
+			// The upstream's side was measured: say so rather than presume the time is its
+			// application's.
+			f.Explanation = "This proxy measures upstream time from sending the request to " + l.host + " until the end of its response: the network, both sidecars and the upstream application are in it. The hop was followed to the upstream's pods, and the finding on where the time goes (MESH1105 or MESH1106) says which of them it is. " + shape
+			f.Fix = Fix{Summary: "Act on the finding that splits this time between the pods and the upstream's application."}
+		}
 	}
 	// Impact is the request rate to the slow upstream (or into the slow application): every one
 	// of those requests is exposed to its latency.

@@ -92,6 +92,7 @@ func mutualWithoutSidecars(s *Snapshot, name string) (Finding, bool) {
 	if h := serviceHost(name); h != "" {
 		f.Fix.YAML = DestinationRuleYAML(h, "    tls:\n      mode: DISABLE\n")
 	}
+	addIstioPolicyEvidence(s, &f, name)
 	f.Impact = rate
 	return f, true
 }

@@ -196,6 +196,7 @@ func plaintextRefusedFinding(s *Snapshot, cfg *envoyadmin.ClusterConfig) (Findin
 		YAML: "# Edit the DestinationRule that sets tls.mode " + cfg.TLSMode + " for " + host + " (its name may differ): delete its tls block, or set:\n" +
 			DestinationRuleYAML(host, "    tls:\n      mode: ISTIO_MUTUAL\n"),
 	}
+	addIstioPolicyEvidence(s, &f, name)
 	f.Impact = r.rate
 	return f, true
 }

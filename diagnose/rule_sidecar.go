@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"istio.io/api/annotation"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -35,7 +36,7 @@ type SidecarRule struct{}
 func (SidecarRule) Meta() RuleMeta {
 	return RuleMeta{
 		Name:        "SidecarRule",
-		Description: "Checks the istio-proxy container: not ready (with the reason from its state), OOM-killed, or with a CPU limit that throttles Envoy.",
+		Description: "Checks the istio-proxy container: not ready (with the reason from its state and the pod's events), OOM-killed, or with a CPU limit that throttles Envoy.",
 		Codes:       []Code{CodeSidecarNotReady, CodeSidecarOOMKilled, CodeSidecarCPULimit},
 		Needs:       []Input{InputPod},
 	}
@@ -115,8 +116,11 @@ func sidecarNotReady(s *Snapshot, st *corev1.ContainerStatus) (Finding, bool) {
 		return Finding{}, false
 	}
 	if !s.Now.IsZero() {
-		young := !pod.CreationTimestamp.IsZero() && s.Now.Sub(pod.CreationTimestamp.Time) < sidecarStartGrace
-		if r := st.State.Running; r != nil && s.Now.Sub(r.StartedAt.Time) < sidecarStartGrace {
+		// An age below zero is a clock that disagrees with the API server's (or a replay):
+		// it says nothing about the pod being young.
+		within := func(t time.Time) bool { age := s.Now.Sub(t); return !t.IsZero() && age >= 0 && age < sidecarStartGrace }
+		young := within(pod.CreationTimestamp.Time)
+		if r := st.State.Running; r != nil && within(r.StartedAt.Time) {
 			young = true
 		}
 		if young {
@@ -177,6 +181,7 @@ func sidecarNotReady(s *Snapshot, st *corev1.ContainerStatus) (Finding, bool) {
 		}
 		logs = fmt.Sprintf("istioctl proxy-status %s.%s\n%s | grep -iE 'warn|error|xds'", name, ns, logs)
 	}
+	addProxyEvents(s, &f)
 	f.Fix = Fix{Summary: "Read the sidecar's log and istiod's view of this proxy; the reason is there.", Command: logs}
 	return f, true
 }
@@ -243,7 +248,7 @@ func sidecarCPULimit(s *Snapshot, c *corev1.Container) (Finding, bool) {
 	if r := c.Resources.Requests.Cpu(); r != nil && !r.IsZero() {
 		f.Evidence = append(f.Evidence, Evidence{Label: "CPU request of istio-proxy", Value: float64(r.MilliValue()), Unit: "millicores", Source: "pod.yaml spec.containers[istio-proxy].resources.requests.cpu"})
 	}
-	if v := pod.Annotations["sidecar.istio.io/proxyCPULimit"]; v != "" {
+	if v := pod.Annotations[annotation.SidecarProxyCPULimit.Name]; v != "" {
 		f.Evidence = append(f.Evidence, Evidence{Label: "set by the annotation sidecar.istio.io/proxyCPULimit", Text: v, Source: "pod.yaml metadata.annotations"})
 	}
 	if pod.Status.QOSClass != "" {
@@ -256,7 +261,7 @@ func sidecarCPULimit(s *Snapshot, c *corev1.Container) (Finding, bool) {
 	f.Fix = Fix{
 		Summary: "Raise the proxy's CPU limit (or drop it and keep only a request), through its pod-template annotation; patching the template restarts the pods. Confirm throttling first with nr_throttled in the proxy's cpu.stat.",
 		Command: fmt.Sprintf("%s\nkubectl patch %s -n %s --patch-file proxy-cpu.yaml    # the YAML below, saved", s.proxyCommand("cat /sys/fs/cgroup/cpu.stat"), s.workloadRef(), pod.Namespace),
-		YAML:    podTemplateAnnotationsYAML(map[string]string{"sidecar.istio.io/proxyCPULimit": "2000m"}),
+		YAML:    podTemplateAnnotationsYAML(map[string]string{annotation.SidecarProxyCPULimit.Name: "2000m"}),
 	}
 	return f, true
 }

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 
+	"istio.io/api/annotation"
+
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
 )
 
@@ -111,7 +113,7 @@ func (StatsDisabledRule) Check(s *Snapshot) []Finding {
 	f.Fix = Fix{
 		Summary: "Add a proxyStatsMatcher to the workload's pod template (annotation proxy.istio.io/config; mesh-wide: meshConfig.defaultConfig.proxyStatsMatcher). The annotation is read when the sidecar is injected, so only restarted pods get it: patching the template restarts them.",
 		Command: fmt.Sprintf("kubectl patch %s -n %s --patch-file stats-matcher.yaml    # the YAML below, saved\nkubectl rollout status %s -n %s", workload, ns, workload, ns),
-		YAML:    podTemplateAnnotationsYAML(map[string]string{"proxy.istio.io/config": matcher}),
+		YAML:    podTemplateAnnotationsYAML(map[string]string{annotation.ProxyConfig.Name: matcher}),
 	}
 	if s.Config != nil && strings.TrimSpace(s.Config.Proxy.ProxyConfig) != "" {
 		f.Fix.Summary += " The pod already sets proxy.istio.io/config: merge these lines into it, since the patch replaces the annotation."

@@ -14,8 +14,15 @@ func Rules() []Rule {
 		CertExpiryRule{},
 		ConfigRejectedRule{},
 		LatencyRule{},
+		LatencyAttributionRule{},
 		StatsDisabledRule{},
 		SidecarRule{},
+		SidecarQoSRule{},
+		ServicePortProtocolRule{},
 		AppErrorRule{},
+		CPUThrottlingRule{},
+		NodeCPUStealRule{},
+		NodeIORule{},
+		NodeLimitsRule{},
 	}
 }

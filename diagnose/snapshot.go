@@ -4,8 +4,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/nodeinfo"
 )
 
 // Input names one kind of evidence a rule can need.
@@ -22,6 +24,14 @@ const (
 	InputServerInfo    Input = "server-info"    // server_info.json
 	InputAccessLog     Input = "access-log"     // access.log
 	InputPod           Input = "pod"            // pod.yaml
+	InputEvents        Input = "events"         // events.yaml: the pod's events
+	InputServices      Input = "services"       // services.yaml: the Services selecting the pod
+	InputEndpoints     Input = "endpointslices" // endpointslices.yaml
+	InputIstioConfig   Input = "istio-config"   // istio.yaml: PeerAuthentications, DestinationRules, VirtualServices
+	InputNode          Input = "node"           // node.txt: /proc, cgroup and sysctls seen from the sidecar
+	InputNodeInterval  Input = "node-interval"  // node.txt and node-2.txt, a window apart
+	InputCadvisor      Input = "cadvisor"       // cadvisor.prom: the kubelet's cAdvisor lines of the pod
+	InputHop           Input = "hop"            // hops.json: the worst upstream's pods, sampled on their inbound side
 )
 
 // Where Snapshot.Now came from, as evidence sources name it.
@@ -44,6 +54,9 @@ type Meta struct {
 	WindowSeconds float64 `json:"windowSeconds,omitempty"`
 	// CapturedBy names the tool and version that wrote the folder.
 	CapturedBy string `json:"capturedBy,omitempty"`
+	// NodeTimes are the times of the first and second node samples (node.txt, node-2.txt), when
+	// they were taken apart from the stats samples.
+	NodeTimes []time.Time `json:"nodeTimes,omitempty"`
 }
 
 // Snapshot is all the evidence about one proxy, read live or from a captured folder. Rules read
@@ -63,6 +76,24 @@ type Snapshot struct {
 	ServerInfo            *envoyadmin.ServerInfo
 	AccessLog             []envoyadmin.AccessLogEntry
 	Pod                   *corev1.Pod
+	// Events are the pod's events, Services the Services that select it, EndpointSlices those
+	// of its Services and of the upstreams it calls, Istio the Istio objects that apply to it.
+	// A nil slice or pointer means the file was not there; an empty one that it held none.
+	Events         []corev1.Event
+	Services       []corev1.Service
+	EndpointSlices []discoveryv1.EndpointSlice
+	Istio          *IstioConfig
+	// Node and Node2 are the node samples (node.txt, node-2.txt), NodeWindow apart; NodeFile
+	// names the first for evidence sources.
+	Node, Node2 *nodeinfo.Sample
+	NodeFile    string
+	NodeWindow  time.Duration
+	// Cadvisor and Cadvisor2 are the kubelet's cAdvisor counters of the pod's containers
+	// (cadvisor.prom, cadvisor-2.prom), read beside the node samples.
+	Cadvisor, Cadvisor2 *nodeinfo.Cadvisor
+	// Hop is the inbound side of the worst upstream's pods, sampled after the proxy's own
+	// window (hops.json and its stats files); nil when the hop was not followed.
+	Hop *Hop
 	// Now is when the evidence was taken (certificate expiry is judged against it).
 	Now time.Time
 	// NowSource says where Now came from: NowFromMeta, NowFromClock when a folder has no capture
@@ -96,6 +127,22 @@ func (s *Snapshot) Has(in Input) bool {
 		return len(s.AccessLog) > 0
 	case InputPod:
 		return s.Pod != nil
+	case InputEvents:
+		return s.Events != nil
+	case InputServices:
+		return s.Services != nil
+	case InputEndpoints:
+		return s.EndpointSlices != nil
+	case InputIstioConfig:
+		return s.Istio != nil
+	case InputNode:
+		return s.Node != nil
+	case InputNodeInterval:
+		return s.Node != nil && s.Node2 != nil && s.NodeWindow > 0
+	case InputCadvisor:
+		return s.Cadvisor != nil
+	case InputHop:
+		return s.Hop != nil && len(s.Hop.Pods) > 0
 	}
 	return false
 }

@@ -17,6 +17,8 @@ sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no __pycache__ in the repository
 
 import envoy  # noqa: E402
+import kube  # noqa: E402
+import node  # noqa: E402
 import stats  # noqa: E402
 import world as w  # noqa: E402
 from world import PODS, SERVICES, T1, Traffic, IstioTraffic, dist, FAST, NORMAL  # noqa: E402
@@ -57,11 +59,12 @@ EGRESS = {"productpage": ["details", "reviews"], "reviews": ["ratings"], "detail
 
 def sidecar_dump(p, drs=None, vss=None, mtls="PERMISSIVE", regexes=(envoy.MESH_STATS_REGEX,), cert_file=None,
                  cert_issued="2024-04-16T12:51:31.914Z", annotations=None, eds_health=None, eds_tls=None,
-                 listener_error=None, inbound_filters=None):
+                 listener_error=None, inbound_filters=None, eds_empty=()):
     """The /config_dump?include_eds of pod p's sidecar.
 
     drs: service -> DestinationRule effect (see envoy.outbound_cluster) plus "subsets": [names].
     vss: service -> list of route dicts (envoy.vs_route) replacing the default route.
+    eds_empty: services whose EDS holds no endpoint (none of their pods is ready).
     """
     drs, vss = drs or {}, vss or {}
     eds_health, eds_tls = eds_health or {}, eds_tls or {}
@@ -69,7 +72,7 @@ def sidecar_dump(p, drs=None, vss=None, mtls="PERMISSIVE", regexes=(envoy.MESH_S
     for name in EGRESS[p["app"]]:
         s = SERVICES[name]
         dr = drs.get(name, {})
-        backends = w.BACKENDS[name]
+        backends = [] if name in eds_empty else w.BACKENDS[name]
 
         # istiod decides an endpoint's tlsMode metadata from the DestinationRule's TLS mode when
         # it sets one (tlsMode=istio only under ISTIO_MUTUAL), else from the pod's sidecar and
@@ -252,8 +255,12 @@ def healthy():
     dump = sidecar_dump(PP, annotations=ann)
     cj = [w.cluster_status(f"outbound|9080||{SERVICES['details']['host']}", [
         w.host_status(PODS["details"]["ip"], {"cx_total": 12, "rq_success": 84999, "rq_total": 84999, "cx_active": 6})])]
-    return standard_files(PP, dump, render_stats(traffics, it, 0, cert_days=0), render_stats(traffics, it, 1, cert_days=0),
-                          pod_kwargs={"annotations": ann}, clusters_json=cj)
+    files = standard_files(PP, dump, render_stats(traffics, it, 0, cert_days=0), render_stats(traffics, it, 1, cert_days=0),
+                           pod_kwargs={"annotations": ann}, clusters_json=cj)
+    # The Service that selects productpage names its port http, so Istio need not sniff it.
+    files["services.yaml"] = kube.services(kube.service("productpage"))
+    files.update(node.node_files())  # a quiet node: the node rules' silent case
+    return files
 
 
 def timeout():
@@ -560,6 +567,50 @@ def latency():
                           pod_kwargs={"annotations": ann})
 
 
+def network_latency():
+    """productpage waits 400 ms on average for reviews, whose own sidecar measured its
+    application at under 30 ms: the time goes between the pods. The hop to reviews was followed
+    (hops.json): reviews-v2's inbound side, sampled over its own window."""
+    it = IstioTraffic()
+    slow = [(120, .3), (250, .4), (600, .2), (1200, .08), (2400, .02)]
+    page = [(150, .3), (280, .4), (640, .2), (1250, .08), (2450, .02)]
+    traffics = [inbound_traffic(PP, 20, page)]
+    istio_inbound(it, PP, 20)
+    traffics.append(outbound_ok("details", 20, FAST))
+    istio_ok(it, PP, "details", traffics[-1])
+    rv = SERVICES["reviews"]
+    t = Traffic(f"outbound|9080||{rv['host']}", membership=1)
+    t.ok(0, 20 * w.UPTIME1, slow, conns=30)
+    t.ok(1, 200, slow, conns=2)
+    t.both(upstream_cx_active=14, upstream_rq_active=9)
+    traffics.append(t)
+    istio_ok(it, PP, "reviews", t, split={"reviews-v2": 1.0})
+    ann = mesh_annotations()
+    dump = sidecar_dump(PP, annotations=ann)
+    files = standard_files(PP, dump, render_stats(traffics, it, 0), render_stats(traffics, it, 1),
+                           pod_kwargs={"annotations": ann})
+    # reviews-v2 serves productpage and other callers at 30 req/s: its application answers in
+    # 27 ms on average and its sidecar holds each request 1 ms longer.
+    app = [(12, .4), (25, .35), (45, .2), (90, .05)]
+    held = [(13, .4), (26, .35), (46, .2), (91, .05)]
+    rv2 = PODS["reviews-v2"]
+    inbound = Traffic("inbound|9080||", ssl=False, membership=1)
+    inbound.ok(0, 30 * w.UPTIME1, app, conns=40)
+    inbound.ok(1, 30 * w.WINDOW, app, conns=0)
+    inbound.both(upstream_cx_active=4, upstream_rq_active=1)
+
+    def downstream(s, sample):
+        n = 30 * (w.UPTIME1 + (w.WINDOW if sample else 0))
+        s.histogram("envoy_http_downstream_rq_time", dist(n, held), [("http_conn_manager_prefix", "inbound_0.0.0.0_9080")])
+
+    files["hop-1.prom"] = render_stats([inbound], None, 0, extra=downstream)
+    files["hop-1-2.prom"] = render_stats([inbound], None, 1, extra=downstream)
+    files["hops.json"] = {"upstream": f"outbound|9080||{rv['host']}", "serviceNamespace": w.NS, "serviceName": "reviews",
+                          "port": 9080, "windowSeconds": w.WINDOW,
+                          "pods": [{"namespace": w.NS, "pod": rv2["name"], "stats": "hop-1.prom", "stats2": "hop-1-2.prom"}]}
+    return files
+
+
 def stats_disabled():
     it = IstioTraffic()
     istio_inbound(it, PP, 20)
@@ -577,8 +628,50 @@ def cpu_throttling():
     ann = mesh_annotations({"sidecar.istio.io/proxyCPU": "100m", "sidecar.istio.io/proxyCPULimit": "100m"})
     dump = sidecar_dump(PP, annotations=ann)
     res = {"limits": {"cpu": "100m", "memory": "1Gi"}, "requests": {"cpu": "100m", "memory": "128Mi"}}
-    return standard_files(PP, dump, render_stats(traffics, it, 0), render_stats(traffics, it, 1),
-                          pod_kwargs={"annotations": ann, "proxy_resources": res})
+    files = standard_files(PP, dump, render_stats(traffics, it, 0), render_stats(traffics, it, 1),
+                           pod_kwargs={"annotations": ann, "proxy_resources": res})
+    # istio-proxy's cgroup: 10 ms of CPU per 100 ms period, used up in 71 of the window's 100
+    # periods; its threads waited 4.2 s in all (two workers).
+    files.update(node.node_files(proxy_cgroup=(412345678, 42400, 27012, 1804123456),
+                                 proxy_cgroup_delta=(1000000, 100, 71, 4200000)))
+    return files
+
+
+def healthy_node_incident(**node_kw):
+    """productpage's healthy traffic on a node in trouble: the proxy and its upstreams are fine,
+    the node's evidence is not."""
+    it = IstioTraffic()
+    traffics = productpage_base(it)
+    ann = mesh_annotations()
+    dump = sidecar_dump(PP, annotations=ann)
+    files = standard_files(PP, dump, render_stats(traffics, it, 0), render_stats(traffics, it, 1),
+                           pod_kwargs={"annotations": ann})
+    files.update(node.node_files(**node_kw))
+    return files
+
+
+def node_cpu_steal():
+    # The node is a VM on an oversubscribed host: 38% of its CPU time in the window went to
+    # other guests (steal), against 0.3% since boot.
+    return healthy_node_incident(window_shares=dict(node.QUIET, steal=38, user=30, system=9),
+                                 cpu_psi=((34.10, 28.70, 12.40, 2812345678), None), cpu_psi_delta=3400000)
+
+
+def node_io():
+    # A noisy neighbour on the node writes flat out to its root volume, a cloud disk out of burst
+    # credits: 1960 I/Os in the window at 240 ms each, the disk busy 98% of the time, tasks
+    # stalled on I/O 46% of it, iowait 31% of CPU time.
+    return healthy_node_incident(window_shares=dict(node.QUIET, iowait=31),
+                                 disk_delta=(310, 55800, 1650, 414600, 9800),
+                                 io_psi=((47.30, 41.20, 22.80, 81234567), (21.40, 18.90, 9.70, 31234567)),
+                                 io_psi_delta=(4600000, 2100000))
+
+
+def conntrack_full():
+    # A batch job on the node opens a new connection per request: 130917 of 131072 conntrack
+    # entries are taken. productpage's pooled connections still work in the window; the next
+    # new connection to or from the pod may be dropped.
+    return healthy_node_incident(conntrack=(130917, 131072))
 
 
 def sidecar_not_ready():
@@ -596,6 +689,16 @@ def sidecar_not_ready():
         "meta.json": w.meta(PP),
         "pod.yaml": w.pod_yaml(PP, proxy_resources=res, annotations=ann, proxy_status=status),
         "server_info.json": w.server_info(PP, 140, state="INITIALIZING"),
+        # The kubelet's events: the startup probe of /healthz/ready answers 503 every second
+        # since the last restart (Envoy runs, istiod's configuration is not loaded yet), and the
+        # back-offs between the OOM kills before it.
+        "events.yaml": kube.events(
+            kube.event(PP, "BackOff", f"Back-off restarting failed container istio-proxy in pod {PP['name']}_default({kube.uid('pod', PP['name'])})",
+                       3, restarted - w.dt.timedelta(minutes=31), restarted - w.dt.timedelta(seconds=12)),
+            kube.event(PP, "Started", "Started container istio-proxy", 5, w.PROXY_START, restarted, typ="Normal"),
+            kube.event(PP, "Unhealthy", "Startup probe failed: HTTP probe failed with statuscode: 503", 497,
+                       w.PROXY_START + w.dt.timedelta(seconds=2), w.T1 - w.dt.timedelta(seconds=1)),
+        ),
     }
     return files
 
@@ -637,8 +740,49 @@ def mtls_mismatch():
         log.append(w.outbound_log(PP, "reviews", start, 503, "UC",
                                   "upstream_reset_before_response_started{connection_termination}",
                                   tx=95, duration=1 if i % 4 else 2, upstream_pod=keys[i % 3], port_seed=i))
-    return standard_files(PP, dump, render_stats(traffics, it, 0), render_stats(traffics, it, 1), log=log,
-                          pod_kwargs={"annotations": ann})
+    files = standard_files(PP, dump, render_stats(traffics, it, 0), render_stats(traffics, it, 1), log=log,
+                           pod_kwargs={"annotations": ann})
+    # What a capture reads from the API server: the namespace's PeerAuthentication STRICT and the
+    # DestinationRule that sets DISABLE for reviews.
+    files["istio.yaml"] = kube.istio(
+        kube.istio_object("networking.istio.io/v1", "DestinationRule", "reviews-external", "default",
+                          {"host": "reviews", "trafficPolicy": {"tls": {"mode": "DISABLE"}}}),
+        kube.istio_object("security.istio.io/v1", "PeerAuthentication", "default", "default", {"mtls": {"mode": "STRICT"}}),
+    )
+    files["services.yaml"] = kube.services(kube.service("productpage"))
+    return files
+
+
+def no_endpoints():
+    it = IstioTraffic()
+    traffics = productpage_base(it, reviews=False)
+    rv = SERVICES["reviews"]
+    # reviews was upgraded 3 minutes ago with strategy Recreate and a readiness probe on /health,
+    # a path its image does not serve: its three pods run but never become ready, so its
+    # EndpointSlice holds three endpoints that are not ready, istiod sends productpage's proxy
+    # none, and every request to reviews fails fast with 503 UH no_healthy_upstream.
+    t = Traffic(f"outbound|9080||{rv['host']}", membership=0)
+    t.ok(0, 20 * (w.UPTIME1 - 180), NORMAL, conns=14)
+    t.add(0, {"upstream_cx_none_healthy": 20 * 180})
+    t.add(1, {"upstream_cx_none_healthy": 200})
+    traffics.append(t)
+    istio_ok(it, PP, "reviews", t, split={"reviews-v1": .34, "reviews-v2": .33, "reviews-v3": .33})
+    lbl = stats.istio_labels("source", w.src_of(PP), w.dst_of("reviews"), 503, "UH", dst_known=False)
+    it.add(0, lbl, 20 * 180)
+    it.add(1, lbl, 200)
+    ann = mesh_annotations()
+    dump = sidecar_dump(PP, annotations=ann, eds_empty=("reviews",))
+    log = []
+    for i, start in enumerate(window_starts(25)):
+        log.append(w.outbound_log(PP, "reviews", start, 503, "UH", "no_healthy_upstream", tx=19, duration=0, port_seed=i))
+    files = standard_files(PP, dump, render_stats(traffics, it, 0), render_stats(traffics, it, 1), log=log,
+                           pod_kwargs={"annotations": ann})
+    files["services.yaml"] = kube.services(kube.service("productpage"))
+    files["endpointslices.yaml"] = kube.endpoint_slices(
+        kube.endpoint_slice("productpage", {"productpage": True}, suffix="m4vzd"),
+        kube.endpoint_slice("reviews", {"reviews-v1": False, "reviews-v2": False, "reviews-v3": False}),
+    )
+    return files
 
 
 def cert_expiry():
@@ -720,11 +864,16 @@ INCIDENT_BUILDERS = {
     "app-error": app_error,
     "circuit-breaker": circuit_breaker,
     "connect-refused": connect_refused,
+    "conntrack-full": conntrack_full,
     "cpu-throttling": cpu_throttling,
     "healthy": healthy,
     "keepalive-race": keepalive_race,
     "latency": latency,
+    "network-latency": network_latency,
     "no-cluster": no_cluster,
+    "no-endpoints": no_endpoints,
+    "node-cpu-steal": node_cpu_steal,
+    "node-io": node_io,
     "outlier-ejection": outlier_ejection,
     "retries-exhausted": retries_exhausted,
     "sidecar-not-ready": sidecar_not_ready,

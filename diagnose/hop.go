@@ -1,0 +1,164 @@
+package diagnose
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"path"
+	"time"
+
+	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+)
+
+// FileHops describes the hop that was followed: the upstream, its Service, and the files of
+// the stats sampled on the inbound side of its pods.
+const FileHops = "hops.json"
+
+// HopFile is hops.json.
+type HopFile struct {
+	// Upstream is the cluster of this proxy whose hop was followed.
+	Upstream string `json:"upstream"`
+	// ServiceNamespace and ServiceName name the upstream's Service.
+	ServiceNamespace string `json:"serviceNamespace"`
+	ServiceName      string `json:"serviceName"`
+	// Port is the endpoints' port: the server's sidecar names its inbound cluster after it
+	// (inbound|PORT||).
+	Port int `json:"port"`
+	// WindowSeconds is the time between each server pod's two samples.
+	WindowSeconds float64      `json:"windowSeconds"`
+	Pods          []HopPodFile `json:"pods"`
+	// Warnings say which of the upstream's pods could not be sampled, and why.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// HopPodFile names one server pod's two stats files (Prometheus format).
+type HopPodFile struct {
+	Namespace string `json:"namespace"`
+	Pod       string `json:"pod"`
+	Stats     string `json:"stats"`
+	Stats2    string `json:"stats2"`
+}
+
+// Hop is the followed hop as rules read it.
+type Hop struct {
+	Upstream                      string
+	ServiceNamespace, ServiceName string
+	Port                          int
+	Window                        time.Duration
+	Pods                          []HopPod
+}
+
+// HopPod is one server pod's inbound side over the hop's window.
+type HopPod struct {
+	Namespace, Pod string
+	// StatsFile names the first sample, for evidence sources.
+	StatsFile string
+	Interval  *envoyadmin.StatsInterval
+}
+
+// InboundCluster is the server sidecar's cluster for the hop's port.
+func (h *Hop) InboundCluster() string { return fmt.Sprintf("inbound|%d||", h.Port) }
+
+// hop reads hops.json and the server pods' samples it names.
+func (l *loader) hop() {
+	b := l.read(FileHops)
+	if b == nil {
+		return
+	}
+	var f HopFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		l.warn(FileHops, err)
+		return
+	}
+	l.s.Warnings = append(l.s.Warnings, f.Warnings...)
+	h := &Hop{Upstream: f.Upstream, ServiceNamespace: f.ServiceNamespace, ServiceName: f.ServiceName, Port: f.Port,
+		Window: time.Duration(f.WindowSeconds * float64(time.Second))}
+	if h.Window <= 0 || f.Port <= 0 || f.Upstream == "" {
+		l.warn(FileHops, fmt.Errorf("needs upstream, port and windowSeconds"))
+		return
+	}
+	for _, p := range f.Pods {
+		// The names come from the file: only plain names in the folder itself are read.
+		if p.Stats != path.Base(p.Stats) || p.Stats2 != path.Base(p.Stats2) {
+			l.warn(FileHops, fmt.Errorf("pod %s/%s: stats files must be in the evidence folder itself", p.Namespace, p.Pod))
+			continue
+		}
+		first, second := l.hopSample(p.Stats), l.hopSample(p.Stats2)
+		if first == nil || second == nil {
+			continue
+		}
+		h.Pods = append(h.Pods, HopPod{Namespace: p.Namespace, Pod: p.Pod, StatsFile: p.Stats,
+			Interval: envoyadmin.NewStatsInterval(first, second, h.Window)})
+	}
+	if len(h.Pods) > 0 {
+		l.usable++
+		l.s.Hop = h
+	}
+}
+
+func (l *loader) hopSample(name string) *envoyadmin.StatsSample {
+	b := l.read(name)
+	if b == nil {
+		l.s.Warnings = append(l.s.Warnings, fmt.Sprintf("%s names %s, which is missing; that pod of the hop is left out", FileHops, name))
+		return nil
+	}
+	s, err := envoyadmin.ParseStatsPrometheus(bytes.NewReader(b))
+	if err != nil {
+		l.warn(name, err)
+		return nil
+	}
+	if s.Empty() {
+		l.s.Warnings = append(l.s.Warnings, fmt.Sprintf("%s: holds no Envoy stats; that pod of the hop is left out", name))
+		return nil
+	}
+	return s
+}
+
+// HopTarget is the upstream whose hop a live diagnosis follows.
+type HopTarget struct {
+	Cluster, ServiceName, ServiceNamespace string
+	// ServicePort is the port of the Service the proxy calls (the cluster's port).
+	ServicePort int
+}
+
+// ChooseHop picks the upstream worth following from a proxy's diagnosis: the service cluster of
+// the most important latency or timeout finding, else the in-mesh service cluster with the
+// highest mean upstream_rq_time over the window (enough requests to tell). ok is false when no
+// Kubernetes Service upstream had traffic.
+func ChooseHop(s *Snapshot, r *Report) (HopTarget, bool) {
+	target := func(cluster string) (HopTarget, bool) {
+		n := envoyadmin.ParseClusterName(cluster)
+		name, ns := hostNameNamespace(n.Host)
+		if n.Direction != "outbound" || ns == "" || n.Port == 0 {
+			return HopTarget{}, false
+		}
+		return HopTarget{Cluster: cluster, ServiceName: name, ServiceNamespace: ns, ServicePort: n.Port}, true
+	}
+	if r != nil {
+		for _, f := range r.Findings {
+			if f.Subject.Kind != SubjectCluster || (f.Category != CategoryLatency && f.Category != CategoryTimeout) {
+				continue
+			}
+			if t, ok := target(f.Subject.Name); ok {
+				return t, true
+			}
+		}
+	}
+	best, bestMean := "", 0.0
+	for _, c := range statsClusterNames(s) {
+		if _, ok := target(c); !ok {
+			continue
+		}
+		h, interval, _ := s.ClusterHistogram(c, "upstream_rq_time")
+		if h == nil || !interval || h.Count < latencyMinRequests {
+			continue
+		}
+		if mean := h.Sum / h.Count; mean > bestMean {
+			best, bestMean = c, mean
+		}
+	}
+	if best == "" {
+		return HopTarget{}, false
+	}
+	return target(best)
+}
