@@ -11,12 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
@@ -48,29 +47,109 @@ type CaptureOptions struct {
 	Namespace, Pod string
 	// Window is the time between the two stats samples (DefaultWindow when 0).
 	Window time.Duration
-	// Dir is the evidence folder to write; it is created when missing.
-	Dir string
 	// Progress receives one line per step; nil discards them.
 	Progress io.Writer
 	// Now is the clock for the capture times in meta.json; nil means time.Now.
 	Now func() time.Time
+	// Known is the pod when the caller has it already (a sweep lists them); nil reads it.
+	Known *corev1.Pod
+	// Slots bounds how many captures talk to the cluster at once; a capture gives its slot
+	// back while it waits out the window, so a sweep of many pods takes about one window
+	// plus the time to read them, not one window per pod. Nil means no bound.
+	Slots Slots
+	// Dynamic reads Istio's PeerAuthentications, DestinationRules and VirtualServices into
+	// istio.yaml; nil leaves them out (events, Services and EndpointSlices come from Client).
+	Dynamic dynamic.Interface
+	// KubeCache shares namespace-wide lists among the captures of a sweep; nil shares nothing.
+	KubeCache *KubeCache
+
+	// NodeRoot prefixes the files the node probe reads in the sidecar ("/" when empty; "./" reads
+	// them relative to the exec's working directory, as kwok's does in tests).
+	NodeRoot string
+	// DebugImage runs the node probe in an ephemeral container when istio-proxy has no tail
+	// (DefaultDebugImage when empty).
+	DebugImage string
+	// SkipNode leaves the node evidence out (node.txt, cadvisor.prom): no exec, no node proxy.
+	SkipNode bool
 }
 
-// Result says what a capture wrote and what it could not read.
+// Slots is a counting semaphore shared by the captures of a sweep.
+type Slots chan struct{}
+
+// NewSlots returns room for n captures at once.
+func NewSlots(n int) Slots { return make(Slots, n) }
+
+// acquire takes a slot, or fails when ctx ends first; a nil Slots never blocks.
+func (s Slots) acquire(ctx context.Context) error {
+	if s == nil {
+		return nil
+	}
+	select {
+	case s <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s Slots) release() {
+	if s != nil {
+		<-s
+	}
+}
+
+// Result is the evidence of one pod, held in memory: the files of an evidence folder, and what
+// could not be read.
 type Result struct {
-	// Dir is the evidence folder.
-	Dir string
-	// Files are the names of the files written, in the order they were written.
-	Files []string
+	// Namespace and Pod name the captured pod.
+	Namespace, Pod string
+	// Evidence holds the evidence files by name; WriteDir and WriteTarGz store them.
+	Evidence Evidence
 	// Warnings name each piece of evidence that could not be read and why; the capture went on
 	// without it.
 	Warnings []string
+}
+
+// Snapshot reads the evidence as diagnose.LoadDir reads a folder; the capture's warnings come
+// first among the snapshot's.
+func (r *Result) Snapshot(now time.Time) (*diagnose.Snapshot, error) {
+	s, err := diagnose.LoadFS(r.Evidence.FS(), "the evidence of pod "+r.Namespace+"/"+r.Pod, now)
+	if err != nil {
+		return nil, err
+	}
+	s.Warnings = append(append([]string(nil), r.Warnings...), s.Warnings...)
+	return s, nil
 }
 
 // captureRun holds the state of one capture.
 type captureRun struct {
 	o   CaptureOptions
 	res *Result
+	// holding says whether the run holds one of o.Slots.
+	holding bool
+	nodeSt  nodeState
+}
+
+// wait sleeps for d without holding a slot, and takes one back before it returns.
+func (r *captureRun) wait(ctx context.Context, d time.Duration) error {
+	r.releaseSlot()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("capture of %s/%s interrupted: %w", r.o.Namespace, r.o.Pod, ctx.Err())
+	case <-time.After(d):
+	}
+	if err := r.o.Slots.acquire(ctx); err != nil {
+		return fmt.Errorf("capture of %s/%s interrupted: %w", r.o.Namespace, r.o.Pod, err)
+	}
+	r.holding = true
+	return nil
+}
+
+func (r *captureRun) releaseSlot() {
+	if r.holding {
+		r.holding = false
+		r.o.Slots.release()
+	}
 }
 
 // Capture writes the evidence folder of one meshed pod. It fails when the pod cannot be read,
@@ -84,9 +163,6 @@ func Capture(ctx context.Context, o CaptureOptions) (*Result, error) {
 	if o.Namespace == "" || o.Pod == "" {
 		return nil, errors.New("capture: a namespace and pod name are required")
 	}
-	if o.Dir == "" {
-		return nil, errors.New("capture: an output folder is required")
-	}
 	if o.Window <= 0 {
 		o.Window = DefaultWindow
 	}
@@ -96,17 +172,23 @@ func Capture(ctx context.Context, o CaptureOptions) (*Result, error) {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
-	r := &captureRun{o: o, res: &Result{Dir: o.Dir}}
+	r := &captureRun{o: o, res: &Result{Namespace: o.Namespace, Pod: o.Pod}}
+	if err := o.Slots.acquire(ctx); err != nil {
+		return nil, fmt.Errorf("capture of %s/%s: %w", o.Namespace, o.Pod, err)
+	}
+	r.holding = true
+	defer r.releaseSlot()
 
-	pod, err := o.Client.CoreV1().Pods(o.Namespace).Get(ctx, o.Pod, metav1.GetOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("reading pod %s/%s: %w", o.Namespace, o.Pod, err)
+	pod := o.Known
+	if pod == nil {
+		var err error
+		pod, err = o.Client.CoreV1().Pods(o.Namespace).Get(ctx, o.Pod, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("reading pod %s/%s: %w", o.Namespace, o.Pod, err)
+		}
 	}
 	if err := checkSidecar(pod); err != nil {
 		return nil, err
-	}
-	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("evidence folder: %w", err)
 	}
 	if err := r.writePod(pod); err != nil {
 		return nil, err
@@ -115,14 +197,20 @@ func Capture(ctx context.Context, o CaptureOptions) (*Result, error) {
 	r.progress("forwarding port %d of pod %s/%s", AdminPort, o.Namespace, o.Pod)
 	fw, err := startPortForward(ctx, o.RESTConfig, o.Client, o.Namespace, o.Pod, AdminPort)
 	if err != nil {
-		return nil, err
-	}
-	defer fw.Stop()
-	admin := &envoyadmin.AdminClient{BaseURL: fw.BaseURL(), HTTP: fw.HTTPClient()}
-	if err := r.admin(ctx, admin); err != nil {
-		return nil, err
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		// The pod itself still explains a sidecar that is not running or not ready.
+		r.res.Warnings = append(r.res.Warnings, "Envoy admin API not read: "+err.Error())
+	} else {
+		defer fw.Stop()
+		admin := &envoyadmin.AdminClient{BaseURL: fw.BaseURL(), HTTP: fw.HTTPClient()}
+		if err := r.admin(ctx, admin); err != nil {
+			return nil, err
+		}
 	}
 	r.accessLog(ctx)
+	r.kube(ctx, pod)
 	return r.res, nil
 }
 
@@ -168,15 +256,17 @@ func (r *captureRun) admin(ctx context.Context, admin *envoyadmin.AdminClient) e
 	r.progress("stats sample 1 of 2")
 	t1 := r.o.Now()
 	r.fetch(diagnose.FileStatsProm, stats)
+	p1 := admin.ProxyTime()
+	r.node(ctx, 1)
 	r.progress("waiting %v for the second stats sample", r.o.Window)
-	select {
-	case <-ctx.Done():
-		return fmt.Errorf("capture of %s/%s interrupted: %w", r.o.Namespace, r.o.Pod, ctx.Err())
-	case <-time.After(r.o.Window):
+	if err := r.wait(ctx, r.o.Window); err != nil {
+		return err
 	}
 	r.progress("stats sample 2 of 2")
 	t2 := r.o.Now()
 	r.fetch(diagnose.FileStats2Prom, stats)
+	p2 := admin.ProxyTime()
+	r.node(ctx, 2)
 
 	r.progress("config dump, clusters, certificates, server info")
 	r.fetch(diagnose.FileConfigDump, func() ([]byte, error) {
@@ -194,11 +284,18 @@ func (r *captureRun) admin(ctx context.Context, admin *envoyadmin.AdminClient) e
 	if window <= 0 { // a clock that did not move, as in tests
 		window = r.o.Window.Seconds()
 	}
+	// The capture times are the proxy's own (its answers' Date header, to the second) when it
+	// stated them: expiry is judged by the clock the proxy runs on. The window is measured
+	// here, to the millisecond.
+	if !p1.IsZero() && !p2.IsZero() && !p2.Before(p1) {
+		t1, t2 = p1, p1.Add(t2.Sub(t1))
+	}
 	meta := diagnose.Meta{
 		Pod: r.o.Pod, Namespace: r.o.Namespace,
 		CaptureTimes:  []time.Time{t1.UTC(), t2.UTC()},
 		WindowSeconds: window,
 		CapturedBy:    CapturedBy,
+		NodeTimes:     r.nodeTimes(),
 	}
 	b, err := json.MarshalIndent(meta, "", " ")
 	if err != nil {
@@ -235,10 +332,7 @@ func (r *captureRun) fetch(name string, get func() ([]byte, error)) {
 }
 
 func (r *captureRun) write(name string, b []byte) error {
-	if err := os.WriteFile(filepath.Join(r.o.Dir, name), b, 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	r.res.Files = append(r.res.Files, name)
+	r.res.Evidence.Add(name, b)
 	return nil
 }
 

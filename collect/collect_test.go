@@ -1,7 +1,6 @@
 package collect
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"net/http/httptest"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/adminreplay"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/incidentpod"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
 )
 
@@ -36,7 +36,11 @@ func TestCaptureLive(t *testing.T) {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	logsFile := filepath.Join(t.TempDir(), "istio-proxy.log")
-	if err := os.WriteFile(logsFile, criLogOf(t, filepath.Join(incident, diagnose.FileAccessLog)), 0o644); err != nil {
+	criLog, err := incidentpod.CRILog(incident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(logsFile, criLog, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c := testcluster.Start(t, testcluster.Options{KwokRules: []string{
@@ -55,12 +59,16 @@ func TestCaptureLive(t *testing.T) {
 		res, err := Capture(ctx, CaptureOptions{
 			Client: c.Client, RESTConfig: c.Config,
 			Namespace: pod.Namespace, Pod: pod.Name,
-			Window: time.Second, Dir: dir, Progress: &progress,
+			Window: time.Second, Progress: &progress,
+			SkipNode: true, // no exec rule here: node evidence is TestCaptureNodeLive's
 		})
 		if err != nil {
 			t.Fatalf("Capture: %v\nprogress:\n%s", err, progress.String())
 		}
-		t.Logf("captured in %v: %v", time.Since(start).Round(time.Millisecond), res.Files)
+		t.Logf("captured in %v: %v", time.Since(start).Round(time.Millisecond), res.Evidence.Names())
+		if err := res.Evidence.WriteDir(dir); err != nil {
+			t.Fatal(err)
+		}
 		// The incident folder has no clusters.json or certs.json: the replay answers 404 for
 		// them, which must be warnings and nothing else.
 		for _, w := range res.Warnings {
@@ -117,12 +125,24 @@ func TestCaptureLive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = Capture(ctx, CaptureOptions{
+		res, err := Capture(ctx, CaptureOptions{
 			Client: client, RESTConfig: cfg, Namespace: pod.Namespace, Pod: pod.Name,
-			Window: time.Second, Dir: t.TempDir(),
+			Window: time.Second,
 		})
-		if err == nil || !strings.Contains(err.Error(), "create pods/portforward") {
-			t.Errorf("err = %v, want one error naming the missing pods/portforward permission", err)
+		if err != nil {
+			t.Fatalf("Capture: %v, want a partial capture of what the user may read", err)
+		}
+		var forbidden []string
+		for _, w := range res.Warnings {
+			if strings.Contains(w, "create pods/portforward") {
+				forbidden = append(forbidden, w)
+			}
+		}
+		if len(forbidden) != 1 {
+			t.Errorf("warnings = %q, want one naming the missing pods/portforward permission", res.Warnings)
+		}
+		if res.Evidence.File(diagnose.FilePod) == nil || res.Evidence.File(diagnose.FileStatsProm) != nil {
+			t.Errorf("files = %v, want pod.yaml and no admin output", res.Evidence.Names())
 		}
 	})
 
@@ -134,7 +154,7 @@ func TestCaptureLive(t *testing.T) {
 		start := time.Now()
 		_, err := Capture(cctx, CaptureOptions{
 			Client: c.Client, RESTConfig: c.Config, Namespace: pod.Namespace, Pod: pod.Name,
-			Window: time.Minute, Dir: t.TempDir(),
+			Window: time.Minute,
 		})
 		if err == nil || !strings.Contains(err.Error(), "interrupted") || time.Since(start) > 10*time.Second {
 			t.Errorf("err = %v after %v, want an interrupted capture soon after the context ends", err, time.Since(start))
@@ -145,37 +165,12 @@ func TestCaptureLive(t *testing.T) {
 		pod := createPod(ctx, t, c, "plain", "app")
 		_, err := Capture(ctx, CaptureOptions{
 			Client: c.Client, RESTConfig: c.Config, Namespace: pod.Namespace, Pod: pod.Name,
-			Window: time.Second, Dir: t.TempDir(),
+			Window: time.Second,
 		})
 		if err == nil || !strings.Contains(err.Error(), "pod default/plain has no istio-proxy sidecar") {
 			t.Errorf("err = %v, want the no-sidecar error", err)
 		}
 	})
-}
-
-// criLogOf turns a `kubectl logs --timestamps` file into the CRI log file kwok serves, so a
-// capture with timestamps reads back the same lines.
-func criLogOf(t *testing.T, path string) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var b bytes.Buffer
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		ts, line, ok := strings.Cut(sc.Text(), " ")
-		if _, err := time.Parse(time.RFC3339Nano, ts); !ok || err != nil {
-			ts, line = "2026-01-01T00:00:00Z", sc.Text()
-		}
-		b.WriteString(ts + " stdout F " + line + "\n")
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
 }
 
 // readOnlyUser returns the config of a user who may read pods and their logs in default but

@@ -25,15 +25,23 @@ type forward struct {
 	once   sync.Once
 }
 
-// startPortForward opens a client-go SPDY port-forward through the API server to port of the
-// pod and returns once it listens on 127.0.0.1.
+// startPortForward opens a client-go port-forward through the API server to port of the pod
+// and returns once it listens on 127.0.0.1. Like kubectl (1.31 and later), it tunnels SPDY
+// over a WebSocket and falls back to plain SPDY when the API server or a proxy in between
+// does not upgrade to WebSockets.
 func startPortForward(ctx context.Context, cfg *rest.Config, client kubernetes.Interface, ns, pod string, port int) (*forward, error) {
 	u := client.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).SubResource("portforward").URL()
 	rt, upgrader, err := spdy.RoundTripperFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("port-forward to %s/%s: %w", ns, pod, err)
 	}
-	dialer := &recordingDialer{Dialer: spdy.NewDialer(upgrader, &http.Client{Transport: rt}, http.MethodPost, u)}
+	spdyDialer := spdy.NewDialer(upgrader, &http.Client{Transport: rt}, http.MethodPost, u)
+	wsDialer, err := portforward.NewSPDYOverWebsocketDialer(u, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("port-forward to %s/%s: %w", ns, pod, err)
+	}
+	fallback := func(err error) bool { return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err) }
+	dialer := &recordingDialer{Dialer: portforward.NewFallbackDialer(wsDialer, spdyDialer, fallback)}
 	stop, ready := make(chan struct{}), make(chan struct{})
 	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("0:%d", port)},
 		stop, ready, io.Discard, io.Discard)

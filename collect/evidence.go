@@ -1,0 +1,171 @@
+package collect
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing/fstest"
+	"time"
+)
+
+// Evidence is an evidence folder held in memory: file names and their content, in the order
+// they were captured.
+type Evidence struct {
+	names []string
+	files map[string][]byte
+}
+
+// Add stores a file, replacing one of the same name.
+func (e *Evidence) Add(name string, b []byte) {
+	if e.files == nil {
+		e.files = map[string][]byte{}
+	}
+	if _, ok := e.files[name]; !ok {
+		e.names = append(e.names, name)
+	}
+	e.files[name] = b
+}
+
+// Names returns the file names in capture order.
+func (e *Evidence) Names() []string { return append([]string(nil), e.names...) }
+
+// File returns a file's content, or nil.
+func (e *Evidence) File(name string) []byte { return e.files[name] }
+
+// FS returns the evidence as a read-only file system, for diagnose.LoadFS.
+func (e *Evidence) FS() fs.FS {
+	m := make(fstest.MapFS, len(e.files))
+	for name, b := range e.files {
+		m[name] = &fstest.MapFile{Data: b, Mode: 0o644}
+	}
+	return m
+}
+
+// WriteDir writes the files into dir, creating it when missing. A file already in dir with the
+// name of an evidence file is replaced; other files are left alone.
+func (e *Evidence) WriteDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("evidence folder: %w", err)
+	}
+	for _, name := range e.names {
+		if err := writeFileAtomic(filepath.Join(dir, name), e.files[name]); err != nil {
+			return fmt.Errorf("evidence folder: %w", err)
+		}
+	}
+	return nil
+}
+
+// writeFileAtomic writes through a temporary file and a rename, so an interrupted capture never
+// leaves a truncated evidence file that would later read as a damaged proxy output.
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// WriteTarGz writes the files as a gzip-compressed tar archive under a top folder named dir
+// (the archive's base name without .tar.gz, so unpacking it gives an evidence folder).
+func (e *Evidence) WriteTarGz(w io.Writer, dir string, mtime time.Time) error {
+	gz := gzip.NewWriter(w)
+	tw := tar.NewWriter(gz)
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, ModTime: mtime}); err != nil {
+		return err
+	}
+	for _, name := range e.names {
+		b := e.files[name]
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: dir + "/" + name, Mode: 0o644, Size: int64(len(b)), ModTime: mtime}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if _, err := tw.Write(b); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return gz.Close()
+}
+
+// IsArchive reports whether a path names a .tar.gz or .tgz archive rather than a folder.
+func IsArchive(path string) bool {
+	return strings.HasSuffix(path, ".tar.gz") || strings.HasSuffix(path, ".tgz")
+}
+
+// ArchiveFolderName is the top folder inside an archive written to path.
+func ArchiveFolderName(path string) string {
+	base := filepath.Base(path)
+	base = strings.TrimSuffix(strings.TrimSuffix(base, ".tgz"), ".tar.gz")
+	if base == "" || base == "." {
+		return "capture"
+	}
+	return base
+}
+
+// MaxArchiveFile bounds each file read from an archive: an evidence file bigger than this is
+// not a sidecar's output (the largest config dumps are tens of megabytes).
+const MaxArchiveFile = 512 << 20
+
+// ReadTarGz reads an evidence archive written by WriteTarGz (or by tar -czf of an evidence
+// folder): the regular files of its one top folder, or of its root.
+func ReadTarGz(r io.Reader) (*Evidence, error) {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("not a gzip archive: %w", err)
+	}
+	defer gz.Close()
+	tr := tar.NewReader(gz)
+	e := &Evidence{}
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the archive: %w", err)
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		name := filepath.ToSlash(filepath.Clean(hdr.Name))
+		if i := strings.LastIndexByte(name, '/'); i >= 0 {
+			name = name[i+1:]
+		}
+		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		if hdr.Size > MaxArchiveFile {
+			return nil, fmt.Errorf("archive file %s is %d bytes, more than any evidence file", hdr.Name, hdr.Size)
+		}
+		b, err := io.ReadAll(io.LimitReader(tr, MaxArchiveFile))
+		if err != nil {
+			return nil, fmt.Errorf("reading %s from the archive: %w", hdr.Name, err)
+		}
+		e.Add(name, b)
+	}
+	if len(e.names) == 0 {
+		return nil, errors.New("the archive holds no files")
+	}
+	return e, nil
+}

@@ -1,0 +1,401 @@
+package collect
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
+	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+)
+
+// MaxUpstreamServices bounds the upstream Services whose EndpointSlices and Istio objects a
+// capture reads: the ones the proxy sent the most requests to.
+const MaxUpstreamServices = 20
+
+// istioKind is one Istio resource a capture reads, with the versions to try, newest first
+// (networking v1 is served from Istio 1.22 on; older control planes serve v1beta1).
+type istioKind struct {
+	kind, resource, group string
+	versions              []string
+}
+
+var (
+	kindPeerAuthentication = istioKind{"PeerAuthentication", "peerauthentications", "security.istio.io", []string{"v1", "v1beta1"}}
+	kindDestinationRule    = istioKind{"DestinationRule", "destinationrules", "networking.istio.io", []string{"v1", "v1beta1"}}
+	kindVirtualService     = istioKind{"VirtualService", "virtualservices", "networking.istio.io", []string{"v1", "v1beta1"}}
+)
+
+// KubeCache shares the namespace-wide lists (Services, EndpointSlices, Istio objects) among the
+// captures of a sweep, so a namespace's Services are listed once for all its pods, not once per
+// pod. It is safe for concurrent captures; the zero value is ready to use. A nil *KubeCache
+// shares nothing.
+type KubeCache struct {
+	mu      sync.Mutex
+	entries map[string]*kubeCacheEntry
+}
+
+type kubeCacheEntry struct {
+	once  sync.Once
+	items any
+	err   error
+}
+
+// get returns the cached result of list under key, calling list once per key however many
+// captures ask at the same time.
+func (c *KubeCache) get(key string, list func() (any, error)) (any, error) {
+	if c == nil {
+		return list()
+	}
+	c.mu.Lock()
+	if c.entries == nil {
+		c.entries = map[string]*kubeCacheEntry{}
+	}
+	e := c.entries[key]
+	if e == nil {
+		e = &kubeCacheEntry{}
+		c.entries[key] = e
+	}
+	c.mu.Unlock()
+	e.once.Do(func() { e.items, e.err = list() })
+	return e.items, e.err
+}
+
+// kube reads the Kubernetes evidence of the pod: its events, the Services that select it, the
+// EndpointSlices of those and of the upstreams it calls, and the Istio objects that apply. What
+// cannot be read becomes one warning per resource, naming the permission or the CRD missing.
+func (r *captureRun) kube(ctx context.Context, pod *corev1.Pod) {
+	r.progress("events, Services, EndpointSlices and Istio configuration of %s/%s", pod.Namespace, pod.Name)
+	r.events(ctx, pod)
+	own := r.services(ctx, pod)
+	upstreams := upstreamHosts(r.res.Evidence)
+	r.endpointSlices(ctx, own, upstreams)
+	if r.o.Dynamic != nil {
+		r.istio(ctx, pod, upstreams)
+	}
+}
+
+func (r *captureRun) events(ctx context.Context, pod *corev1.Pod) {
+	sel := fields.Set{"involvedObject.name": pod.Name, "involvedObject.uid": string(pod.UID)}.AsSelector().String()
+	list, err := r.o.Client.CoreV1().Events(pod.Namespace).List(ctx, metav1.ListOptions{FieldSelector: sel})
+	if err != nil {
+		r.kubeWarning(diagnose.FileEvents, "events", "", pod.Namespace, err)
+		return
+	}
+	out := corev1.EventList{Items: list.Items}
+	for i := range out.Items {
+		out.Items[i].ManagedFields = nil
+	}
+	r.writeList(diagnose.FileEvents, "EventList", "v1", &out)
+}
+
+// services writes the Services of the pod's namespace whose selector matches its labels.
+func (r *captureRun) services(ctx context.Context, pod *corev1.Pod) []corev1.Service {
+	all, err := r.o.KubeCache.get("services/"+pod.Namespace, func() (any, error) {
+		l, err := r.o.Client.CoreV1().Services(pod.Namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return l.Items, nil
+	})
+	if err != nil {
+		r.kubeWarning(diagnose.FileServices, "services", "", pod.Namespace, err)
+		return nil
+	}
+	var own []corev1.Service
+	for _, s := range all.([]corev1.Service) {
+		if len(s.Spec.Selector) > 0 && labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(pod.Labels)) {
+			s.ManagedFields = nil
+			own = append(own, s)
+		}
+	}
+	r.writeList(diagnose.FileServices, "ServiceList", "v1", &corev1.ServiceList{Items: own})
+	return own
+}
+
+// endpointSlices writes the EndpointSlices of the pod's own Services and of the upstream hosts.
+func (r *captureRun) endpointSlices(ctx context.Context, own []corev1.Service, upstreams []string) {
+	want := map[string]map[string]bool{} // namespace -> service names
+	add := func(ns, name string) {
+		if want[ns] == nil {
+			want[ns] = map[string]bool{}
+		}
+		want[ns][name] = true
+	}
+	for _, s := range own {
+		add(s.Namespace, s.Name)
+	}
+	for _, h := range upstreams {
+		name, ns := hostParts(h)
+		add(ns, name)
+	}
+	if len(want) == 0 {
+		return
+	}
+	var out []discoveryv1.EndpointSlice
+	var failed []error
+	var failedNS []string
+	for _, ns := range sortedNamespaces(want) {
+		all, err := r.o.KubeCache.get("endpointslices/"+ns, func() (any, error) {
+			l, err := r.o.Client.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return l.Items, nil
+		})
+		if err != nil {
+			failed, failedNS = append(failed, err), append(failedNS, ns)
+			continue
+		}
+		for _, sl := range all.([]discoveryv1.EndpointSlice) {
+			if want[ns][sl.Labels[discoveryv1.LabelServiceName]] {
+				sl.ManagedFields = nil
+				out = append(out, sl)
+			}
+		}
+	}
+	if len(failed) > 0 {
+		r.kubeWarning(diagnose.FileEndpointSlices, "endpointslices", "discovery.k8s.io", strings.Join(failedNS, ", "), failed[0])
+		if len(failed) == len(want) {
+			return
+		}
+	}
+	r.writeList(diagnose.FileEndpointSlices, "EndpointSliceList", "discovery.k8s.io/v1", &discoveryv1.EndpointSliceList{Items: out})
+}
+
+// istio writes istio.yaml: the PeerAuthentications that apply to the pod or set its upstreams'
+// namespace-wide mode, and the DestinationRules and VirtualServices of its upstream hosts that
+// the pod's proxy sees.
+func (r *captureRun) istio(ctx context.Context, pod *corev1.Pod, upstreams []string) {
+	namespaces := map[string]bool{pod.Namespace: true, diagnose.IstioRootNamespace: true}
+	for _, h := range upstreams {
+		_, ns := hostParts(h)
+		namespaces[ns] = true
+	}
+	nsList := make([]string, 0, len(namespaces))
+	for ns := range namespaces {
+		nsList = append(nsList, ns)
+	}
+	sort.Strings(nsList)
+	var items []map[string]any
+	read := 0
+	for _, k := range []istioKind{kindPeerAuthentication, kindDestinationRule, kindVirtualService} {
+		objs, ok := r.istioObjects(ctx, k, nsList)
+		if !ok {
+			continue
+		}
+		read++
+		for _, o := range objs {
+			if applies(k, o, pod, upstreams) {
+				o.SetManagedFields(nil)
+				items = append(items, o.Object)
+			}
+		}
+	}
+	if read == 0 {
+		return
+	}
+	if items == nil {
+		items = []map[string]any{}
+	}
+	r.writeList(diagnose.FileIstio, "List", "v1", map[string]any{"items": items})
+}
+
+// istioObjects lists one Istio kind in the namespaces; ok is false when the kind could not be
+// read at all (CRD missing or list forbidden everywhere), after a warning.
+func (r *captureRun) istioObjects(ctx context.Context, k istioKind, namespaces []string) ([]unstructured.Unstructured, bool) {
+	var out []unstructured.Unstructured
+	var forbidden []string
+	var forbiddenErr error
+	for _, ns := range namespaces {
+		got, err := r.o.KubeCache.get(k.resource+"."+k.group+"/"+ns, func() (any, error) { return r.listIstio(ctx, k, ns) })
+		switch {
+		case err == nil:
+			out = append(out, got.([]unstructured.Unstructured)...)
+		case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
+			r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("Istio's %s CRD is not installed (%s.%s is not served): %ss skipped", k.kind, k.resource, k.group, k.kind))
+			return nil, false
+		default:
+			forbidden, forbiddenErr = append(forbidden, ns), err
+		}
+	}
+	if forbiddenErr != nil {
+		r.kubeWarning(k.kind+"s for "+diagnose.FileIstio, k.resource, k.group, strings.Join(forbidden, ", "), forbiddenErr)
+	}
+	return out, len(forbidden) < len(namespaces)
+}
+
+// listIstio lists a kind in a namespace, trying each served version in turn.
+func (r *captureRun) listIstio(ctx context.Context, k istioKind, ns string) (any, error) {
+	var err error
+	for _, v := range k.versions {
+		var l *unstructured.UnstructuredList
+		gvr := schema.GroupVersionResource{Group: k.group, Version: v, Resource: k.resource}
+		l, err = r.o.Dynamic.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{})
+		if err == nil {
+			return l.Items, nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+// applies decides whether an Istio object belongs in istio.yaml for this pod and its upstreams.
+func applies(k istioKind, o unstructured.Unstructured, pod *corev1.Pod, upstreams []string) bool {
+	raw, err := json.Marshal(o.Object)
+	if err != nil {
+		return false
+	}
+	var cfg diagnose.IstioConfig
+	if cfg.Add(raw) != nil {
+		return false
+	}
+	switch k.kind {
+	case kindPeerAuthentication.kind:
+		pa := &cfg.PeerAuthentications[0]
+		if pa.Selects(pod.Namespace, pod.Labels) {
+			return true
+		}
+		namespaceWide := pa.Spec.Selector == nil || len(pa.Spec.Selector.MatchLabels) == 0
+		for _, h := range upstreams {
+			if _, ns := hostParts(h); namespaceWide && pa.Namespace == ns {
+				return true
+			}
+		}
+	case kindDestinationRule.kind:
+		for _, h := range upstreams {
+			if cfg.DestinationRules[0].AppliesTo(pod.Namespace, h) {
+				return true
+			}
+		}
+	case kindVirtualService.kind:
+		for _, h := range upstreams {
+			if cfg.VirtualServices[0].AppliesTo(pod.Namespace, h) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// upstreamHosts returns the Kubernetes service hosts ("reviews.default.svc.cluster.local") the
+// proxy sent requests to, read from the stats already captured, busiest first, at most
+// MaxUpstreamServices.
+func upstreamHosts(ev Evidence) []string {
+	b := ev.File(diagnose.FileStats2Prom)
+	if b == nil {
+		b = ev.File(diagnose.FileStatsProm)
+	}
+	if b == nil {
+		return nil
+	}
+	sample, err := envoyadmin.ParseStatsPrometheus(bytes.NewReader(b))
+	if err != nil {
+		return nil
+	}
+	load := map[string]float64{}
+	for _, c := range sample.Clusters {
+		if c.Name.Direction != "outbound" || !strings.Contains(c.Name.Host, ".svc.") {
+			continue
+		}
+		n := c.Values["upstream_rq_total"] + c.Values["upstream_cx_total"] + c.Values["upstream_cx_none_healthy"] + c.Values["upstream_cx_connect_fail"]
+		if n > 0 {
+			load[c.Name.Host] += n
+		}
+	}
+	for _, s := range sample.Istio {
+		if s.Metric == "istio_requests_total" && s.Labels["reporter"] == "source" && strings.Contains(s.Labels["destination_service"], ".svc.") && s.Value > 0 {
+			load[s.Labels["destination_service"]] += s.Value
+		}
+	}
+	hosts := make([]string, 0, len(load))
+	for h := range load {
+		hosts = append(hosts, h)
+	}
+	sort.Slice(hosts, func(i, j int) bool {
+		if load[hosts[i]] != load[hosts[j]] {
+			return load[hosts[i]] > load[hosts[j]]
+		}
+		return hosts[i] < hosts[j]
+	})
+	return hosts[:min(len(hosts), MaxUpstreamServices)]
+}
+
+// hostParts splits "reviews.default.svc.cluster.local" into its name and namespace.
+func hostParts(host string) (name, ns string) {
+	parts := strings.SplitN(host, ".", 3)
+	if len(parts) < 3 {
+		return host, ""
+	}
+	return parts[0], parts[1]
+}
+
+func sortedNamespaces(m map[string]map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for ns := range m {
+		if ns != "" {
+			out = append(out, ns)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// writeList writes a list as `kubectl get -o yaml` prints it.
+func (r *captureRun) writeList(name, kind, apiVersion string, list any) {
+	b, err := json.Marshal(list)
+	var m map[string]any
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err == nil {
+		m["apiVersion"], m["kind"] = apiVersion, kind
+		if m["items"] == nil {
+			m["items"] = []any{}
+		}
+		delete(m, "metadata")
+		b, err = yaml.Marshal(m)
+	}
+	if err != nil {
+		r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("%s not captured: %v", name, err))
+		return
+	}
+	_ = r.write(name, b)
+}
+
+// kubeWarning turns a failed list into one line: the permission missing when it is forbidden.
+// what names the evidence left out ("services.yaml", "DestinationRules for istio.yaml").
+func (r *captureRun) kubeWarning(what, resource, group, namespaces string, err error) {
+	res := resource
+	if group != "" {
+		res += "." + group
+	}
+	nsWord := "namespace"
+	if strings.Contains(namespaces, ",") {
+		nsWord = "namespaces"
+	}
+	if apierrors.IsForbidden(err) {
+		first, _, _ := strings.Cut(namespaces, ",")
+		r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("%s not captured: listing %s is forbidden; it needs list on %s in %s %s (`kubectl auth can-i list %s -n %s` checks it); the diagnosis goes on without them",
+			what, res, res, nsWord, namespaces, res, first))
+		return
+	}
+	r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("%s not captured: listing %s in %s %s: %v", what, res, nsWord, namespaces, err))
+}

@@ -1,0 +1,291 @@
+package collect
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
+)
+
+// kubeIncident lends its proxy evidence (reviews is the upstream) to the Kubernetes evidence
+// tests; its own Kubernetes files are what the tests must capture again from the cluster.
+const kubeIncident = "../testdata/incidents/mtls-mismatch"
+
+// istioCRDs returns the CRD file that ships in the istio.io/api module this module requires.
+func istioCRDs(t *testing.T) string {
+	t.Helper()
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		goBin = "go"
+	}
+	out, err := exec.Command(goBin, "list", "-m", "-f", "{{.Dir}}", "istio.io/api").Output()
+	if err != nil {
+		t.Fatalf("locating the istio.io/api module (go list -m istio.io/api): %v; run go mod download istio.io/api", err)
+	}
+	path := filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("Istio's CRDs: %v (the istio.io/api module should ship kubernetes/customresourcedefinitions.gen.yaml)", err)
+	}
+	return string(b)
+}
+
+// kubeObjects are the Kubernetes and Istio objects around productpage: its Service with an
+// unprefixed port name, the upstream reviews with an EndpointSlice whose endpoint is not ready,
+// and the mtls-mismatch incident's PeerAuthentication and DestinationRule, with a VirtualService
+// for reviews and a DestinationRule for another service that must not be captured.
+const kubeServices = `
+apiVersion: v1
+kind: Service
+metadata: {name: productpage, namespace: default}
+spec:
+  selector: {app: productpage-v1}
+  ports: [{name: web, port: 9080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: reviews-abcde
+  namespace: default
+  labels: {kubernetes.io/service-name: reviews}
+addressType: IPv4
+ports: [{name: http, port: 9080, protocol: TCP}]
+endpoints:
+- addresses: [10.244.2.21]
+  conditions: {ready: false}
+  targetRef: {kind: Pod, name: reviews-v1-5b5d6494f4-8hm2c, namespace: default}
+`
+
+const kubeIstio = `
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: default}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews-external, namespace: default}
+spec: {host: reviews, trafficPolicy: {tls: {mode: DISABLE}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: default}
+spec: {host: ratings}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http: [{timeout: 3s, route: [{destination: {host: reviews}}]}]
+`
+
+// kubeCapture runs the Kubernetes part of a capture for a pod, over the proxy evidence of
+// kubeIncident, as Capture does after reading the admin API.
+func kubeCapture(ctx context.Context, t *testing.T, client kubernetes.Interface, dyn dynamic.Interface, cache *KubeCache, pod *corev1.Pod) *Result {
+	t.Helper()
+	r := &captureRun{o: CaptureOptions{Client: client, Dynamic: dyn, KubeCache: cache, Progress: io.Discard},
+		res: &Result{Namespace: pod.Namespace, Pod: pod.Name}}
+	for _, f := range []string{diagnose.FileStatsProm, diagnose.FileStats2Prom, diagnose.FileConfigDump, diagnose.FileAccessLog, diagnose.FileMeta} {
+		b, err := os.ReadFile(filepath.Join(kubeIncident, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.res.Evidence.Add(f, b)
+	}
+	if err := r.writePod(pod); err != nil {
+		t.Fatal(err)
+	}
+	r.kube(ctx, pod)
+	return r.res
+}
+
+func TestKubeEvidence(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pod := createPod(ctx, t, c, "productpage-v1", "productpage", SidecarContainer)
+	waitRunning(ctx, t, c, pod)
+	if err := c.Apply(ctx, kubeServices); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("without Istio's CRDs", func(t *testing.T) {
+		res := kubeCapture(ctx, t, c.Client, c.Dynamic, nil, pod)
+		var crd []string
+		for _, w := range res.Warnings {
+			if strings.Contains(w, "CRD is not installed") {
+				crd = append(crd, w)
+			} else {
+				t.Errorf("unexpected warning: %s", w)
+			}
+		}
+		if len(crd) != 3 || !strings.Contains(strings.Join(crd, "\n"), "Istio's DestinationRule CRD is not installed") {
+			t.Errorf("warnings = %q, want one per Istio kind", crd)
+		}
+		if res.Evidence.File(diagnose.FileIstio) != nil || res.Evidence.File(diagnose.FileServices) == nil {
+			t.Errorf("files = %v, want services.yaml and no istio.yaml", res.Evidence.Names())
+		}
+		if _, err := res.Snapshot(time.Now()); err != nil {
+			t.Errorf("snapshot: %v", err)
+		}
+	})
+
+	if err := c.Apply(ctx, istioCRDs(t)); err != nil {
+		t.Fatalf("applying istio.io/api's CRDs: %v", err)
+	}
+	if err := c.Apply(ctx, kubeIstio); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("services, endpoint slices and Istio objects", func(t *testing.T) {
+		res := kubeCapture(ctx, t, c.Client, c.Dynamic, &KubeCache{}, pod)
+		if len(res.Warnings) > 0 {
+			t.Errorf("warnings: %q", res.Warnings)
+		}
+		for file, want := range map[string][]string{
+			diagnose.FileServices:       {"kind: ServiceList", "name: productpage"},
+			diagnose.FileEndpointSlices: {"kind: EndpointSliceList", "name: reviews-abcde"},
+			diagnose.FileIstio:          {"kind: List", "name: reviews-external", "kind: PeerAuthentication", "kind: VirtualService"},
+			diagnose.FileEvents:         {"kind: EventList"},
+		} {
+			got := string(res.Evidence.File(file))
+			for _, w := range want {
+				if !strings.Contains(got, w) {
+					t.Errorf("%s lacks %q:\n%s", file, w, got)
+				}
+			}
+		}
+		if got := string(res.Evidence.File(diagnose.FileServices)); strings.Contains(got, "name: reviews") {
+			t.Errorf("services.yaml holds reviews, which does not select the pod:\n%s", got)
+		}
+		if got := string(res.Evidence.File(diagnose.FileIstio)); strings.Contains(got, "name: ratings") || strings.Contains(got, "managedFields") {
+			t.Errorf("istio.yaml holds the ratings DestinationRule or managed fields:\n%s", got)
+		}
+		snap, err := res.Snapshot(time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := diagnose.Diagnose(snap, diagnose.Rules())
+		var codes []string
+		var mtls *diagnose.Finding
+		for i, f := range rep.Findings {
+			codes = append(codes, f.Code)
+			if f.Code == "MESH0802" && mtls == nil {
+				mtls = &rep.Findings[i]
+			}
+		}
+		if mtls == nil || !strings.Contains(fmt.Sprint(mtls.Evidence), "default/reviews-external") || !strings.Contains(fmt.Sprint(mtls.Evidence), "default/default: mtls.mode STRICT") {
+			t.Errorf("MESH0802 should name the DestinationRule and PeerAuthentication; findings %v: %+v", codes, mtls)
+		}
+		if !strings.Contains(strings.Join(codes, " "), "MESH0704") {
+			t.Errorf("findings %v, want MESH0704 for productpage's port named web", codes)
+		}
+	})
+
+	t.Run("destinationrules forbidden", func(t *testing.T) {
+		cfg := limitedUser(ctx, t, c, "no-dr")
+		client, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dyn, err := dynamic.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := kubeCapture(ctx, t, client, dyn, nil, pod)
+		if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "needs list on destinationrules.networking.istio.io in namespaces default, istio-system") {
+			t.Errorf("warnings = %q, want one naming list on destinationrules.networking.istio.io", res.Warnings)
+		} else {
+			t.Log(res.Warnings[0])
+		}
+		istio := string(res.Evidence.File(diagnose.FileIstio))
+		if !strings.Contains(istio, "kind: PeerAuthentication") || strings.Contains(istio, "kind: DestinationRule") {
+			t.Errorf("istio.yaml should hold what the user may read:\n%s", istio)
+		}
+	})
+}
+
+// limitedUser may read what a capture needs except DestinationRules.
+func limitedUser(ctx context.Context, t *testing.T, c *testcluster.Cluster, user string) *rest.Config {
+	t.Helper()
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: user},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"pods", "pods/log", "services", "events"}, Verbs: []string{"get", "list"}},
+			{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list"}},
+			{APIGroups: []string{"security.istio.io"}, Resources: []string{"peerauthentications"}, Verbs: []string{"list"}},
+			{APIGroups: []string{"networking.istio.io"}, Resources: []string{"virtualservices"}, Verbs: []string{"list"}},
+		},
+	}
+	if _, err := c.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: user},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: user},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+	}
+	if _, err := c.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := c.UserConfig(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestKubeCacheListsOnce checks that concurrent captures of one namespace share one list.
+func TestKubeCacheListsOnce(t *testing.T) {
+	var cache KubeCache
+	var calls atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := cache.get("services/default", func() (any, error) {
+				calls.Add(1)
+				time.Sleep(10 * time.Millisecond)
+				return []string{"a"}, nil
+			})
+			if err != nil || len(v.([]string)) != 1 {
+				t.Errorf("get = %v, %v", v, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := calls.Load(); n != 1 {
+		t.Errorf("listed %d times, want once", n)
+	}
+	var none *KubeCache
+	if _, err := none.get("x", func() (any, error) { calls.Add(1); return nil, nil }); err != nil || calls.Load() != 2 {
+		t.Errorf("a nil cache should call list: calls %d", calls.Load())
+	}
+}

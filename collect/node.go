@@ -1,0 +1,292 @@
+package collect
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/httpstream"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/remotecommand"
+
+	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
+	"github.com/kubectl-mesh/kubectl-mesh/nodeinfo"
+)
+
+const (
+	// DefaultDebugImage runs the node probe in an ephemeral container when istio-proxy has no
+	// tail (a distroless proxy image).
+	DefaultDebugImage = "busybox:1.36"
+	// proxyUID is the user istio-proxy runs as; the debug container runs as it too, since
+	// reading the proxy's /proc/1/root needs the same user without CAP_SYS_PTRACE.
+	proxyUID = 1337
+	// probeTimeout bounds one exec of the probe: it reads a few small files.
+	probeTimeout = 30 * time.Second
+	// debugStartTimeout bounds the wait for the debug container, image pull included.
+	debugStartTimeout = 2 * time.Minute
+)
+
+// nodeState is what the node evidence of one capture needs between its two samples.
+type nodeState struct {
+	// probeOff and cadvisorOff stop a read that failed once: one warning, not one per sample.
+	probeOff, cadvisorOff bool
+	// container is where the probe runs (istio-proxy, or the debug container), root the path
+	// its files are read under.
+	container, root string
+	node            string
+	times           []time.Time
+}
+
+// node takes node sample 1 or 2: the probe's output (node.txt, node-2.txt) and the kubelet's
+// cAdvisor lines of the pod (cadvisor.prom, cadvisor-2.prom). What cannot be read becomes one
+// warning that names the missing permission, and the capture goes on.
+func (r *captureRun) node(ctx context.Context, sample int) {
+	if r.o.SkipNode {
+		return
+	}
+	st := &r.nodeSt
+	if sample == 1 {
+		st.container, st.root = SidecarContainer, r.o.NodeRoot
+		if st.root == "" {
+			st.root = "/"
+		}
+		if r.o.RESTConfig == nil || !hasRESTClient(r.o.Client) {
+			st.probeOff, st.cadvisorOff = true, true
+			r.res.Warnings = append(r.res.Warnings, "node evidence not read: no REST client to exec with")
+			return
+		}
+	}
+	file, cadvisorFile := diagnose.FileNode, diagnose.FileCadvisor
+	if sample == 2 {
+		file, cadvisorFile = diagnose.FileNode2, diagnose.FileCadvisor2
+	}
+	if !st.probeOff {
+		r.progress("node sample %d of 2 (exec in %s)", sample, st.container)
+		t := r.o.Now()
+		out, err := r.probe(ctx, st)
+		if err != nil {
+			st.probeOff = true
+			r.res.Warnings = append(r.res.Warnings, "node evidence not read: "+err.Error())
+		} else {
+			_ = r.write(file, out)
+			st.times = append(st.times, t.UTC())
+		}
+	}
+	if !st.cadvisorOff {
+		if err := r.cadvisor(ctx, st, cadvisorFile); err != nil {
+			st.cadvisorOff = true
+			r.res.Warnings = append(r.res.Warnings, "cAdvisor metrics not read: "+err.Error())
+		}
+	}
+}
+
+// nodeTimes are the times of the node samples for meta.json, when both were taken.
+func (r *captureRun) nodeTimes() []time.Time {
+	if len(r.nodeSt.times) == 2 {
+		return r.nodeSt.times
+	}
+	return nil
+}
+
+// probe runs the probe in st.container; when istio-proxy has no tail it starts a debug
+// container once and runs it there from then on.
+func (r *captureRun) probe(ctx context.Context, st *nodeState) ([]byte, error) {
+	out, stderr, err := r.exec(ctx, st.container, nodeinfo.ProbeCommand(st.root))
+	if err == nil || nodeinfo.HasSections(string(out)) {
+		// tail exits non-zero for the files a node lacks (cgroup v1 paths on v2): not a failure.
+		return out, nil
+	}
+	if forbidden(err) {
+		return nil, fmt.Errorf("exec into %s is forbidden: needs create on pods/exec in namespace %s", st.container, r.o.Namespace)
+	}
+	if st.container != SidecarContainer || !notFound(err, stderr) {
+		return nil, fmt.Errorf("exec of tail in %s: %v%s", st.container, err, firstLine(stderr))
+	}
+	image := r.o.DebugImage
+	if image == "" {
+		image = DefaultDebugImage
+	}
+	r.progress("%s has no tail: starting an ephemeral debug container (%s)", SidecarContainer, image)
+	name, err := r.startDebugContainer(ctx, image)
+	if err != nil {
+		return nil, err
+	}
+	st.container = name
+	if strings.HasPrefix(st.root, "/") {
+		// The debug container shares istio-proxy's process namespace, where PID 1 is the proxy's:
+		// its root shows the proxy's cgroup; /proc/stat and the rest are the node's anyway.
+		st.root = "/proc/1/root" + st.root
+	}
+	out, stderr, err = r.exec(ctx, st.container, nodeinfo.ProbeCommand(st.root))
+	if err != nil && !nodeinfo.HasSections(string(out)) {
+		return nil, fmt.Errorf("exec of tail in the debug container %s: %v%s", name, err, firstLine(stderr))
+	}
+	return out, nil
+}
+
+// exec runs cmd in a container of the pod through the API server, as kubectl exec does: a
+// WebSocket first, SPDY when the server or a proxy does not upgrade to WebSockets.
+func (r *captureRun) exec(ctx context.Context, container string, cmd []string) (stdout, stderr []byte, err error) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	req := r.o.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace(r.o.Namespace).Name(r.o.Pod).
+		SubResource("exec").VersionedParams(&corev1.PodExecOptions{
+		Container: container, Command: cmd, Stdout: true, Stderr: true,
+	}, scheme.ParameterCodec)
+	spdyExec, err := remotecommand.NewSPDYExecutor(r.o.RESTConfig, http.MethodPost, req.URL())
+	if err != nil {
+		return nil, nil, err
+	}
+	wsExec, err := remotecommand.NewWebSocketExecutor(r.o.RESTConfig, http.MethodGet, req.URL().String())
+	if err != nil {
+		return nil, nil, err
+	}
+	ex, err := remotecommand.NewFallbackExecutor(wsExec, spdyExec, func(err error) bool {
+		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var out, errOut bytes.Buffer
+	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &errOut})
+	return out.Bytes(), errOut.Bytes(), err
+}
+
+// debugContainer is the ephemeral container that runs the probe for a proxy image without tail:
+// it sleeps long enough for both samples and targets istio-proxy, so it sees its processes.
+func debugContainer(name, image string, window time.Duration, proxy *corev1.Container) corev1.EphemeralContainer {
+	uid := int64(proxyUID)
+	if proxy != nil && proxy.SecurityContext != nil && proxy.SecurityContext.RunAsUser != nil {
+		uid = *proxy.SecurityContext.RunAsUser
+	}
+	sleep := int((2*window + 2*time.Minute).Seconds())
+	return corev1.EphemeralContainer{
+		EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+			Name: name, Image: image, ImagePullPolicy: corev1.PullIfNotPresent,
+			Command:                  []string{"sleep", fmt.Sprint(sleep)},
+			TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+			SecurityContext:          &corev1.SecurityContext{RunAsUser: &uid, RunAsNonRoot: boolPtr(uid != 0)},
+		},
+		TargetContainerName: SidecarContainer,
+	}
+}
+
+func boolPtr(b bool) *bool { return &b }
+
+// startDebugContainer adds the debug container to the pod, as kubectl debug does (a strategic
+// merge patch of the ephemeralcontainers subresource), and waits until it runs.
+func (r *captureRun) startDebugContainer(ctx context.Context, image string) (string, error) {
+	pods := r.o.Client.CoreV1().Pods(r.o.Namespace)
+	pod, err := pods.Get(ctx, r.o.Pod, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("debug container: %w", err)
+	}
+	var proxy *corev1.Container
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == SidecarContainer {
+			proxy = &pod.Spec.Containers[i]
+		}
+	}
+	name := "kubectl-mesh-node-" + utilrand.String(5)
+	patch, err := json.Marshal(map[string]any{"spec": map[string]any{
+		"ephemeralContainers": []corev1.EphemeralContainer{debugContainer(name, image, r.o.Window, proxy)},
+	}})
+	if err != nil {
+		return "", err
+	}
+	if _, err := pods.Patch(ctx, r.o.Pod, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "ephemeralcontainers"); err != nil {
+		if forbidden(err) {
+			return "", fmt.Errorf("%s has no tail and adding a debug container is forbidden: needs patch on pods/ephemeralcontainers in namespace %s", SidecarContainer, r.o.Namespace)
+		}
+		return "", fmt.Errorf("debug container: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, debugStartTimeout)
+	defer cancel()
+	for {
+		p, err := pods.Get(ctx, r.o.Pod, metav1.GetOptions{})
+		if err == nil {
+			for _, cs := range p.Status.EphemeralContainerStatuses {
+				if cs.Name != name {
+					continue
+				}
+				if cs.State.Running != nil {
+					return name, nil
+				}
+				if w := cs.State.Waiting; w != nil && (strings.Contains(w.Reason, "ImagePull") || w.Reason == "InvalidImageName") {
+					return "", fmt.Errorf("debug container %s: %s: %s (set another image)", name, w.Reason, w.Message)
+				}
+				if t := cs.State.Terminated; t != nil {
+					return "", fmt.Errorf("debug container %s exited: %s", name, t.Reason)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("debug container %s did not start: %w", name, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// cadvisor reads the kubelet's /metrics/cadvisor through the API server's node proxy and keeps
+// the pod's lines.
+func (r *captureRun) cadvisor(ctx context.Context, st *nodeState, file string) error {
+	if st.node == "" {
+		pod, err := r.o.Client.CoreV1().Pods(r.o.Namespace).Get(ctx, r.o.Pod, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if st.node = pod.Spec.NodeName; st.node == "" {
+			return errors.New("the pod is not scheduled on a node")
+		}
+	}
+	b, err := r.o.Client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", st.node, "proxy", "metrics", "cadvisor").DoRaw(ctx)
+	if err != nil {
+		if forbidden(err) {
+			return fmt.Errorf("the kubelet's metrics through the node proxy are forbidden: needs get on nodes/proxy (cluster-scoped, a ClusterRole)")
+		}
+		return fmt.Errorf("node %s /metrics/cadvisor: %w%s", st.node, err, firstLine(b[:min(len(b), 300)]))
+	}
+	kept := nodeinfo.FilterCadvisor(b, r.o.Namespace, r.o.Pod)
+	if len(kept) == 0 {
+		return fmt.Errorf("node %s /metrics/cadvisor has no series of pod %s/%s", st.node, r.o.Namespace, r.o.Pod)
+	}
+	return r.write(file, kept)
+}
+
+func forbidden(err error) bool {
+	return apierrors.IsForbidden(err) || strings.Contains(err.Error(), "forbidden")
+}
+
+// notFound reports an exec whose command is missing from the image, as container runtimes and
+// kubelets word it.
+func notFound(err error, stderr []byte) bool {
+	msg := err.Error() + " " + string(stderr)
+	return strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory") && strings.Contains(msg, "exec")
+}
+
+func firstLine(b []byte) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	if line == "" {
+		return ""
+	}
+	return " (" + line + ")"
+}
+
+// hasRESTClient reports whether the clientset can build requests (fake clientsets cannot).
+func hasRESTClient(c kubernetes.Interface) bool {
+	rc, ok := c.CoreV1().RESTClient().(*rest.RESTClient)
+	return !ok || rc != nil
+}
