@@ -30,10 +30,10 @@ const buildHint = "run `make testcluster` (hack/testcluster/build.sh: about 12 m
 	"seconds when cached) or set " + EnvBinDir + " to a directory with " +
 	"etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok"
 
-// requireBinDir returns the directory with the control plane binaries, skipping the
+// RequireBinDir returns the directory with the control plane binaries, skipping the
 // test when the developer opted out and failing it (with what to run) when they are
 // missing. In CI the opt-out is ignored: there the build step must have run.
-func requireBinDir(t testing.TB) string {
+func RequireBinDir(t testing.TB) string {
 	t.Helper()
 	ci := os.Getenv("CI") == "true"
 	if os.Getenv(EnvNoCluster) == "1" {

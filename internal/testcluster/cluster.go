@@ -47,7 +47,19 @@ type Options struct {
 	Timeout time.Duration
 }
 
-// Cluster is a running control plane. Its processes stop when the test ends.
+// withDefaults fills in the zero fields of Options.
+func (o Options) withDefaults() Options {
+	if o.Nodes <= 0 {
+		o.Nodes = 1
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Minute
+	}
+	return o
+}
+
+// Cluster is a running control plane. Its processes stop when the test ends, or, for
+// StartDetached, when StopDetached is called.
 type Cluster struct {
 	// Dir holds the credentials, kubeconfig, etcd data and the processes' logs.
 	Dir string
@@ -65,9 +77,10 @@ type Cluster struct {
 	// KwokPort is where kwok serves the kubelet API of every fake node.
 	KwokPort int
 
-	t     testing.TB
-	pki   *pki
-	procs map[string]*process
+	t        testing.TB // nil when detached
+	detached bool
+	pki      *pki
+	procs    map[string]*process
 }
 
 // Start starts a control plane and returns it once the API server is ready, the
@@ -76,13 +89,8 @@ type Cluster struct {
 // with what to run when the binaries are missing.
 func Start(t testing.TB, opts Options) *Cluster {
 	t.Helper()
-	binDir := requireBinDir(t)
-	if opts.Nodes <= 0 {
-		opts.Nodes = 1
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 2 * time.Minute
-	}
+	binDir := RequireBinDir(t)
+	opts = opts.withDefaults()
 	ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
 	defer cancel()
 	// TempDir before any process: cleanups run last-in first-out, so the processes are
@@ -182,13 +190,32 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 	return c.waitUsable(ctx)
 }
 
-// run starts one binary and remembers it for the readiness loops' crash checks.
+// run starts one binary of BinDir; see runBin.
 func (c *Cluster) run(name string, env []string, args ...string) error {
-	p, err := startProcess(c.t, c.Dir, filepath.Join(c.BinDir, name), name, env, args...)
+	return c.runBin(filepath.Join(c.BinDir, name), name, env, args...)
+}
+
+// runBin starts bin and remembers it for the readiness loops' crash checks. A test's
+// process stops with the test (and dies with the test binary); a detached cluster's runs
+// in a session of its own and is recorded for StopDetached.
+func (c *Cluster) runBin(bin, name string, env []string, args ...string) error {
+	attr := sysProcAttr()
+	if c.detached {
+		attr = detachedProcAttr()
+	}
+	p, err := startProcess(c.Dir, bin, name, env, attr, args...)
 	if err != nil {
 		return err
 	}
 	c.procs[name] = p
+	if !c.detached {
+		p.stopOnCleanup(c.t)
+		return nil
+	}
+	if err := recordPID(c.Dir, p); err != nil {
+		p.stop() // not recorded: StopDetached could not find it
+		return err
+	}
 	return nil
 }
 

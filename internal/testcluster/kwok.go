@@ -57,8 +57,7 @@ func (c *Cluster) startKwok(ctx context.Context, opts Options) error {
 // the copy build.sh made of the pinned kwok module's kustomize/crd/bases.
 func (c *Cluster) applyKwokCRDs(ctx context.Context, kinds []string) error {
 	for _, kind := range kinds {
-		// kwok.x-k8s.io_clusterportforwards.yaml for ClusterPortForward, etc.
-		path := filepath.Join(crdDir(c.BinDir), "kwok.x-k8s.io_"+strings.ToLower(kind)+"s.yaml")
+		path := filepath.Join(crdDir(c.BinDir), "kwok.x-k8s.io_"+crdPlural(kind)+".yaml")
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return fmt.Errorf("CRD of kwok kind %q: %w", kind, err)
@@ -68,6 +67,19 @@ func (c *Cluster) applyKwokCRDs(ctx context.Context, kinds []string) error {
 		}
 	}
 	return nil
+}
+
+// crdPlural is the resource name of a kwok kind, as its CRD file is named:
+// portforwards for PortForward, logs for Logs, attaches for Attach.
+func crdPlural(kind string) string {
+	k := strings.ToLower(kind)
+	switch {
+	case strings.HasSuffix(k, "s"):
+		return k
+	case strings.HasSuffix(k, "ch"):
+		return k + "es"
+	}
+	return k + "s"
 }
 
 // createNodes registers the fake nodes. kwok fills in their status (Ready, addresses,

@@ -26,20 +26,21 @@ type process struct {
 // well-behaved programs close their listeners.
 const stopGrace = 3 * time.Second
 
-// startProcess runs bin with args, its output in a log file in logDir, and registers a
-// cleanup that stops it by PID (also when the test fails or calls t.FailNow) and, if the
-// test failed, prints the end of its log.
-func startProcess(t testing.TB, logDir, bin, name string, env []string, args ...string) (*process, error) {
-	t.Helper()
+// startProcess runs bin with args and the process attributes attr (sysProcAttr for a
+// test's processes, detachedProcAttr for StartDetached's), its output in a log file in
+// logDir. The caller decides how the process is stopped: stopOnCleanup or recordPID.
+func startProcess(logDir, bin, name string, env []string, attr *syscall.SysProcAttr, args ...string) (*process, error) {
 	logPath := filepath.Join(logDir, name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
+	// Never the starter's stdout: a detached process holding `make`'s or a test's pipe
+	// open would keep its reader waiting for EOF until the process is stopped.
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = attr
 	fmt.Fprintf(logFile, "+ %s %s\n", bin, strings.Join(args, " "))
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
@@ -51,13 +52,18 @@ func startProcess(t testing.TB, logDir, bin, name string, env []string, args ...
 		logFile.Close()
 		close(p.done)
 	}()
+	return p, nil
+}
+
+// stopOnCleanup registers a cleanup that stops the process by PID (also when the test
+// fails or calls t.FailNow) and, if the test failed, prints the end of its log.
+func (p *process) stopOnCleanup(t testing.TB) {
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
-			t.Logf("--- last lines of %s (pid %d, %s) ---\n%s", name, cmd.Process.Pid, p.state(), p.logTail(40))
+			t.Logf("--- last lines of %s (pid %d, %s) ---\n%s", p.name, p.cmd.Process.Pid, p.state(), p.logTail(40))
 		}
 	})
-	return p, nil
 }
 
 // stop sends SIGTERM to the process's PID, then SIGKILL after stopGrace, and waits.
