@@ -2,18 +2,31 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
+	"github.com/go-logr/logr"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/klog/v2"
 
 	"github.com/kubectl-mesh/kubectl-mesh/internal/cli"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/root"
 )
 
 func main() {
+	// client-go logs through klog; a plugin's errors are returned and printed once, as one
+	// line, so its logs would only repeat them.
+	klog.SetLogger(logr.Discard())
 	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
-	if err := root.NewCmd(streams).Execute(); err != nil {
+	// Ctrl-C ends a capture or sweep through its context, so port-forwards and probes stop
+	// cleanly and the error says what was interrupted.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := root.NewCmd(streams).ExecuteContext(ctx)
+	stop()
+	if err != nil {
 		if err.Error() != "" {
 			fmt.Fprintln(os.Stderr, "error:", err)
 		}

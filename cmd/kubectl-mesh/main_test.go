@@ -40,9 +40,15 @@ type result struct {
 
 func run(t *testing.T, args ...string) result {
 	t.Helper()
+	return runEnv(t, nil, args...)
+}
+
+// runEnv runs the binary with extra environment variables (which win over the test's).
+func runEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	cmd.Env = append(append(os.Environ(), "NO_COLOR=1"), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -96,26 +102,41 @@ func TestWhySlowFromFolder(t *testing.T) {
 }
 
 func TestExitCodes(t *testing.T) {
+	home := t.TempDir()
+	unreachable := filepath.Join(home, "unreachable.kubeconfig")
+	if err := os.WriteFile(unreachable, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u, namespace: default}}]
+current-context: c
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noConfig := []string{"HOME=" + home, "KUBECONFIG=" + filepath.Join(home, "absent"), "KUBERNETES_SERVICE_HOST="}
 	for _, tc := range []struct {
 		name   string
 		args   []string
 		code   int
 		stderr string // a single line containing this
+		env    []string
 	}{
-		{"ran with findings", []string{"why-slow", "--from", incident("keepalive-race")}, 0, ""},
-		{"fail-on error with an error finding", []string{"why-slow", "--from", incident("keepalive-race"), "--fail-on", "error"}, 1, ""},
-		{"fail-on error on a healthy proxy", []string{"why-slow", "--from", incident("healthy"), "--fail-on", "warning"}, 0, ""},
-		{"missing folder", []string{"why-slow", "--from", "/nonexistent/capture"}, 2, "evidence folder"},
-		{"empty folder", []string{"why-slow", "--from", "."}, 2, "holds no evidence files"},
-		{"no --from", []string{"why-slow"}, 2, "--from DIR"},
-		{"bad fail-on", []string{"why-slow", "--from", incident("healthy"), "--fail-on", "fatal"}, 2, "unknown severity"},
-		{"bad output", []string{"why-slow", "--from", incident("healthy"), "-o", "wide"}, 2, "unknown output format"},
-		{"unknown flag", []string{"why-slow", "--frm", "x"}, 2, "unknown flag"},
-		{"unknown command", []string{"why-fast"}, 2, "unknown command"},
-		{"explain nonsense", []string{"explain", "hello world"}, 2, ""},
+		{"ran with findings", []string{"why-slow", "--from", incident("keepalive-race")}, 0, "", nil},
+		{"fail-on error with an error finding", []string{"why-slow", "--from", incident("keepalive-race"), "--fail-on", "error"}, 1, "", nil},
+		{"fail-on error on a healthy proxy", []string{"why-slow", "--from", incident("healthy"), "--fail-on", "warning"}, 0, "", nil},
+		{"missing folder", []string{"why-slow", "--from", "/nonexistent/capture"}, 2, "evidence folder", nil},
+		{"empty folder", []string{"why-slow", "--from", "."}, 2, "holds no evidence files", nil},
+		{"no kubeconfig", []string{"why-slow", "pod/web-0"}, 2, "no kubeconfig found", noConfig},
+		{"unreachable API server", []string{"why-slow", "-n", "default", "--kubeconfig", unreachable}, 2, "check that the cluster is reachable", nil},
+		{"from with a pod", []string{"why-slow", "pod/web-0", "--from", incident("healthy")}, 2, "leave out", nil},
+		{"bad fail-on", []string{"why-slow", "--from", incident("healthy"), "--fail-on", "fatal"}, 2, "unknown severity", nil},
+		{"bad output", []string{"why-slow", "--from", incident("healthy"), "-o", "wide"}, 2, "unknown output format", nil},
+		{"unknown flag", []string{"why-slow", "--frm", "x"}, 2, "unknown flag", nil},
+		{"unknown command", []string{"why-fast"}, 2, "unknown command", nil},
+		{"explain nonsense", []string{"explain", "hello world"}, 2, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := run(t, tc.args...)
+			r := runEnv(t, tc.env, tc.args...)
 			if r.code != tc.code {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, tc.code, r.stdout, r.stderr)
 			}

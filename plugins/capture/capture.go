@@ -4,12 +4,15 @@ package capture
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -20,6 +23,10 @@ import (
 const example = `  # Capture a meshed pod's evidence into a folder, sampling stats 10 s apart
   kubectl mesh capture pod/productpage-v1-6c5b8d6b9f-k7x2m -n default -o ./capture
 
+  # The same into one archive, to attach to a ticket (private keys and tokens are redacted)
+  kubectl mesh capture pod/productpage-v1-6c5b8d6b9f-k7x2m -o productpage.tar.gz
+  kubectl mesh why-slow --from productpage.tar.gz
+
   # A shorter window, then diagnose the folder anywhere
   kubectl mesh capture productpage-v1-6c5b8d6b9f-k7x2m -o ./capture --window 5s
   kubectl mesh why-slow --from ./capture`
@@ -29,13 +36,16 @@ type Options struct {
 	genericiooptions.IOStreams
 	ConfigFlags *genericclioptions.ConfigFlags
 
-	Dir    string
-	Window time.Duration
+	Dir        string
+	Window     time.Duration
+	DebugImage string
+	NodeRoot   string
 
 	// Set by Complete.
 	Namespace  string
 	Pod        string
 	Client     kubernetes.Interface
+	Dynamic    dynamic.Interface
 	RESTConfig *rest.Config
 	// Now is the clock for the capture times.
 	Now func() time.Time
@@ -47,7 +57,7 @@ type Options struct {
 func NewCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{IOStreams: streams, ConfigFlags: flags, Now: time.Now}
 	cmd := &cobra.Command{
-		Use:     "capture pod/NAME -o DIR",
+		Use:     "capture pod/NAME -o DIR|FILE.tar.gz",
 		Short:   "Capture a meshed pod's sidecar evidence into a folder for why-slow --from",
 		Example: example,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -60,8 +70,11 @@ func NewCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStr
 			return o.Run(cmd.Context())
 		},
 	}
-	cmd.Flags().StringVarP(&o.Dir, "output", "o", "", "Folder to write the evidence to (created when missing)")
+	cmd.Flags().StringVarP(&o.Dir, "output", "o", "", "Folder to write the evidence to (created when missing), or an archive when the name ends in .tar.gz")
 	cmd.Flags().DurationVar(&o.Window, "window", collect.DefaultWindow, "Time between the two stats samples")
+	cmd.Flags().StringVar(&o.DebugImage, "debug-image", collect.DefaultDebugImage, "Image of the ephemeral container that reads node counters when istio-proxy has no tail (distroless proxies)")
+	cmd.Flags().StringVar(&o.NodeRoot, "node-root", cli.NodeRootDefault(), "Root under which the node probe reads /proc and /sys (replays only; env "+cli.NodeRootEnv+")")
+	_ = cmd.Flags().MarkHidden("node-root")
 	return cmd
 }
 
@@ -86,7 +99,7 @@ func (o *Options) Validate(args []string) error {
 	}
 	o.Pod = name
 	if o.Dir == "" {
-		return cli.UsageError("capture needs a folder to write to: add -o DIR")
+		return cli.UsageError("capture needs a folder or archive to write to: add -o DIR or -o FILE.tar.gz")
 	}
 	if o.Window <= 0 {
 		return cli.UsageError("--window must be positive, for example 10s (got %v)", o.Window)
@@ -112,7 +125,11 @@ func (o *Options) Complete() error {
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
-	o.RESTConfig, o.Client = cfg, client
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	o.RESTConfig, o.Client, o.Dynamic = cfg, client, dyn
 	return nil
 }
 
@@ -122,9 +139,9 @@ func (o *Options) Run(ctx context.Context) error {
 		ctx = context.Background()
 	}
 	res, err := collect.Capture(ctx, collect.CaptureOptions{
-		Client: o.Client, RESTConfig: o.RESTConfig,
+		Client: o.Client, Dynamic: o.Dynamic, RESTConfig: o.RESTConfig,
 		Namespace: o.Namespace, Pod: o.Pod,
-		Window: o.Window, Dir: o.Dir,
+		Window: o.Window, DebugImage: o.DebugImage, NodeRoot: o.NodeRoot,
 		Progress: o.ErrOut, Now: o.Now,
 	})
 	if err != nil {
@@ -133,6 +150,36 @@ func (o *Options) Run(ctx context.Context) error {
 	for _, w := range res.Warnings {
 		fmt.Fprintf(o.ErrOut, "warning: %s\n", w)
 	}
-	fmt.Fprintf(o.ErrOut, "wrote %d files to %s; diagnose with: kubectl mesh why-slow --from %s\n", len(res.Files), res.Dir, res.Dir)
+	if err := o.write(&res.Evidence); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.ErrOut, "wrote %d files to %s; diagnose with: kubectl mesh why-slow --from %s\n", len(res.Evidence.Names()), o.Dir, o.Dir)
+	return nil
+}
+
+// write stores the evidence as a folder or, for a .tar.gz name, as an archive written to a
+// temporary file first so an interrupted write never leaves half an archive under the name.
+func (o *Options) write(e *collect.Evidence) error {
+	if !collect.IsArchive(o.Dir) {
+		return e.WriteDir(o.Dir)
+	}
+	f, err := os.CreateTemp(filepath.Dir(o.Dir), "."+filepath.Base(o.Dir)+".*")
+	if err != nil {
+		return fmt.Errorf("evidence archive: %w", err)
+	}
+	defer os.Remove(f.Name()) // fails harmlessly after the rename
+	if err := e.WriteTarGz(f, collect.ArchiveFolderName(o.Dir), o.Now()); err != nil {
+		f.Close()
+		return fmt.Errorf("evidence archive %s: %w", o.Dir, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("evidence archive %s: %w", o.Dir, err)
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return fmt.Errorf("evidence archive %s: %w", o.Dir, err)
+	}
+	if err := os.Rename(f.Name(), o.Dir); err != nil {
+		return fmt.Errorf("evidence archive %s: %w", o.Dir, err)
+	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/capture"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/clusters"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/explain"
+	"github.com/kubectl-mesh/kubectl-mesh/plugins/rbac"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/version"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/whyslow"
 )
@@ -23,7 +24,11 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 		Long: `kubectl mesh explains why a meshed pod is slow or failing. It reads the Envoy sidecar's
 admin API (stats, configuration, upstream hosts, certificates) and the objects around the pod,
 and prints a ranked list of findings: what is wrong, the numbers that show it, and a fix.`,
-		Example: `  # Diagnose a captured folder (no cluster needed)
+		Example: `  # Why is this pod slow or failing? Or: which meshed pods of a namespace are, worst first
+  kubectl mesh why-slow pod/NAME -n NAMESPACE
+  kubectl mesh why-slow -n NAMESPACE
+
+  # Diagnose a captured folder (no cluster needed)
   kubectl mesh why-slow --from ./capture
 
   # Capture a live pod's sidecar evidence into a folder
@@ -45,6 +50,7 @@ and prints a ranked list of findings: what is wrong, the numbers that show it, a
 		capture.NewCmd(flags, streams),
 		explain.NewCmd(streams),
 		clusters.NewCmd(streams),
+		rbac.NewCmd(flags, streams),
 		version.NewCmd(streams),
 	)
 	return cmd
