@@ -1,6 +1,7 @@
 package whyslow
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"testing"
@@ -32,7 +33,7 @@ func TestRunFailOn(t *testing.T) {
 			if err := o.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			err := o.Run()
+			err := o.Run(context.Background())
 			if got := cli.Code(err); got != tc.code {
 				t.Fatalf("exit code %d, want %d (err %v)", got, tc.code, err)
 			}
@@ -47,9 +48,32 @@ func TestRunFailOn(t *testing.T) {
 	}
 }
 
-func TestValidateNeedsFrom(t *testing.T) {
-	o := &Options{}
-	if err := o.Validate(); cli.Code(err) != cli.ExitUsage {
-		t.Fatalf("err = %v", err)
+func TestValidate(t *testing.T) {
+	valid := func() *Options {
+		return &Options{Window: time.Second, Concurrency: 8, Top: 20, QPS: 50, Burst: 100}
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(o *Options)
+		ok   bool
+	}{
+		{"live defaults", func(o *Options) {}, true},
+		{"from a folder", func(o *Options) { o.From = "dir" }, true},
+		{"from with a pod", func(o *Options) { o.From, o.Args = "dir", []string{"pod/x"} }, false},
+		{"from with -A", func(o *Options) { o.From, o.AllNamespaces = "dir", true }, false},
+		{"zero window", func(o *Options) { o.Window = 0 }, false},
+		{"zero concurrency", func(o *Options) { o.Concurrency = 0 }, false},
+		{"negative top", func(o *Options) { o.Top = -1 }, false},
+		{"zero qps", func(o *Options) { o.QPS = 0 }, false},
+		{"bad output", func(o *Options) { o.Output = "table" }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := valid()
+			tc.edit(o)
+			err := o.Validate()
+			if tc.ok && err != nil || !tc.ok && cli.Code(err) != cli.ExitUsage {
+				t.Errorf("err = %v (exit %d), want ok=%v", err, cli.Code(err), tc.ok)
+			}
+		})
 	}
 }
