@@ -3,6 +3,7 @@ package diagnose
 import (
 	"fmt"
 	"sort"
+	"time"
 )
 
 // Rule is one diagnosis. It reads a snapshot and reports findings; it does no I/O.
@@ -141,7 +142,7 @@ func Rank(fs []Finding) {
 func basis(s *Snapshot) string {
 	switch {
 	case s.Has(InputStatsInterval):
-		return fmt.Sprintf("rates over the %s between two stats samples", s.Window)
+		return fmt.Sprintf("rates over the %s between two stats samples", roundWindow(s.Window))
 	case s.Has(InputStats):
 		if up := s.Uptime(); up > 0 {
 			return fmt.Sprintf("one stats sample: numbers are cumulative since the proxy started (%s ago)", up.Round(1e9))
@@ -149,4 +150,12 @@ func basis(s *Snapshot) string {
 		return "one stats sample: numbers are cumulative since the proxy started (uptime unknown)"
 	}
 	return "no stats: configuration and logs only"
+}
+
+// roundWindow rounds a measured window for reading: 1.048051032s is 1.05s, 10.2s stays.
+func roundWindow(d time.Duration) time.Duration {
+	if d >= time.Minute {
+		return d.Round(time.Second)
+	}
+	return d.Round(10 * time.Millisecond)
 }

@@ -31,7 +31,7 @@ type Measure struct {
 // or "since the host was added".
 func (m Measure) Basis() string {
 	if m.Interval {
-		return "over " + m.Span.String()
+		return "over " + roundWindow(m.Span).String()
 	}
 	if m.Since != "" {
 		return "since " + m.Since

@@ -72,7 +72,7 @@ func (LatencyAttributionRule) Check(s *Snapshot) []Finding {
 		atServer = server.mean
 	}
 	between := math.Max(0, client.mean-atServer)
-	hopSrc := fmt.Sprintf("%s of %s (%s), %v apart", h.InboundCluster(), plural(len(pods), "pod"), strings.Join(pods, ", "), h.Window)
+	hopSrc := fmt.Sprintf("%s of %s (%s), %v apart", h.InboundCluster(), plural(len(pods), "pod"), strings.Join(pods, ", "), roundWindow(h.Window))
 	ev := []Evidence{
 		{Label: "mean time at this proxy", Value: round1(client.mean), Unit: UnitMillis, Source: clientSrc},
 		{Label: "p99 at this proxy", Value: round1(client.p99), Unit: UnitMillis, Source: clientSrc},

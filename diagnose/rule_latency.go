@@ -227,7 +227,7 @@ func latencyFinding(s *Snapshot, l latencySample) Finding {
 	}
 	basis := "since proxy start"
 	if l.interval {
-		basis = "over " + s.Window.String()
+		basis = "over " + roundWindow(s.Window).String()
 	}
 	if l.quantilesOnly {
 		basis += " (Envoy's cumulative quantile)"

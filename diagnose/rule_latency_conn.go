@@ -104,7 +104,7 @@ func connectionManagerOverhead(s *Snapshot, key string) (Finding, bool) {
 	f.Title = fmt.Sprintf("Requests through %s %s spend %s of their median %s in the proxy", dir, addr, msText(over), msText(d50))
 	basis := "since proxy start"
 	if dInterval {
-		basis = "over " + s.Window.String()
+		basis = "over " + roundWindow(s.Window).String()
 	}
 	f.Evidence = []Evidence{
 		{Label: "median request time seen by the caller " + basis, Value: round(d50, 1), Unit: UnitMillis, Source: dSrc},
@@ -233,7 +233,7 @@ func slowConnects(s *Snapshot) []Finding {
 		}
 		basis := "since proxy start"
 		if interval {
-			basis = "over " + s.Window.String()
+			basis = "over " + roundWindow(s.Window).String()
 		}
 		f := NewFinding(CodeSlowConnect, ClusterSubject(c))
 		f.Evidence = []Evidence{

@@ -208,7 +208,7 @@ func (s *Snapshot) latestNodeFile() string {
 // nodeSource names the node files and the field a figure over the window came from.
 func (s *Snapshot) nodeSource(field string) string {
 	if s.Has(InputNodeInterval) {
-		return fmt.Sprintf("%s and %s %s, over %s", s.NodeFile, FileNode2, field, s.NodeWindow)
+		return fmt.Sprintf("%s and %s %s, over %s", s.NodeFile, FileNode2, field, roundWindow(s.NodeWindow))
 	}
 	return s.latestNodeFile() + " " + field
 }

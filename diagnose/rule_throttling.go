@@ -82,7 +82,7 @@ func (s *Snapshot) cadvisorThrottling() map[string]throttling {
 	if s.Cadvisor2 != nil && s.NodeWindow > 0 {
 		for name, ci := range nodeinfo.CadvisorInterval(s.Cadvisor, s.Cadvisor2, s.NodeWindow.Seconds()) {
 			out[name] = throttling{CgroupInterval: ci, interval: true, source: func(figure string) string {
-				return fmt.Sprintf("%s and %s %s{container=%q}, over %s", FileCadvisor, FileCadvisor2, cadvisorFields[figure], name, s.NodeWindow)
+				return fmt.Sprintf("%s and %s %s{container=%q}, over %s", FileCadvisor, FileCadvisor2, cadvisorFields[figure], name, roundWindow(s.NodeWindow))
 			}}
 		}
 		return out

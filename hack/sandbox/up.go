@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/kubectl-mesh/kubectl-mesh/internal/cli"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
 )
 
@@ -217,12 +218,13 @@ func printHowTo(out io.Writer, p paths, binDir string) error {
 	fmt.Fprintf(out, `
   export KUBECONFIG=%s
   export PATH=%s:$PATH   # kubectl-mesh (make build) and kubectl
+  export %[5]s=./   # the node probe reads the replayed /proc kwok runs it in
 
   kubectl get pods -n %[3]s
   kubectl mesh why-slow -n %[3]s
   kubectl mesh why-slow pod/productpage-timeout -n %[3]s
 
 Each pod of %[3]s replays the incident folder its %[4]s label names. Stop it with: make sandbox-down
-`, p.kubeconfig(), path, Namespace, IncidentLabel)
+`, p.kubeconfig(), path, Namespace, IncidentLabel, cli.NodeRootEnv)
 	return nil
 }
