@@ -546,16 +546,15 @@ def app_error():
                           pod_kwargs={"annotations": ann})
 
 
-def latency():
+def slow_reviews(slow, page, membership):
+    """productpage's files when its calls to reviews take the slow shape."""
     it = IstioTraffic()
-    slow = [(15, .4), (40, .3), (120, .15), (600, .1), (1800, .035), (2400, .015)]
-    page = [(45, .4), (80, .3), (160, .15), (650, .1), (1850, .035), (2450, .015)]
     traffics = [inbound_traffic(PP, 20, page)]
     istio_inbound(it, PP, 20)
     traffics.append(outbound_ok("details", 20, FAST))
     istio_ok(it, PP, "details", traffics[-1])
     rv = SERVICES["reviews"]
-    t = Traffic(f"outbound|9080||{rv['host']}", membership=3)
+    t = Traffic(f"outbound|9080||{rv['host']}", membership=membership)
     t.ok(0, 20 * w.UPTIME1, slow, conns=30)
     t.ok(1, 200, slow, conns=2)
     t.both(upstream_cx_active=14, upstream_rq_active=9)
@@ -567,28 +566,20 @@ def latency():
                           pod_kwargs={"annotations": ann})
 
 
+def latency():
+    slow = [(15, .4), (40, .3), (120, .15), (600, .1), (1800, .035), (2400, .015)]
+    page = [(45, .4), (80, .3), (160, .15), (650, .1), (1850, .035), (2450, .015)]
+    return slow_reviews(slow, page, 3)
+
+
 def network_latency():
     """productpage waits 400 ms on average for reviews, whose own sidecar measured its
     application at under 30 ms: the time goes between the pods. The hop to reviews was followed
     (hops.json): reviews-v2's inbound side, sampled over its own window."""
-    it = IstioTraffic()
     slow = [(120, .3), (250, .4), (600, .2), (1200, .08), (2400, .02)]
     page = [(150, .3), (280, .4), (640, .2), (1250, .08), (2450, .02)]
-    traffics = [inbound_traffic(PP, 20, page)]
-    istio_inbound(it, PP, 20)
-    traffics.append(outbound_ok("details", 20, FAST))
-    istio_ok(it, PP, "details", traffics[-1])
+    files = slow_reviews(slow, page, 1)
     rv = SERVICES["reviews"]
-    t = Traffic(f"outbound|9080||{rv['host']}", membership=1)
-    t.ok(0, 20 * w.UPTIME1, slow, conns=30)
-    t.ok(1, 200, slow, conns=2)
-    t.both(upstream_cx_active=14, upstream_rq_active=9)
-    traffics.append(t)
-    istio_ok(it, PP, "reviews", t, split={"reviews-v2": 1.0})
-    ann = mesh_annotations()
-    dump = sidecar_dump(PP, annotations=ann)
-    files = standard_files(PP, dump, render_stats(traffics, it, 0), render_stats(traffics, it, 1),
-                           pod_kwargs={"annotations": ann})
     # reviews-v2 serves productpage and other callers at 30 req/s: its application answers in
     # 27 ms on average and its sidecar holds each request 1 ms longer.
     app = [(12, .4), (25, .35), (45, .2), (90, .05)]
