@@ -9,7 +9,7 @@ BIN := bin/kubectl-mesh
 DEMO ?= testdata/incidents/keepalive-race
 FUZZTIME ?= 3s
 
-.PHONY: all build demo test unit vet fuzz bench bench-startup bench-go clean
+.PHONY: all build demo test unit vet fuzz bench bench-startup bench-go bench-live clean
 
 all: build
 
@@ -33,7 +33,7 @@ unit:
 
 # Runs each fuzz target for FUZZTIME, seeded from the real captures.
 fuzz:
-	@set -e; for pkg in ./envoyadmin ./diagnose; do \
+	@set -e; for pkg in ./envoyadmin ./diagnose ./nodeinfo; do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
 	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 1x $$pkg; exit 1; }; \
@@ -49,6 +49,10 @@ bench-startup: build
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# The live path on the test control plane: one pod's cost beyond its window, a 500-pod sweep.
+bench-live: testcluster
+	$(GO) test -run '^$$' -bench 'DiagnosisBeyondWindow|Sweep500' -benchmem -benchtime 1x -timeout 30m ./plugins/whyslow
+
 clean:
 	rm -rf bin dist
 
@@ -62,3 +66,13 @@ testcluster:
 
 testcluster-test: testcluster
 	$(GO) test -count=1 ./internal/testcluster/...
+
+# The live path without a cluster: the control plane above, detached, with a namespace `demo`
+# of meshed pods whose sidecars replay testdata/incidents (state in .cache/sandbox).
+.PHONY: sandbox sandbox-down
+
+sandbox: build testcluster
+	$(GO) run ./hack/sandbox up
+
+sandbox-down:
+	$(GO) run ./hack/sandbox down

@@ -11,15 +11,9 @@ import (
 // down stops the replay process and the control plane by the PIDs up recorded, then
 // removes the state directory. A sandbox that is not up is not an error.
 func down(p paths, out io.Writer) error {
-	procs, err := testcluster.DetachedProcesses(p.State)
+	_, running, err := p.processes()
 	if err != nil {
 		return err
-	}
-	running := 0
-	for _, pr := range procs {
-		if pr.Running() {
-			running++
-		}
 	}
 	if err := testcluster.StopDetached(p.State); err != nil {
 		return err
@@ -35,4 +29,19 @@ func down(p paths, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "The sandbox is down (%d processes stopped).\n", running)
 	return nil
+}
+
+// processes lists the processes recorded in the state directory, in start order, and
+// counts those still running.
+func (p paths) processes() (procs []testcluster.DetachedProcess, running int, err error) {
+	procs, err = testcluster.DetachedProcesses(p.State)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, pr := range procs {
+		if pr.Running() {
+			running++
+		}
+	}
+	return procs, running, nil
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,9 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
-	"k8s.io/client-go/transport/spdy"
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
@@ -107,7 +103,10 @@ func TestUpDown(t *testing.T) {
 	}
 
 	t.Run("admin API through port-forward", func(t *testing.T) {
-		got := portForwardGet(ctx, t, rc, client, "productpage-timeout", "/server_info")
+		got, err := testcluster.PortForwardGet(ctx, rc, client, Namespace, "productpage-timeout", adminPort, "/server_info")
+		if err != nil {
+			t.Fatal(err)
+		}
 		orig, err := os.ReadFile(filepath.Join(incidents, "timeout", diagnose.FileServerInfo))
 		if err != nil {
 			t.Fatal(err)
@@ -186,48 +185,4 @@ func execIn(ctx context.Context, t *testing.T, rc *rest.Config, client kubernete
 		t.Fatalf("exec %v in %s: %v (stderr %q)", command, pod, err, stderr.String())
 	}
 	return stdout.String()
-}
-
-// portForwardGet opens a client-go port-forward through the API server to the pod's admin
-// port and returns the body of GET path.
-func portForwardGet(ctx context.Context, t *testing.T, rc *rest.Config, client kubernetes.Interface, pod, path string) []byte {
-	t.Helper()
-	u := client.CoreV1().RESTClient().Post().Resource("pods").Namespace(Namespace).Name(pod).SubResource("portforward").URL()
-	rt, upgrader, err := spdy.RoundTripperFor(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: rt}, http.MethodPost, u)
-	stop, ready := make(chan struct{}), make(chan struct{})
-	var errOut bytes.Buffer
-	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("0:%d", adminPort)},
-		stop, ready, io.Discard, &errOut)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- fw.ForwardPorts() }()
-	defer func() { close(stop); <-done }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("port-forward to %s: %v", pod, err)
-	case <-ctx.Done():
-		t.Fatal(ctx.Err())
-	}
-	ports, err := fw.GetPorts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", ports[0].Local, path), nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s through port-forward: %v (%s)", path, err, errOut.String())
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return body
 }

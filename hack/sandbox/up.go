@@ -24,15 +24,9 @@ const serveName = "sandbox-serve"
 // up starts the sandbox, or says it is up already. A sandbox left half-running (a
 // process crashed or was killed) is stopped and started afresh.
 func up(ctx context.Context, p paths, out io.Writer) error {
-	procs, err := testcluster.DetachedProcesses(p.State)
+	procs, running, err := p.processes()
 	if err != nil {
 		return err
-	}
-	running := 0
-	for _, pr := range procs {
-		if pr.Running() {
-			running++
-		}
 	}
 	if running > 0 && running == len(procs) && procs[len(procs)-1].Name == serveName {
 		fmt.Fprintf(out, "The sandbox is already up (state in %s).\n", p.State)

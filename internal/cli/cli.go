@@ -1,4 +1,5 @@
-// Package cli holds what every subcommand shares: output formats and exit codes.
+// Package cli holds what every subcommand shares: output formats, exit codes and the
+// connection to the cluster.
 package cli
 
 import (

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +23,6 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
-	"k8s.io/client-go/transport/spdy"
 )
 
 // TestCluster starts one control plane and checks, through the real API server, every
@@ -214,18 +211,26 @@ func waitPodReady(ctx context.Context, t *testing.T, c *Cluster, pod *corev1.Pod
 	}
 }
 
-// portForwardGet opens a client-go SPDY port-forward to the pod's port through the API
-// server (as istioctl reaches Envoy's admin API) and returns the body of GET path.
+// portForwardGet is PortForwardGet over SPDY, failing the test on an error.
 func portForwardGet(ctx context.Context, t *testing.T, c *Cluster, pod *corev1.Pod, port int, path string) string {
 	t.Helper()
-	return forwardAndGet(ctx, t, pod, spdyDialer(t, c, pod), port, path)
+	body, err := PortForwardGet(ctx, c.Config, c.Client, pod.Namespace, pod.Name, port, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }
 
 // portForwardGetWS does the same over WebSocket, falling back to SPDY only when the
 // upgrade fails, as kubectl does since 1.31.
 func portForwardGetWS(ctx context.Context, t *testing.T, c *Cluster, pod *corev1.Pod, port int, path string) string {
 	t.Helper()
-	ws, err := portforward.NewSPDYOverWebsocketDialer(portForwardURL(c, pod), c.Config)
+	u := portForwardURL(c.Client, pod.Namespace, pod.Name)
+	ws, err := portforward.NewSPDYOverWebsocketDialer(u, c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaSPDY, err := spdyDialer(c.Config, u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,52 +238,7 @@ func portForwardGetWS(ctx context.Context, t *testing.T, c *Cluster, pod *corev1
 		t.Errorf("WebSocket port-forward fell back to SPDY: %v", err)
 		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 	}
-	return forwardAndGet(ctx, t, pod, portforward.NewFallbackDialer(ws, spdyDialer(t, c, pod), fallback), port, path)
-}
-
-func portForwardURL(c *Cluster, pod *corev1.Pod) *url.URL {
-	return c.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace(pod.Namespace).
-		Name(pod.Name).SubResource("portforward").URL()
-}
-
-func spdyDialer(t *testing.T, c *Cluster, pod *corev1.Pod) httpstream.Dialer {
-	rt, upgrader, err := spdy.RoundTripperFor(c.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return spdy.NewDialer(upgrader, &http.Client{Transport: rt}, http.MethodPost, portForwardURL(c, pod))
-}
-
-func forwardAndGet(ctx context.Context, t *testing.T, pod *corev1.Pod, dialer httpstream.Dialer, port int, path string) string {
-	t.Helper()
-	stop, ready := make(chan struct{}), make(chan struct{})
-	var errOut bytes.Buffer
-	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("0:%d", port)},
-		stop, ready, io.Discard, &errOut)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- fw.ForwardPorts() }()
-	defer func() { close(stop); <-done }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("port-forward to %s: %v", pod.Name, err)
-	case <-ctx.Done():
-		t.Fatal(ctx.Err())
-	}
-	ports, err := fw.GetPorts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", ports[0].Local, path), nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s through port-forward: %v (%s)", path, err, errOut.String())
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err := forwardAndGet(ctx, portforward.NewFallbackDialer(ws, viaSPDY, fallback), pod.Name, port, path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,24 +112,11 @@ func (o *Options) Complete() error {
 	if o.Client != nil && o.RESTConfig != nil && o.Namespace != "" {
 		return nil // set by a test
 	}
-	ns, _, err := o.ConfigFlags.ToRawKubeConfigLoader().Namespace()
+	c, err := cli.Connect(o.ConfigFlags, 0, 0, "or use why-slow --from on a captured folder")
 	if err != nil {
-		return fmt.Errorf("namespace from the kubeconfig: %w", err)
+		return err
 	}
-	o.Namespace = ns
-	cfg, err := o.ConfigFlags.ToRESTConfig()
-	if err != nil {
-		return fmt.Errorf("kubeconfig: %w; set --kubeconfig or KUBECONFIG, or use why-slow --from on a captured folder", err)
-	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
-	}
-	o.RESTConfig, o.Client, o.Dynamic = cfg, client, dyn
+	o.Namespace, o.RESTConfig, o.Client, o.Dynamic = c.Namespace, c.Config, c.Client, c.Dynamic
 	return nil
 }
 

@@ -99,19 +99,11 @@ func (o *Options) connect() error {
 	if o.Client != nil {
 		return nil // set by a test
 	}
-	ns, _, err := o.ConfigFlags.ToRawKubeConfigLoader().Namespace()
-	if err != nil {
-		return fmt.Errorf("namespace from the kubeconfig: %w", err)
-	}
-	cfg, err := o.ConfigFlags.ToRESTConfig()
-	if err != nil {
-		return fmt.Errorf("kubeconfig: %w; set --kubeconfig or KUBECONFIG", err)
-	}
-	client, err := kubernetes.NewForConfig(cfg)
+	c, err := cli.Connect(o.ConfigFlags, 0, 0, "")
 	if err != nil {
 		return err
 	}
-	o.Client, o.Namespace = client, ns
+	o.Client, o.Namespace = c.Client, c.Namespace
 	return nil
 }
 

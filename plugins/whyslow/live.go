@@ -3,12 +3,9 @@ package whyslow
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/google/gops/agent"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-mesh/kubectl-mesh/collect"
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
@@ -20,37 +17,12 @@ func (o *Options) connect() error {
 	if o.Client != nil && o.RESTConfig != nil && o.Getter != nil {
 		return nil // set by a test
 	}
-	loader := o.ConfigFlags.ToRawKubeConfigLoader()
-	if raw, err := loader.RawConfig(); err == nil && len(raw.Contexts) == 0 && stringFlag(o.ConfigFlags.APIServer) == "" && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
-		// Without this, client-go quietly falls back to localhost:8080.
-		return cli.UsageError("no kubeconfig found: set KUBECONFIG or --kubeconfig to reach a cluster, or diagnose a capture with --from DIR")
-	}
-	ns, _, err := loader.Namespace()
+	c, err := cli.Connect(o.ConfigFlags, o.QPS, o.Burst, "or diagnose a capture with --from DIR")
 	if err != nil {
-		return fmt.Errorf("namespace from the kubeconfig: %w; set --kubeconfig or KUBECONFIG, or diagnose a capture with --from DIR", err)
+		return err
 	}
-	cfg, err := o.ConfigFlags.ToRESTConfig()
-	if err != nil {
-		return fmt.Errorf("kubeconfig: %w; set --kubeconfig or KUBECONFIG, or diagnose a capture with --from DIR", err)
-	}
-	cfg.QPS, cfg.Burst = o.QPS, o.Burst
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
-	}
-	o.Namespace, o.RESTConfig, o.Client, o.Dynamic, o.Getter = ns, cfg, client, dyn, o.ConfigFlags
+	o.Namespace, o.RESTConfig, o.Client, o.Dynamic, o.Getter = c.Namespace, c.Config, c.Client, c.Dynamic, o.ConfigFlags
 	return nil
-}
-
-func stringFlag(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
 }
 
 func (o *Options) runLive(ctx context.Context) error {

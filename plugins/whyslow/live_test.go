@@ -47,6 +47,7 @@ func (p meshedPod) dir() string {
 func startMesh(t testing.TB, ns string, pods []meshedPod) *testcluster.Cluster {
 	t.Helper()
 	var rules []string
+	replays := map[string]string{} // incident folder -> the folder its node replay writes
 	for _, p := range pods {
 		h, err := adminreplay.New(p.dir())
 		if err != nil {
@@ -65,15 +66,20 @@ func startMesh(t testing.TB, ns string, pods []meshedPod) *testcluster.Cluster {
 		}
 		rules = append(rules, testcluster.LogsRule(ns, p.name, []string{"istio-proxy"}, logs))
 		// The node probe's exec runs in a folder kept moving like /proc from the incident's
-		// node samples (why-slow reads it with --node-root ./).
+		// node samples (why-slow reads it with --node-root ./). Pods of one incident share it,
+		// as pods of one node share its /proc: a replay per pod costs a core at 500 pods.
 		dir := p.dir()
 		if _, err := os.Stat(filepath.Join(dir, diagnose.FileNode2)); err == nil {
-			work := t.TempDir()
-			r, err := nodereplay.Start(context.Background(), dir, work)
-			if err != nil {
-				t.Fatal(err)
+			work, ok := replays[dir]
+			if !ok {
+				work = t.TempDir()
+				r, err := nodereplay.Start(context.Background(), dir, work)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(r.Stop)
+				replays[dir] = work
 			}
-			t.Cleanup(r.Stop)
 			rules = append(rules, testcluster.ExecRule(ns, p.name, []string{"istio-proxy"}, work))
 		}
 	}
