@@ -128,6 +128,8 @@ type captureRun struct {
 	// holding says whether the run holds one of o.Slots.
 	holding bool
 	nodeSt  nodeState
+	// pod is the captured pod, as read once at the start.
+	pod *corev1.Pod
 }
 
 // wait sleeps for d without holding a slot, and takes one back before it returns.
@@ -190,6 +192,7 @@ func Capture(ctx context.Context, o CaptureOptions) (*Result, error) {
 	if err := checkSidecar(pod); err != nil {
 		return nil, err
 	}
+	r.pod = pod
 	if err := r.writePod(pod); err != nil {
 		return nil, err
 	}

@@ -244,13 +244,11 @@ func (r *captureRun) startDebugContainer(ctx context.Context, image string) (str
 // the pod's lines.
 func (r *captureRun) cadvisor(ctx context.Context, st *nodeState, file string) error {
 	if st.node == "" {
-		pod, err := r.o.Client.CoreV1().Pods(r.o.Namespace).Get(ctx, r.o.Pod, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if st.node = pod.Spec.NodeName; st.node == "" {
+		// The pod the capture read at its start says where it runs: no need to ask again.
+		if r.pod == nil || r.pod.Spec.NodeName == "" {
 			return errors.New("the pod is not scheduled on a node")
 		}
+		st.node = r.pod.Spec.NodeName
 	}
 	b, err := r.o.Client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", st.node, "proxy", "metrics", "cadvisor").DoRaw(ctx)
 	if err != nil {

@@ -238,10 +238,6 @@ func TestCadvisorThroughNodeProxy(t *testing.T) {
 	var asked string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
-		case "/api/v1/namespaces/default/pods/productpage-v1-6c5b8d6b9f-k7x2m":
-			pod := corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, Spec: corev1.PodSpec{NodeName: "node-a"}}
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(pod)
 		case "/api/v1/nodes/node-a/proxy/metrics/cadvisor":
 			asked = r.URL.Path
 			_, _ = w.Write(metrics)
@@ -258,7 +254,8 @@ func TestCadvisorThroughNodeProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &captureRun{o: CaptureOptions{Client: client, Namespace: "default", Pod: "productpage-v1-6c5b8d6b9f-k7x2m"}, res: &Result{}}
+	r := &captureRun{o: CaptureOptions{Client: client, Namespace: "default", Pod: "productpage-v1-6c5b8d6b9f-k7x2m"}, res: &Result{},
+		pod: &corev1.Pod{Spec: corev1.PodSpec{NodeName: "node-a"}}}
 	st := &nodeState{}
 	if err := r.cadvisor(context.Background(), st, diagnose.FileCadvisor); err != nil {
 		t.Fatal(err)
