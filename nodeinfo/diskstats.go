@@ -32,10 +32,14 @@ func (s *Sample) parseDiskstats(body string) error {
 	for _, d := range all {
 		names[d.Name] = true
 	}
+	kept := map[string]bool{}
 	for _, d := range all {
-		if virtualDisk.MatchString(d.Name) || isPartition(d.Name, names) {
+		// A device name appears once in a real /proc/diskstats; a repeated one (a garbled or
+		// concatenated read) keeps its first line, so two samples pair the same counters.
+		if kept[d.Name] || virtualDisk.MatchString(d.Name) || isPartition(d.Name, names) {
 			continue
 		}
+		kept[d.Name] = true
 		s.Disks = append(s.Disks, d)
 	}
 	if bad > 0 {
