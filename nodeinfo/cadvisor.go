@@ -31,6 +31,10 @@ type ContainerCPU struct {
 	// HasCFS says the CFS period counters were present (they are only for containers with a
 	// CPU limit).
 	HasCFS bool
+	// TimestampMs is when cAdvisor read the counters (the series' timestamp, milliseconds since
+	// the epoch), 0 when the text had none. cAdvisor refreshes them every housekeeping
+	// interval (10 s or more), not at each scrape.
+	TimestampMs int64
 }
 
 // Cadvisor is the cAdvisor evidence of one pod: its containers by name.
@@ -50,15 +54,23 @@ func (c *Cadvisor) Names() []string {
 
 // FilterCadvisor keeps the lines of the kubelet's cAdvisor text that belong to one pod, with the
 // HELP and TYPE lines of the metrics kept: a node's whole output is megabytes, one pod's a few
-// kilobytes.
+// kilobytes. It returns nil when the pod has no series.
 func FilterCadvisor(text []byte, namespace, pod string) []byte {
-	podLabel, nsLabel := `pod="`+pod+`"`, `namespace="`+namespace+`"`
-	has := func(line, label string) bool {
-		return strings.Contains(line, "{"+label) || strings.Contains(line, ","+label)
-	}
-	var out bytes.Buffer
-	var pending []string
-	pendingFor := ""
+	return SplitCadvisor(text)[PodKey(namespace, pod)]
+}
+
+// PodKey is the key of a pod in SplitCadvisor's result.
+func PodKey(namespace, pod string) string { return namespace + "/" + pod }
+
+// SplitCadvisor cuts a node's cAdvisor text into the lines of each pod, keyed by PodKey, each
+// with the HELP and TYPE lines of its metrics: one pass over the node's output serves every
+// pod of the node a sweep reads. Series without a pod and namespace label (the machine's, the
+// node's) are left out.
+func SplitCadvisor(text []byte) map[string][]byte {
+	out := map[string]*bytes.Buffer{}
+	var header []string // HELP and TYPE lines of the current metric
+	headerFor := ""
+	wrote := map[string]string{} // pod key -> the metric whose header it has
 	sc := bufio.NewScanner(bytes.NewReader(text))
 	sc.Buffer(make([]byte, 64*1024), 4<<20)
 	for sc.Scan() {
@@ -66,26 +78,56 @@ func FilterCadvisor(text []byte, namespace, pod string) []byte {
 		if strings.HasPrefix(line, "#") {
 			f := strings.Fields(line)
 			if len(f) >= 3 && (f[1] == "HELP" || f[1] == "TYPE") {
-				if f[2] != pendingFor {
-					pending, pendingFor = nil, f[2]
+				if f[2] != headerFor {
+					header, headerFor = nil, f[2]
 				}
-				pending = append(pending, line)
+				header = append(header, line)
 			}
 			continue
 		}
-		if !has(line, podLabel) || !has(line, nsLabel) {
+		name, labels, ok := strings.Cut(line, "{")
+		if !ok {
 			continue
 		}
-		name, _, _ := strings.Cut(line, "{")
-		if name == pendingFor {
-			for _, p := range pending {
-				out.WriteString(p + "\n")
-			}
-			pending = nil
+		ns, pod := labelValue(labels, "namespace"), labelValue(labels, "pod")
+		if ns == "" || pod == "" {
+			continue
 		}
-		out.WriteString(line + "\n")
+		key := PodKey(ns, pod)
+		b := out[key]
+		if b == nil {
+			b = &bytes.Buffer{}
+			out[key] = b
+		}
+		if name == headerFor && wrote[key] != name {
+			for _, h := range header {
+				b.WriteString(h + "\n")
+			}
+			wrote[key] = name
+		}
+		b.WriteString(line + "\n")
 	}
-	return out.Bytes()
+	res := make(map[string][]byte, len(out))
+	for k, b := range out {
+		res[k] = b.Bytes()
+	}
+	return res
+}
+
+// labelValue returns the value of a label in the text after a series' "{", or "" (values with
+// escaped quotes are not pod or namespace names, which are DNS labels).
+func labelValue(labels, name string) string {
+	for _, prefix := range []string{name + `="`, "," + name + `="`} {
+		i := strings.Index(labels, prefix)
+		if i < 0 || prefix[0] != ',' && i != 0 {
+			continue
+		}
+		rest := labels[i+len(prefix):]
+		if j := strings.IndexByte(rest, '"'); j >= 0 {
+			return rest[:j]
+		}
+	}
+	return ""
 }
 
 // ParseCadvisor reads cAdvisor text (FilterCadvisor's output or the whole of it) into the CPU
@@ -114,6 +156,9 @@ func ParseCadvisor(text []byte) (*Cadvisor, error) {
 			if cc == nil {
 				cc = &ContainerCPU{}
 				c.Containers[container] = cc
+			}
+			if name == metricPeriods || name == metricThrottled || name == metricThrSecs {
+				cc.TimestampMs = max(cc.TimestampMs, m.GetTimestampMs())
 			}
 			switch name {
 			case metricPeriods:
@@ -165,7 +210,9 @@ func value(mf *dto.MetricFamily, m *dto.Metric) float64 {
 
 // CadvisorInterval is each container's throttling between two cAdvisor reads seconds apart, for
 // containers with CFS counters in both; a container that restarted (counters went down) is left
-// out.
+// out. When both reads carry cAdvisor's timestamps, the interval is theirs: cAdvisor refreshes
+// its counters every housekeeping interval, so two scrapes seconds apart can show one reading
+// (no interval: left out) or readings further apart than the scrapes.
 func CadvisorInterval(a, b *Cadvisor, seconds float64) map[string]CgroupInterval {
 	out := map[string]CgroupInterval{}
 	if a == nil || b == nil || !(seconds > 0) {
@@ -176,11 +223,18 @@ func CadvisorInterval(a, b *Cadvisor, seconds float64) map[string]CgroupInterval
 		if !ok || !ca.HasCFS || !cb.HasCFS {
 			continue
 		}
+		secondsApart := seconds
+		if ca.TimestampMs > 0 && cb.TimestampMs > 0 {
+			if cb.TimestampMs <= ca.TimestampMs {
+				continue // one cAdvisor reading, scraped twice
+			}
+			secondsApart = float64(cb.TimestampMs-ca.TimestampMs) / 1000
+		}
 		periods, thr, secs := cb.Periods-ca.Periods, cb.Throttled-ca.Throttled, cb.ThrottledSeconds-ca.ThrottledSeconds
 		if periods < 0 || thr < 0 || secs < 0 || thr > periods {
 			continue
 		}
-		ci := CgroupInterval{Periods: periods, Throttled: thr, ThrottledPerSecond: secs / seconds}
+		ci := CgroupInterval{Periods: periods, Throttled: thr, ThrottledPerSecond: secs / secondsApart}
 		if periods > 0 {
 			ci.ThrottledRatio = thr / periods
 		}

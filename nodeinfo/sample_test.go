@@ -1,6 +1,7 @@
 package nodeinfo
 
 import (
+	"bytes"
 	"math"
 	"os"
 	"path/filepath"
@@ -203,17 +204,47 @@ func TestCadvisor(t *testing.T) {
 		t.Errorf("istio-proxy %+v", c.Containers["istio-proxy"])
 	}
 
+	if app.TimestampMs != 1713276131000 {
+		t.Errorf("timestamp %d, want the series' 1713276131000", app.TimestampMs)
+	}
 	later, _ := ParseCadvisor(kept)
 	later.Containers["productpage"].Periods += 100
 	later.Containers["productpage"].Throttled += 60
 	later.Containers["productpage"].ThrottledSeconds += 3
+	later.Containers["productpage"].TimestampMs += 10_000
 	later.Containers["istio-proxy"].Periods -= 1 // restarted
+	later.Containers["istio-proxy"].TimestampMs += 10_000
 	iv := CadvisorInterval(c, later, 10)
 	if got := iv["productpage"]; got.ThrottledRatio != 0.6 || got.ThrottledPerSecond != 0.3 || got.Periods != 100 {
 		t.Errorf("productpage interval %+v", got)
 	}
 	if _, ok := iv["istio-proxy"]; ok {
 		t.Error("a restarted container's counters went down; it has no interval")
+	}
+	// Scraped 10 s apart, but cAdvisor's readings are 15 s apart: the rate is over its 15 s.
+	later.Containers["productpage"].TimestampMs += 5_000
+	if got := CadvisorInterval(c, later, 10)["productpage"]; got.ThrottledPerSecond != 0.2 {
+		t.Errorf("interval over cAdvisor's timestamps: %+v, want 3 s throttled over 15 s", got)
+	}
+	// One reading scraped twice is no interval at all.
+	same, _ := ParseCadvisor(kept)
+	if iv := CadvisorInterval(c, same, 10); len(iv) != 0 {
+		t.Errorf("one cAdvisor reading twice gave an interval: %+v", iv)
+	}
+	// Without timestamps, the scrapes' window is the interval.
+	noTS, _ := ParseCadvisor(kept)
+	later.Containers["productpage"].TimestampMs, noTS.Containers["productpage"].TimestampMs = 0, 0
+	if got := CadvisorInterval(noTS, later, 10)["productpage"]; got.ThrottledPerSecond != 0.3 {
+		t.Errorf("interval without timestamps: %+v", got)
+	}
+
+	split := SplitCadvisor(text)
+	if len(split) != 2 || !bytes.Equal(split[PodKey("default", "productpage-v1-6c5b8d6b9f-k7x2m")], kept) {
+		t.Errorf("split into %d pods; the productpage pod's lines differ from FilterCadvisor's", len(split))
+	}
+	details, err := ParseCadvisor(split[PodKey("default", "details-v1-5f4d584748-9lqkz")])
+	if err != nil || details.Containers["details"] == nil {
+		t.Errorf("details pod from the split: %v %+v", err, details)
 	}
 	if _, err := ParseCadvisor([]byte("container_cpu_cfs_periods_total{container=\"a\" 1\n")); err == nil {
 		t.Error("malformed text parsed")
