@@ -240,8 +240,8 @@ func (r *captureRun) startDebugContainer(ctx context.Context, image string) (str
 	}
 }
 
-// cadvisor reads the kubelet's /metrics/cadvisor through the API server's node proxy and keeps
-// the pod's lines.
+// cadvisor reads the kubelet's /metrics/cadvisor through the API server's node proxy (or a
+// sweep's recent scrape of the node) and keeps the pod's lines.
 func (r *captureRun) cadvisor(ctx context.Context, st *nodeState, file string) error {
 	if st.node == "" {
 		// The pod the capture read at its start says where it runs: no need to ask again.
@@ -250,14 +250,10 @@ func (r *captureRun) cadvisor(ctx context.Context, st *nodeState, file string) e
 		}
 		st.node = r.pod.Spec.NodeName
 	}
-	b, err := r.o.Client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", st.node, "proxy", "metrics", "cadvisor").DoRaw(ctx)
+	kept, err := r.o.KubeCache.podCadvisor(ctx, r.o.Client, st.node, r.o.Namespace, r.o.Pod, maxScrapeAge(r.o.Window))
 	if err != nil {
-		if forbidden(err) {
-			return fmt.Errorf("the kubelet's metrics through the node proxy are forbidden: needs get on nodes/proxy (cluster-scoped, a ClusterRole)")
-		}
-		return fmt.Errorf("node %s /metrics/cadvisor: %w%s", st.node, err, firstLine(b[:min(len(b), 300)]))
+		return err
 	}
-	kept := nodeinfo.FilterCadvisor(b, r.o.Namespace, r.o.Pod)
 	if len(kept) == 0 {
 		return fmt.Errorf("node %s /metrics/cadvisor has no series of pod %s/%s", st.node, r.o.Namespace, r.o.Pod)
 	}
