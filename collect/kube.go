@@ -18,7 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/yaml"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
@@ -41,13 +41,21 @@ var (
 	kindVirtualService     = istioKind{"VirtualService", "virtualservices", "networking.istio.io", []string{"v1", "v1beta1"}}
 )
 
-// KubeCache shares the namespace-wide lists (Services, EndpointSlices, Istio objects) among the
-// captures of a sweep, so a namespace's Services are listed once for all its pods, not once per
-// pod. It is safe for concurrent captures; the zero value is ready to use. A nil *KubeCache
-// shares nothing.
+// KubeCache shares what is namespace- or node-wide among the captures of a sweep: the lists of
+// Services, EndpointSlices and Istio objects (a namespace's Services are listed once for all
+// its pods, not once per pod), with ShareEvents its events, and the kubelets' cAdvisor scrapes
+// (nodeMetrics). It is safe for concurrent captures; the zero value is ready to use. A nil
+// *KubeCache shares nothing.
 type KubeCache struct {
+	// ShareEvents lists each namespace's pod events once for all its captures instead of one
+	// list per pod: a sweep's choice. The API server filters events by field by walking all
+	// of a namespace's events, so one list costs it less than a list per pod, but for one pod
+	// the list of its own events is the smaller answer.
+	ShareEvents bool
+
 	mu      sync.Mutex
 	entries map[string]*kubeCacheEntry
+	nodes   nodeScrapes
 }
 
 type kubeCacheEntry struct {
@@ -91,17 +99,46 @@ func (r *captureRun) kube(ctx context.Context, pod *corev1.Pod) {
 }
 
 func (r *captureRun) events(ctx context.Context, pod *corev1.Pod) {
-	sel := fields.Set{"involvedObject.name": pod.Name, "involvedObject.uid": string(pod.UID)}.AsSelector().String()
-	list, err := r.o.Client.CoreV1().Events(pod.Namespace).List(ctx, metav1.ListOptions{FieldSelector: sel})
+	items, err := r.podEvents(ctx, pod)
 	if err != nil {
 		r.kubeWarning(diagnose.FileEvents, "events", "", pod.Namespace, err)
 		return
 	}
-	out := corev1.EventList{Items: list.Items}
+	out := corev1.EventList{Items: items}
 	for i := range out.Items {
 		out.Items[i].ManagedFields = nil
 	}
 	r.writeList(diagnose.FileEvents, "EventList", "v1", &out)
+}
+
+// podEvents lists the events of the pod: its own (a field selector on its name and UID), or,
+// when the cache shares events, from one list of the namespace's pod events.
+func (r *captureRun) podEvents(ctx context.Context, pod *corev1.Pod) ([]corev1.Event, error) {
+	events := r.o.Client.CoreV1().Events(pod.Namespace)
+	if r.o.KubeCache == nil || !r.o.KubeCache.ShareEvents {
+		sel := fields.Set{"involvedObject.name": pod.Name, "involvedObject.uid": string(pod.UID)}.AsSelector().String()
+		list, err := events.List(ctx, metav1.ListOptions{FieldSelector: sel})
+		if err != nil {
+			return nil, err
+		}
+		return list.Items, nil
+	}
+	byPod, err := r.o.KubeCache.get("events/"+pod.Namespace, func() (any, error) {
+		list, err := events.List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("involvedObject.kind", "Pod").String()})
+		if err != nil {
+			return nil, err
+		}
+		m := map[types.UID][]corev1.Event{}
+		for _, e := range list.Items {
+			m[e.InvolvedObject.UID] = append(m[e.InvolvedObject.UID], e)
+		}
+		return m, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Copies: the captures of one namespace write their pods' events at once.
+	return append([]corev1.Event(nil), byPod.(map[types.UID][]corev1.Event)[pod.UID]...), nil
 }
 
 // services writes the Services of the pod's namespace whose selector matches its labels.
@@ -306,7 +343,9 @@ func upstreamHosts(ev Evidence) []string {
 	if b == nil {
 		return nil
 	}
-	sample, err := envoyadmin.ParseStatsPrometheus(bytes.NewReader(b))
+	sample, err := envoyadmin.ParseStatsPrometheus(bytes.NewReader(b), envoyadmin.WithPrometheusFamilies(
+		"envoy_cluster_upstream_rq_total", "envoy_cluster_upstream_cx_total", "envoy_cluster_upstream_cx_none_healthy",
+		"envoy_cluster_upstream_cx_connect_fail", "istio_requests_total"))
 	if err != nil {
 		return nil
 	}
@@ -358,7 +397,7 @@ func sortedNamespaces(m map[string]map[string]bool) []string {
 	return out
 }
 
-// writeList writes a list as `kubectl get -o yaml` prints it.
+// writeList writes a list as `kubectl get` prints it: JSON in memory, YAML on disk.
 func (r *captureRun) writeList(name, kind, apiVersion string, list any) {
 	b, err := json.Marshal(list)
 	var m map[string]any
@@ -371,7 +410,7 @@ func (r *captureRun) writeList(name, kind, apiVersion string, list any) {
 			m["items"] = []any{}
 		}
 		delete(m, "metadata")
-		b, err = yaml.Marshal(m)
+		b, err = json.Marshal(m)
 	}
 	if err != nil {
 		r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("%s not captured: %v", name, err))

@@ -2,8 +2,10 @@ package collect
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -173,17 +176,17 @@ func TestKubeEvidence(t *testing.T) {
 			diagnose.FileIstio:          {"kind: List", "name: reviews-external", "kind: PeerAuthentication", "kind: VirtualService"},
 			diagnose.FileEvents:         {"kind: EventList"},
 		} {
-			got := string(res.Evidence.File(file))
+			got := stored(t, res, file)
 			for _, w := range want {
 				if !strings.Contains(got, w) {
 					t.Errorf("%s lacks %q:\n%s", file, w, got)
 				}
 			}
 		}
-		if got := string(res.Evidence.File(diagnose.FileServices)); strings.Contains(got, "name: reviews") {
+		if got := stored(t, res, diagnose.FileServices); strings.Contains(got, "name: reviews") {
 			t.Errorf("services.yaml holds reviews, which does not select the pod:\n%s", got)
 		}
-		if got := string(res.Evidence.File(diagnose.FileIstio)); strings.Contains(got, "name: ratings") || strings.Contains(got, "managedFields") {
+		if got := stored(t, res, diagnose.FileIstio); strings.Contains(got, "name: ratings") || strings.Contains(got, "managedFields") {
 			t.Errorf("istio.yaml holds the ratings DestinationRule or managed fields:\n%s", got)
 		}
 		snap, err := res.Snapshot(time.Now())
@@ -223,7 +226,7 @@ func TestKubeEvidence(t *testing.T) {
 		} else {
 			t.Log(res.Warnings[0])
 		}
-		istio := string(res.Evidence.File(diagnose.FileIstio))
+		istio := stored(t, res, diagnose.FileIstio)
 		if !strings.Contains(istio, "kind: PeerAuthentication") || strings.Contains(istio, "kind: DestinationRule") {
 			t.Errorf("istio.yaml should hold what the user may read:\n%s", istio)
 		}
@@ -271,5 +274,81 @@ func TestKubeCacheListsOnce(t *testing.T) {
 	var none *KubeCache
 	if _, err := none.get("x", func() (any, error) { calls.Add(1); return nil, nil }); err != nil || calls.Load() != 2 {
 		t.Errorf("a nil cache should call list: calls %d", calls.Load())
+	}
+}
+
+// stored is an evidence file as a capture writes it to disk (YAML for .yaml files).
+func stored(t *testing.T, res *Result, name string) string {
+	t.Helper()
+	b, err := res.Evidence.onDisk(name)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return string(b)
+}
+
+// countingTransport counts the requests whose path contains a string.
+type countingTransport struct {
+	next  http.RoundTripper
+	match string
+	n     atomic.Int32
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.Contains(r.URL.Path, c.match) {
+		c.n.Add(1)
+	}
+	return c.next.RoundTrip(r)
+}
+
+// TestSweepSharesEvents checks on the real API server that the captures of a sweep list their
+// namespace's pod events once and that each pod's events.yaml still holds its own events only.
+func TestSweepSharesEvents(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pods := []*corev1.Pod{
+		createPod(ctx, t, c, "reviews-v1", "reviews", SidecarContainer),
+		createPod(ctx, t, c, "reviews-v2", "reviews", SidecarContainer),
+	}
+	for i, p := range pods {
+		waitRunning(ctx, t, c, p)
+		ev := &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{Name: fmt.Sprintf("%s.probe", p.Name), Namespace: p.Namespace},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: p.Namespace, Name: p.Name, UID: p.UID, FieldPath: "spec.containers{istio-proxy}"},
+			Reason:         "Unhealthy", Type: corev1.EventTypeWarning, Count: int32(i + 3),
+			Message: fmt.Sprintf("Readiness probe failed: HTTP probe failed with statuscode: 503 (pod %d)", i),
+		}
+		if _, err := c.Client.CoreV1().Events(p.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := rest.CopyConfig(c.Config)
+	counter := &countingTransport{match: "/events"}
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter }
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, share := range []bool{true, false} {
+		counter.n.Store(0)
+		cache := &KubeCache{ShareEvents: share}
+		for i, p := range pods {
+			res := kubeCapture(ctx, t, client, nil, cache, p)
+			var list corev1.EventList
+			if err := json.Unmarshal(res.Evidence.File(diagnose.FileEvents), &list); err != nil {
+				t.Fatal(err)
+			}
+			if len(list.Items) != 1 || list.Items[0].InvolvedObject.UID != p.UID || !strings.Contains(list.Items[0].Message, fmt.Sprintf("(pod %d)", i)) {
+				t.Errorf("share %v: events of %s: %+v, want its own event only", share, p.Name, list.Items)
+			}
+		}
+		want := int32(1)
+		if !share {
+			want = int32(len(pods))
+		}
+		if n := counter.n.Load(); n != want {
+			t.Errorf("share %v: %d event lists for %d pods, want %d", share, n, len(pods), want)
+		}
 	}
 }

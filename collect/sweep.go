@@ -68,7 +68,8 @@ func diagnoseResult(o CaptureOptions, res *Result) (*diagnose.Report, *diagnose.
 // SweepOptions say which pods a sweep diagnoses and how.
 type SweepOptions struct {
 	// Capture is the template of each pod's capture: clients, window, clock. Its Namespace,
-	// Pod, Known, Slots and Progress are set per pod.
+	// Pod, Known, Slots and Progress are set per pod. Without a KubeCache the sweep shares one
+	// of its own among its pods, events included.
 	Capture CaptureOptions
 	// Pods are the meshed pods to diagnose.
 	Pods []corev1.Pod
@@ -93,6 +94,9 @@ func Sweep(ctx context.Context, o SweepOptions) []diagnose.PodDiagnosis {
 		n = DefaultConcurrency
 	}
 	slots := NewSlots(n)
+	if o.Capture.KubeCache == nil {
+		o.Capture.KubeCache = &KubeCache{ShareEvents: true}
+	}
 	inFlight := make(chan struct{}, n*InFlightPerSlot)
 	out := make([]diagnose.PodDiagnosis, len(o.Pods))
 	var (

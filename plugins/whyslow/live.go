@@ -44,7 +44,9 @@ func (o *Options) runLive(ctx context.Context) error {
 	capture := collect.CaptureOptions{
 		Client: o.Client, Dynamic: o.Dynamic, RESTConfig: o.RESTConfig, Window: o.Window, Now: o.Now,
 		DebugImage: o.DebugImage, NodeRoot: o.NodeRoot,
-		KubeCache: &collect.KubeCache{}, // a namespace's Services and Istio objects are listed once
+		// A namespace's Services and Istio objects are listed once, a node's cAdvisor read once
+		// per sample for all its pods; a sweep lists the namespace's pod events once too.
+		KubeCache: &collect.KubeCache{ShareEvents: targets.Sweep()},
 	}
 	if !targets.Sweep() {
 		p := pods.Meshed[0]
