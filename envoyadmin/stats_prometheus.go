@@ -49,6 +49,9 @@ func ParseStatsPrometheus(r io.Reader, opts ...StatsOption) (*StatsSample, error
 	}
 	b := newSampleBuilder(StatsPrometheus, opts)
 	b.s.Gauges = map[string]bool{}
+	if b.opts.families != nil {
+		text = keepFamilies(text, b.opts.families)
+	}
 	families := parsePromLenient(text, b)
 	names := make([]string, 0, len(families))
 	for name := range families {
@@ -71,6 +74,31 @@ func ParseStatsPrometheus(r io.Reader, opts ...StatsOption) (*StatsSample, error
 		return nil, fmt.Errorf("%w: no Prometheus metrics in the input (%s)", ErrNoStats, strings.Join(b.s.Warnings, "; "))
 	}
 	return b.finish(), nil
+}
+
+// keepFamilies keeps the lines of the exposition text that belong to the named metric families:
+// their samples and their HELP and TYPE comments.
+func keepFamilies(text string, names map[string]bool) string {
+	var out strings.Builder
+	for len(text) > 0 {
+		line, rest, _ := strings.Cut(text, "\n")
+		text = rest
+		name := line
+		if strings.HasPrefix(line, "#") {
+			f := strings.Fields(line)
+			if len(f) < 3 || f[1] != "HELP" && f[1] != "TYPE" {
+				continue
+			}
+			name = f[2]
+		} else if i := strings.IndexAny(line, "{ \t"); i >= 0 {
+			name = line[:i]
+		}
+		if names[name] {
+			out.WriteString(line)
+			out.WriteByte('\n')
+		}
+	}
+	return out.String()
 }
 
 // parsePromLenient parses the exposition text, dropping each line the parser rejects and

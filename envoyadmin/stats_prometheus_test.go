@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -208,5 +209,65 @@ func TestParseStatsPrometheusErrors(t *testing.T) {
 	s, err = ParseStatsPrometheus(strings.NewReader("# TYPE envoy_a counter\nenvoy_a 1\n# TYPE envoy_a counter\nenvoy_b 2"))
 	if err != nil || s.Stats["a"] != 1 || s.Stats["b"] != 2 {
 		t.Errorf("got %+v, %v", s, err)
+	}
+}
+
+// TestWithPrometheusFamilies checks that parsing only some families of a sample gives the same
+// values for them as parsing all of it, and nothing else: on a real capture and on a bundled
+// incident in Istio's format (the families a capture reads for its upstream Services).
+func TestWithPrometheusFamilies(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		read     func(t *testing.T) []byte
+		families map[string]string // family -> the cluster stat it becomes
+	}{
+		{"datadog-istio-1.5-sidecar-excerpt.prom", func(t *testing.T) []byte {
+			return captures.Read(t, filepath.Join("stats_prometheus", "datadog-istio-1.5-sidecar-excerpt.prom"))
+		}, map[string]string{"envoy_cluster_upstream_cx_none_healthy": "upstream_cx_none_healthy", "envoy_cluster_upstream_cx_connect_fail": "upstream_cx_connect_fail"}},
+		{"incident keepalive-race", func(t *testing.T) []byte {
+			b, err := os.ReadFile("../testdata/incidents/keepalive-race/stats.prom")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}, map[string]string{"envoy_cluster_upstream_rq_total": "upstream_rq_total", "envoy_cluster_upstream_cx_total": "upstream_cx_total"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := tc.read(t)
+			all, err := ParseStatsPrometheus(bytes.NewReader(text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			want := map[string]bool{}
+			for f, stat := range tc.families {
+				names, want[stat] = append(names, f), true
+			}
+			some, err := ParseStatsPrometheus(bytes.NewReader(text), WithPrometheusFamilies(names...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			compared := 0
+			for cname, c := range all.Clusters {
+				got := some.Clusters[cname]
+				for stat, v := range c.Values {
+					switch {
+					case want[stat]:
+						compared++
+						if got == nil || got.Values[stat] != v {
+							t.Errorf("%s %s: %v with the families picked out, %v without", cname, stat, got, v)
+						}
+					case got != nil && got.Values[stat] != 0:
+						t.Errorf("%s %s parsed although its family was not asked for", cname, stat)
+					}
+				}
+			}
+			if compared == 0 {
+				t.Fatal("the sample has none of the families: nothing compared")
+			}
+			if len(some.Istio)+len(some.Histograms)+len(some.Stats) != 0 {
+				t.Errorf("other families parsed: %d Istio series, %d histograms, %d stats", len(some.Istio), len(some.Histograms), len(some.Stats))
+			}
+		})
 	}
 }

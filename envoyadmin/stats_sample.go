@@ -20,6 +20,23 @@ type statsOptions struct {
 	// clusterNames maps a cluster's name as it appears in stat names (':' written as '_', as
 	// Envoy does) to the name the caller knows it by.
 	clusterNames map[string]string
+	// families, when set, are the only Prometheus metric families parsed.
+	families map[string]bool
+}
+
+// WithPrometheusFamilies parses only these metric families of a /stats/prometheus sample
+// ("envoy_cluster_upstream_rq_total", "istio_requests_total"): their lines are picked out before
+// the Prometheus parser reads the text, so a caller that needs a few metrics of a big sample
+// does not pay for the rest. The other parsers ignore it.
+func WithPrometheusFamilies(names ...string) StatsOption {
+	return func(o *statsOptions) {
+		if o.families == nil {
+			o.families = make(map[string]bool, len(names))
+		}
+		for _, n := range names {
+			o.families[n] = true
+		}
+	}
 }
 
 // WithClusterNames gives the parser the proxy's cluster names, from /config_dump or /clusters.
