@@ -18,7 +18,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
@@ -238,15 +237,16 @@ func checkSidecar(pod *corev1.Pod) error {
 		pod.Namespace, pod.Name, SidecarContainer, names)
 }
 
-// writePod writes the pod as `kubectl get -o yaml` prints it, without managed fields, which
-// are long and say nothing about the proxy.
+// writePod writes the pod as `kubectl get` prints it, without managed fields, which are long and
+// say nothing about the proxy. Like every .yaml evidence file it is JSON in memory and YAML on
+// disk (Evidence.WriteDir).
 func (r *captureRun) writePod(pod *corev1.Pod) error {
 	p := pod.DeepCopy()
 	p.ManagedFields = nil
 	p.APIVersion, p.Kind = "v1", "Pod" // a typed Get leaves TypeMeta empty
-	b, err := yaml.Marshal(p)
+	b, err := json.Marshal(p)
 	if err != nil {
-		return fmt.Errorf("pod %s/%s as YAML: %w", pod.Namespace, pod.Name, err)
+		return fmt.Errorf("pod %s/%s as JSON: %w", pod.Namespace, pod.Name, err)
 	}
 	return r.write(diagnose.FilePod, b)
 }

@@ -3,6 +3,7 @@ package collect
 import (
 	"archive/tar"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing/fstest"
 	"time"
+
+	"sigs.k8s.io/yaml"
 )
 
 // Evidence is an evidence folder held in memory: file names and their content, in the order
@@ -54,11 +57,30 @@ func (e *Evidence) WriteDir(dir string) error {
 		return fmt.Errorf("evidence folder: %w", err)
 	}
 	for _, name := range e.names {
-		if err := writeFileAtomic(filepath.Join(dir, name), e.files[name]); err != nil {
+		b, err := e.onDisk(name)
+		if err != nil {
+			return fmt.Errorf("evidence folder: %w", err)
+		}
+		if err := writeFileAtomic(filepath.Join(dir, name), b); err != nil {
 			return fmt.Errorf("evidence folder: %w", err)
 		}
 	}
 	return nil
+}
+
+// onDisk is a file as it is stored: the Kubernetes objects a capture keeps as JSON in memory
+// (cheap to write and to read back in a sweep) are written as YAML, as `kubectl get -o yaml`
+// prints them, under their .yaml names.
+func (e *Evidence) onDisk(name string) ([]byte, error) {
+	b := e.files[name]
+	if !strings.HasSuffix(name, ".yaml") || !json.Valid(b) {
+		return b, nil
+	}
+	y, err := yaml.JSONToYAML(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s as YAML: %w", name, err)
+	}
+	return y, nil
 }
 
 // writeFileAtomic writes through a temporary file and a rename, so an interrupted capture never
@@ -93,7 +115,10 @@ func (e *Evidence) WriteTarGz(w io.Writer, dir string, mtime time.Time) error {
 		return err
 	}
 	for _, name := range e.names {
-		b := e.files[name]
+		b, err := e.onDisk(name)
+		if err != nil {
+			return err
+		}
 		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: dir + "/" + name, Mode: 0o644, Size: int64(len(b)), ModTime: mtime}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err

@@ -302,7 +302,7 @@ func (l *loader) pod() {
 		return
 	}
 	var pod corev1.Pod
-	if err := yaml.Unmarshal(b, &pod); err != nil {
+	if err := unmarshalYAML(b, &pod); err != nil {
 		l.warn(FilePod, err)
 		return
 	}
@@ -315,4 +315,14 @@ func (l *loader) pod() {
 	if l.s.Meta.Pod == "" {
 		l.s.Meta.Pod, l.s.Meta.Namespace = pod.Name, pod.Namespace
 	}
+}
+
+// unmarshalYAML decodes a .yaml evidence file, which holds YAML (as `kubectl get -o yaml` prints
+// it) or JSON (as `kubectl get -o json` does, and as a live capture keeps it in memory: JSON
+// decodes without the YAML parser's cost, which dominated a sweep's reading of its pods).
+func unmarshalYAML(b []byte, v any) error {
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && t[0] == '{' {
+		return json.Unmarshal(b, v)
+	}
+	return yaml.Unmarshal(b, v)
 }

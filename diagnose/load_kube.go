@@ -6,7 +6,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"sigs.k8s.io/yaml"
 )
 
 // The Kubernetes evidence files, as `kubectl get -o yaml` prints the lists.
@@ -49,7 +48,7 @@ func (l *loader) decodeList(file string, b []byte, kind string, out any) bool {
 	var tm struct {
 		Kind string `json:"kind"`
 	}
-	if err := yaml.Unmarshal(b, &tm); err != nil {
+	if err := unmarshalYAML(b, &tm); err != nil {
 		l.warn(file, err)
 		return false
 	}
@@ -57,7 +56,7 @@ func (l *loader) decodeList(file string, b []byte, kind string, out any) bool {
 		l.warn(file, fmt.Errorf("holds a %s, not a %s", tm.Kind, kind))
 		return false
 	}
-	if err := yaml.Unmarshal(b, out); err != nil {
+	if err := unmarshalYAML(b, out); err != nil {
 		l.warn(file, err)
 		return false
 	}
@@ -72,7 +71,7 @@ func (l *loader) istio(b []byte) {
 		Kind  string            `json:"kind"`
 		Items []json.RawMessage `json:"items"`
 	}
-	if err := yaml.Unmarshal(b, &list); err != nil {
+	if err := unmarshalYAML(b, &list); err != nil {
 		l.warn(FileIstio, err)
 		return
 	}

@@ -3,9 +3,12 @@ package diagnose
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/yaml"
 )
 
 var testNow = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
@@ -166,5 +169,53 @@ func TestLoadDirNotAFolder(t *testing.T) {
 	}
 	if _, err := LoadDir(filepath.Join(t.TempDir(), "missing"), testNow); err == nil {
 		t.Fatal("missing folder loaded")
+	}
+}
+
+// TestLoadYAMLFilesHoldingJSON checks that pod.yaml and the list files read the same whether
+// they hold YAML (kubectl get -o yaml) or JSON (kubectl get -o json, and a live capture in
+// memory), and that a diagnosis of either is the same.
+func TestLoadYAMLFilesHoldingJSON(t *testing.T) {
+	dir := "../testdata/incidents/sidecar-not-ready"
+	asJSON := map[string]string{}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	converted := 0
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(e.Name(), ".yaml") {
+			j, err := yaml.YAMLToJSON(b)
+			if err != nil {
+				t.Fatalf("%s: %v", e.Name(), err)
+			}
+			b, converted = j, converted+1
+		}
+		asJSON[e.Name()] = string(b)
+	}
+	if converted == 0 {
+		t.Fatalf("%s has no .yaml file to convert", dir)
+	}
+	fromYAML, err := LoadDir(dir, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromJSON, err := LoadDir(writeFiles(t, asJSON), testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fromJSON.Pod == nil || !reflect.DeepEqual(fromYAML.Pod, fromJSON.Pod) {
+		t.Fatalf("pod.yaml as JSON reads differently:\nYAML %+v\nJSON %+v", fromYAML.Pod, fromJSON.Pod)
+	}
+	if len(fromJSON.Warnings) != len(fromYAML.Warnings) {
+		t.Errorf("warnings differ: %q vs %q", fromJSON.Warnings, fromYAML.Warnings)
+	}
+	a, b := Diagnose(fromYAML, Rules()), Diagnose(fromJSON, Rules())
+	if len(a.Findings) == 0 || len(a.Findings) != len(b.Findings) || a.Findings[0].Code != b.Findings[0].Code {
+		t.Errorf("diagnoses differ: %d findings from YAML, %d from JSON", len(a.Findings), len(b.Findings))
 	}
 }
