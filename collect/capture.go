@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -120,6 +121,23 @@ func (r *Result) Snapshot(now time.Time) (*diagnose.Snapshot, error) {
 	return s, nil
 }
 
+// adminUnread starts the warning of a capture whose port-forward to the admin API failed.
+const adminUnread = "Envoy admin API not read: "
+
+// Partial says why the capture lacks the sidecar's own evidence (no stats and no config dump:
+// its admin API could not be read), "" when it has it.
+func (r *Result) Partial() string {
+	if r.Evidence.File(diagnose.FileStatsProm) != nil || r.Evidence.File(diagnose.FileConfigDump) != nil {
+		return ""
+	}
+	for _, w := range r.Warnings {
+		if strings.HasPrefix(w, adminUnread) {
+			return w
+		}
+	}
+	return "the sidecar's Envoy admin API answered nothing"
+}
+
 // captureRun holds the state of one capture.
 type captureRun struct {
 	o   CaptureOptions
@@ -203,7 +221,7 @@ func Capture(ctx context.Context, o CaptureOptions) (*Result, error) {
 			return nil, err
 		}
 		// The pod itself still explains a sidecar that is not running or not ready.
-		r.res.Warnings = append(r.res.Warnings, "Envoy admin API not read: "+err.Error())
+		r.res.Warnings = append(r.res.Warnings, adminUnread+err.Error())
 	} else {
 		defer fw.Stop()
 		admin := &envoyadmin.AdminClient{BaseURL: fw.BaseURL(), HTTP: fw.HTTPClient()}
@@ -316,6 +334,9 @@ func (r *captureRun) accessLog(ctx context.Context) {
 		b, err := r.o.Client.CoreV1().Pods(r.o.Namespace).GetLogs(r.o.Pod, &corev1.PodLogOptions{
 			Container: SidecarContainer, TailLines: &tail, Timestamps: true,
 		}).DoRaw(ctx)
+		if msg, ok := refusal(err, "reading the logs of "+SidecarContainer, "get", "pods/log", r.o.Namespace); ok {
+			return nil, errors.New(msg)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("logs of container %s: %w", SidecarContainer, err)
 		}

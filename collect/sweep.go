@@ -129,11 +129,11 @@ func Sweep(ctx context.Context, o SweepOptions) []diagnose.PodDiagnosis {
 			defer func() { <-inFlight }()
 			co := o.Capture
 			co.Namespace, co.Pod, co.Known, co.Slots, co.Progress = pod.Namespace, pod.Name, pod, slots, nil
-			report, _, err := DiagnosePod(ctx, co, false)
+			report, res, err := DiagnosePod(ctx, co, false)
 			if err != nil {
 				pr.Error = err.Error()
 			} else {
-				pr.Report = report
+				pr.Report, pr.Partial = report, res.Partial()
 			}
 			finish(i, pr)
 		}()
