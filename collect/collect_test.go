@@ -134,7 +134,7 @@ func TestCaptureLive(t *testing.T) {
 		}
 		var forbidden []string
 		for _, w := range res.Warnings {
-			if strings.Contains(w, "create pods/portforward") {
+			if strings.Contains(w, "needs get and create on pods/portforward in namespace default") {
 				forbidden = append(forbidden, w)
 			}
 		}

@@ -3,6 +3,7 @@ package collect
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -74,6 +75,9 @@ func followHop(ctx context.Context, o CaptureOptions, res *Result, t diagnose.Ho
 func hopEndpoints(ctx context.Context, o CaptureOptions, t diagnose.HopTarget) (int, []string, error) {
 	ns, name := t.ServiceNamespace, t.ServiceName
 	svc, err := o.Client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	if msg, ok := refusal(err, "reading service "+ns+"/"+name, "get", "services", ns); ok {
+		return 0, nil, errors.New(msg)
+	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("service %s/%s: %w", ns, name, err)
 	}
@@ -88,6 +92,9 @@ func hopEndpoints(ctx context.Context, o CaptureOptions, t diagnose.HopTarget) (
 		return 0, nil, fmt.Errorf("service %s/%s has no port %d", ns, name, t.ServicePort)
 	}
 	slices, err := o.Client.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + name})
+	if msg, ok := refusal(err, "listing the EndpointSlices of service "+ns+"/"+name, "list", "endpointslices.discovery.k8s.io", ns); ok {
+		return 0, nil, errors.New(msg)
+	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("endpoints of service %s/%s: %w", ns, name, err)
 	}

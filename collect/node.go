@@ -109,7 +109,7 @@ func (r *captureRun) probe(ctx context.Context, st *nodeState) ([]byte, error) {
 		return out, nil
 	}
 	if forbidden(err) {
-		return nil, fmt.Errorf("exec into %s is forbidden: needs create on pods/exec in namespace %s", st.container, r.o.Namespace)
+		return nil, fmt.Errorf("exec into %s is forbidden: needs get and create on pods/exec in namespace %s (get for the WebSocket exec, create for SPDY; `kubectl mesh rbac` prints the roles the tool needs)", st.container, r.o.Namespace)
 	}
 	if st.container != SidecarContainer || !notFound(err, stderr) {
 		return nil, fmt.Errorf("exec of tail in %s: %v%s", st.container, err, firstLine(stderr))

@@ -122,7 +122,7 @@ func TestCaptureNodeLive(t *testing.T) {
 		}
 		var execW, proxyW []string
 		for _, w := range res.Warnings {
-			if strings.Contains(w, "needs create on pods/exec in namespace default") {
+			if strings.Contains(w, "needs get and create on pods/exec in namespace default") {
 				execW = append(execW, w)
 			}
 			if strings.Contains(w, "needs get on nodes/proxy") {

@@ -1,6 +1,8 @@
 package collect
 
 import (
+	"fmt"
+
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -21,12 +23,18 @@ func Permissions() []Permission {
 	return []Permission{
 		{"", "pods", "get", false, "read the pod: its sidecar, status, resources and QoS (required)"},
 		{"", "pods", "list", false, "find the pods of a namespace, a selector or a workload (required for sweeps)"},
-		{"", "pods/portforward", "create", false, "read the sidecar's Envoy admin API on port 15000 (stats, config, clusters, certificates)"},
+		// Port-forward and exec go over a WebSocket first (an upgraded GET, which the API server
+		// authorizes as get) and over SPDY when the server does not take WebSockets (a POST,
+		// authorized as create), as kubectl 1.31 and later do: a role needs both verbs.
+		{"", "pods/portforward", "get", false, "read the sidecar's Envoy admin API on port 15000 (stats, config, clusters, certificates) over a WebSocket"},
+		{"", "pods/portforward", "create", false, "the same over SPDY, for API servers without WebSocket streaming"},
 		{"", "pods/log", "get", false, "read the sidecar's access log (response flags of failed requests)"},
-		{"", "pods/exec", "create", false, "read node counters from inside the sidecar: CPU steal, iowait, disk latency, throttling, conntrack, sysctls"},
+		{"", "pods/exec", "get", false, "read node counters from inside the sidecar over a WebSocket: CPU steal, iowait, disk latency, throttling, conntrack, sysctls"},
+		{"", "pods/exec", "create", false, "the same over SPDY, for API servers without WebSocket streaming"},
 		{"", "pods/ephemeralcontainers", "patch", false, "start a debug container for the node counters when the sidecar has no shell tools"},
 		{"", "events", "list", false, "explain a sidecar that is not ready (probe failures, OOM kills)"},
 		{"", "services", "list", false, "the Services of the pod and its upstreams, and their port protocols"},
+		{"", "services", "get", false, "resolve svc/NAME to its pods, and follow the hop to the slowest upstream's pods"},
 		{"discovery.k8s.io", "endpointslices", "list", false, "whether upstream Services have ready endpoints"},
 		{"networking.istio.io", "destinationrules", "list", false, "the TLS mode, connection pools and outlier detection that apply to upstreams"},
 		{"networking.istio.io", "virtualservices", "list", false, "the timeouts and retries of the routes"},
@@ -35,6 +43,7 @@ func Permissions() []Permission {
 		{"apps", "statefulsets", "get", false, "resolve sts/NAME to its pods"},
 		{"apps", "daemonsets", "get", false, "resolve ds/NAME to its pods"},
 		{"apps", "replicasets", "get", false, "resolve rs/NAME to its pods"},
+		{"batch", "jobs", "get", false, "resolve job/NAME to its pods"},
 		{"", "nodes/proxy", "get", true, "the kubelet's cAdvisor metrics: CPU throttling of the app container"},
 	}
 }
@@ -91,4 +100,20 @@ func metaType(kind string) metav1.TypeMeta {
 
 func objectMeta(name string, labels map[string]string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Labels: labels}
+}
+
+// refusal words a request RBAC refused as one line naming the permission that allows it, and
+// reports whether err was such a refusal. resource is "pods/log", "services"...; scope is
+// the namespace ("" for cluster-scoped resources).
+func refusal(err error, what, verb, resource, namespace string) (string, bool) {
+	if err == nil || !forbidden(err) {
+		return "", false
+	}
+	where := "in namespace " + namespace
+	check := fmt.Sprintf("kubectl auth can-i %s %s -n %s", verb, resource, namespace)
+	if namespace == "" {
+		where, check = "(cluster-scoped: a ClusterRole)", fmt.Sprintf("kubectl auth can-i %s %s", verb, resource)
+	}
+	return fmt.Sprintf("%s is forbidden: it needs %s on %s %s (`%s` checks it; `kubectl mesh rbac` prints the roles the tool needs)",
+		what, verb, resource, where, check), true
 }

@@ -73,7 +73,7 @@ func startPortForward(ctx context.Context, cfg *rest.Config, client kubernetes.I
 // since it is the usual cause and kubectl's message does not name the permission.
 func forwardError(ns, pod string, port int, dialErr, err error) error {
 	if dialErr != nil && apierrors.IsForbidden(dialErr) || err != nil && strings.Contains(err.Error(), "is forbidden") {
-		return fmt.Errorf("port-forward to %s/%s is forbidden: reading the sidecar's admin API needs permission to create pods/portforward in namespace %s (ask for a Role with verbs [create] on resource pods/portforward; `kubectl auth can-i create pods/portforward -n %s` checks it)",
+		return fmt.Errorf("port-forward to %s/%s is forbidden: reading the sidecar's admin API needs get and create on pods/portforward in namespace %s (get for the WebSocket port-forward, create for SPDY; `kubectl auth can-i get pods/portforward -n %s` checks it; `kubectl mesh rbac` prints the roles the tool needs)",
 			ns, pod, ns, ns)
 	}
 	if dialErr != nil {

@@ -270,6 +270,25 @@ func (c *Cluster) UserConfig(user string, groups ...string) (*rest.Config, error
 	return rc, nil
 }
 
+// UserKubeconfig writes a kubeconfig that authenticates as user in groups (see UserConfig)
+// and returns its path: for running the built commands as a user with only what RBAC grants.
+func (c *Cluster) UserKubeconfig(user string, groups ...string) (string, error) {
+	cert, key, err := c.pki.clientCert(user, groups)
+	if err != nil {
+		return "", err
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["testcluster"] = &clientcmdapi.Cluster{Server: c.Config.Host, CertificateAuthorityData: c.pki.caPEM}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: cert, ClientKeyData: key}
+	cfg.Contexts["testcluster"] = &clientcmdapi.Context{Cluster: "testcluster", AuthInfo: user, Namespace: "default"}
+	cfg.CurrentContext = "testcluster"
+	path := filepath.Join(c.Dir, "kubeconfig-"+user)
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
 // freePorts asks the kernel for n distinct free ports on 127.0.0.1. Another program
 // could take one before the control plane binds it; that race is rare and shows up as a
 // bind error in the failing process's log.

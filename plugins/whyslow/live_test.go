@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-mesh/kubectl-mesh/collect"
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/adminreplay"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/incidentpod"
@@ -126,8 +128,13 @@ func startMesh(t testing.TB, ns string, pods []meshedPod) *testcluster.Cluster {
 // proxies date their answers on the clock of their capture, so certificates are judged as
 // the capture's folder judges them.
 func runCmd(ctx context.Context, c *testcluster.Cluster, args ...string) (stdout, stderr string, err error) {
+	return runCmdAs(ctx, c.Kubeconfig, args...)
+}
+
+// runCmdAs runs `kubectl mesh why-slow ARGS` with a kubeconfig of another user.
+func runCmdAs(ctx context.Context, kubeconfig string, args ...string) (stdout, stderr string, err error) {
 	flags := genericclioptions.NewConfigFlags(true)
-	flags.KubeConfig = &c.Kubeconfig
+	flags.KubeConfig = &kubeconfig
 	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
 	cmd := NewCmd(flags, streams)
 	flags.AddFlags(cmd.PersistentFlags())
@@ -332,10 +339,37 @@ func TestFollowHop(t *testing.T) {
 	if hop == nil {
 		t.Fatalf("no MESH1105 in %v; warnings %v", summarize(r.Findings), r.Warnings)
 	}
+	appTime := false
 	for _, e := range hop.Evidence {
-		if e.Label == "mean application time at the upstream" && (e.Value < 20 || e.Value > 35) {
-			t.Errorf("application time %v ms, want about 27 (the replayed reviews sidecar's)", e.Value)
+		if e.Label == "mean application time at the upstream" {
+			appTime = true
+			if e.Value < 20 || e.Value > 35 {
+				t.Errorf("application time %v ms, want about 27 (the replayed reviews sidecar's)", e.Value)
+			}
 		}
+	}
+	if !appTime {
+		t.Errorf("MESH1105 has no application time at the upstream: %+v", hop.Evidence)
+	}
+
+	// A user bound to exactly the roles `kubectl mesh rbac` prints gets the same diagnosis with
+	// nothing refused: every read the live path makes, the hop's included, is in them.
+	alice := boundToPrintedRoles(ctx, t, c, "alice")
+	stdout, stderr, err = runCmdAs(ctx, alice, "pod/productpage", "--window", "1s", "-o", "json", "--node-root", "./")
+	if err != nil {
+		t.Fatalf("why-slow as a user with the printed roles: %v\n%s", err, stderr)
+	}
+	var ra diagnose.Report
+	if err := json.Unmarshal([]byte(stdout), &ra); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range ra.Warnings {
+		if strings.Contains(w, "forbidden") {
+			t.Errorf("refused with the printed roles: %s", w)
+		}
+	}
+	if !strings.Contains(stdout, "MESH1105") {
+		t.Errorf("the hop was not followed with the printed roles; warnings %v", ra.Warnings)
 	}
 
 	// --follow=false leaves the hop alone.
@@ -343,4 +377,29 @@ func TestFollowHop(t *testing.T) {
 	if err != nil || strings.Contains(stdout, "MESH1105") {
 		t.Errorf("--follow=false: err %v, MESH1105 reported: %v", err, strings.Contains(stdout, "MESH1105"))
 	}
+}
+
+// boundToPrintedRoles applies the ClusterRoles `kubectl mesh rbac` prints, binds user to both
+// cluster-wide, and returns the user's kubeconfig.
+func boundToPrintedRoles(ctx context.Context, t *testing.T, c *testcluster.Cluster, user string) string {
+	t.Helper()
+	namespaced, nodes := collect.Roles("kubectl-mesh")
+	for _, r := range []*rbacv1.ClusterRole{namespaced, nodes} {
+		if _, err := c.Client.RbacV1().ClusterRoles().Create(ctx, r, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+		b := &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: user + "-" + r.Name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: r.Name},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+		}
+		if _, err := c.Client.RbacV1().ClusterRoleBindings().Create(ctx, b, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kc, err := c.UserKubeconfig(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kc
 }
