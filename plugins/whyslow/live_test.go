@@ -34,6 +34,8 @@ const incidents = "../../testdata/incidents"
 // testdata/incidents, or an absolute path).
 type meshedPod struct {
 	name, incident string
+	// labels replace the captured pod's labels when set.
+	labels map[string]string
 }
 
 func (p meshedPod) dir() string {
@@ -46,9 +48,9 @@ func (p meshedPod) dir() string {
 // startMesh starts the control plane with one replayed admin API per pod (a replay alternates
 // its two stats samples, so pods cannot share one) and creates the pods from the incidents'
 // pod.yaml in namespace ns.
-func startMesh(t testing.TB, ns string, pods []meshedPod) *testcluster.Cluster {
+func startMesh(t testing.TB, ns string, pods []meshedPod, extraRules ...string) *testcluster.Cluster {
 	t.Helper()
-	var rules []string
+	rules := append([]string(nil), extraRules...)
 	replays := map[string]string{} // incident folder -> the folder its node replay writes
 	for _, p := range pods {
 		h, err := adminreplay.New(p.dir())
@@ -96,6 +98,9 @@ func startMesh(t testing.TB, ns string, pods []meshedPod) *testcluster.Cluster {
 		spec, err := incidentpod.FromIncident(p.dir(), ns, p.name, c.Nodes[0])
 		if err != nil {
 			t.Fatal(err)
+		}
+		if p.labels != nil {
+			spec.Pod.Labels = p.labels
 		}
 		if _, err := c.Client.CoreV1().Pods(ns).Create(ctx, spec.Pod, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("pod %s: %v", p.name, err)
@@ -300,7 +305,7 @@ func TestFollowHop(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := startMesh(t, "default", []meshedPod{{"productpage", "network-latency"}, {"reviews-v2", server}})
+	c := startMesh(t, "default", []meshedPod{{name: "productpage", incident: "network-latency"}, {name: "reviews-v2", incident: server}})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	svc := &corev1.Service{
