@@ -361,5 +361,7 @@ func (r *captureRun) write(name string, b []byte) error {
 }
 
 func (r *captureRun) progress(format string, a ...any) {
-	fmt.Fprintf(r.o.Progress, format+"\n", a...)
+	if r.o.Progress != nil {
+		fmt.Fprintf(r.o.Progress, format+"\n", a...)
+	}
 }

@@ -164,14 +164,24 @@ func (r *captureRun) exec(ctx context.Context, container string, cmd []string) (
 	return out.Bytes(), errOut.Bytes(), err
 }
 
+// debugPrefix names the ephemeral containers the probe starts, so a later run finds one still
+// running and reuses it: an ephemeral container cannot be removed from its pod, so one per run
+// would pile up in the pod's spec.
+const debugPrefix = "kubectl-mesh-node-"
+
+// debugLifetime is how long a debug container stays for later runs to reuse (at least the
+// capture's two samples); it only sleeps.
+const debugLifetime = time.Hour
+
 // debugContainer is the ephemeral container that runs the probe for a proxy image without tail:
-// it sleeps long enough for both samples and targets istio-proxy, so it sees its processes.
+// it sleeps long enough for both samples and for later runs, and targets istio-proxy, so it
+// sees its processes.
 func debugContainer(name, image string, window time.Duration, proxy *corev1.Container) corev1.EphemeralContainer {
 	uid := int64(proxyUID)
 	if proxy != nil && proxy.SecurityContext != nil && proxy.SecurityContext.RunAsUser != nil {
 		uid = *proxy.SecurityContext.RunAsUser
 	}
-	sleep := int((2*window + 2*time.Minute).Seconds())
+	sleep := int(max(2*window+2*time.Minute, debugLifetime).Seconds())
 	return corev1.EphemeralContainer{
 		EphemeralContainerCommon: corev1.EphemeralContainerCommon{
 			Name: name, Image: image, ImagePullPolicy: corev1.PullIfNotPresent,
@@ -193,13 +203,19 @@ func (r *captureRun) startDebugContainer(ctx context.Context, image string) (str
 	if err != nil {
 		return "", fmt.Errorf("debug container: %w", err)
 	}
+	if name := runningDebugContainer(pod, image); name != "" {
+		r.progress("reusing the debug container %s", name)
+		return name, nil
+	}
 	var proxy *corev1.Container
-	for i := range pod.Spec.Containers {
-		if pod.Spec.Containers[i].Name == SidecarContainer {
-			proxy = &pod.Spec.Containers[i]
+	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} { // a native sidecar is an init container
+		for i := range cs {
+			if cs[i].Name == SidecarContainer && proxy == nil {
+				proxy = &cs[i]
+			}
 		}
 	}
-	name := "kubectl-mesh-node-" + utilrand.String(5)
+	name := debugPrefix + utilrand.String(5)
 	patch, err := json.Marshal(map[string]any{"spec": map[string]any{
 		"ephemeralContainers": []corev1.EphemeralContainer{debugContainer(name, image, r.o.Window, proxy)},
 	}})
@@ -238,6 +254,21 @@ func (r *captureRun) startDebugContainer(ctx context.Context, image string) (str
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// runningDebugContainer returns the name of a debug container an earlier run started in the
+// pod with this image, targeting istio-proxy, and still running; "" when there is none.
+func runningDebugContainer(pod *corev1.Pod, image string) string {
+	running := map[string]bool{}
+	for _, cs := range pod.Status.EphemeralContainerStatuses {
+		running[cs.Name] = cs.State.Running != nil
+	}
+	for _, ec := range pod.Spec.EphemeralContainers {
+		if strings.HasPrefix(ec.Name, debugPrefix) && ec.Image == image && ec.TargetContainerName == SidecarContainer && running[ec.Name] {
+			return ec.Name
+		}
+	}
+	return ""
 }
 
 // cadvisor reads the kubelet's /metrics/cadvisor through the API server's node proxy (or a

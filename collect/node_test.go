@@ -220,8 +220,34 @@ func TestDebugContainerRequest(t *testing.T) {
 	}
 	ec := req.Spec.EphemeralContainers[0]
 	if ec.TargetContainerName != SidecarContainer || ec.Image != DefaultDebugImage || ec.Name != name ||
-		strings.Join(ec.Command, " ") != "sleep 140" || *ec.SecurityContext.RunAsUser != 1337 {
+		strings.Join(ec.Command, " ") != "sleep 3600" || *ec.SecurityContext.RunAsUser != 1337 {
 		t.Errorf("debug container %+v", ec)
+	}
+
+	// A later run finds it running and reuses it instead of adding another to the pod for good.
+	pod.Spec.EphemeralContainers = append(pod.Spec.EphemeralContainers, ec)
+	pod.Status.EphemeralContainerStatuses = []corev1.ContainerStatus{{Name: ec.Name, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+	patch = nil
+	again, err := r.startDebugContainer(context.Background(), DefaultDebugImage)
+	if err != nil || again != name || patch != nil {
+		t.Errorf("second run: container %q (%v), patched %v; want %s reused", again, err, patch != nil, name)
+	}
+	// One that exited, or of another image, is not reused.
+	pod.Status.EphemeralContainerStatuses[0].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}}
+	if got := runningDebugContainer(pod, DefaultDebugImage); got != "" {
+		t.Errorf("an exited debug container was reused: %s", got)
+	}
+	pod.Status.EphemeralContainerStatuses[0].State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	if got := runningDebugContainer(pod, "other:1"); got != "" {
+		t.Errorf("a debug container of another image was reused: %s", got)
+	}
+
+	// A native sidecar (an init container) gives its user to the debug container too.
+	always := corev1.ContainerRestartPolicyAlways
+	native := int64(1555)
+	if dc := debugContainer("x", DefaultDebugImage, time.Second, &corev1.Container{Name: SidecarContainer, RestartPolicy: &always,
+		SecurityContext: &corev1.SecurityContext{RunAsUser: &native}}); *dc.SecurityContext.RunAsUser != native {
+		t.Errorf("user %d, want the native sidecar's %d", *dc.SecurityContext.RunAsUser, native)
 	}
 	if got := nodeinfo.ProbeCommand("/proc/1/root/")[3]; got != "/proc/1/root/proc/stat" {
 		t.Errorf("the debug container reads %s", got)
