@@ -256,11 +256,12 @@ func checkSidecar(pod *corev1.Pod) error {
 }
 
 // writePod writes the pod as `kubectl get` prints it, without managed fields, which are long and
-// say nothing about the proxy. Like every .yaml evidence file it is JSON in memory and YAML on
-// disk (Evidence.WriteDir).
+// say nothing about the proxy, and without credentials in its environment (redactPod). Like
+// every .yaml evidence file it is JSON in memory and YAML on disk (Evidence.WriteDir).
 func (r *captureRun) writePod(pod *corev1.Pod) error {
 	p := pod.DeepCopy()
 	p.ManagedFields = nil
+	redactPod(p)
 	p.APIVersion, p.Kind = "v1", "Pod" // a typed Get leaves TypeMeta empty
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -295,7 +296,7 @@ func (r *captureRun) admin(ctx context.Context, admin *envoyadmin.AdminClient) e
 		if err != nil {
 			return nil, err
 		}
-		return envoyadmin.RedactConfigDump(b), nil
+		return envoyadmin.RedactTokens(envoyadmin.RedactConfigDump(b)), nil
 	})
 	r.fetch(diagnose.FileClustersJS, func() ([]byte, error) { return admin.Clusters(ctx) })
 	r.fetch(diagnose.FileCerts, func() ([]byte, error) { return admin.Certs(ctx) })
@@ -340,7 +341,7 @@ func (r *captureRun) accessLog(ctx context.Context) {
 		if err != nil {
 			return nil, fmt.Errorf("logs of container %s: %w", SidecarContainer, err)
 		}
-		return b, nil
+		return envoyadmin.RedactTokens(b), nil
 	})
 }
 
