@@ -63,9 +63,6 @@ type CaptureOptions struct {
 	// KubeCache shares namespace-wide lists among the captures of a sweep; nil shares nothing.
 	KubeCache *KubeCache
 
-	// NodeRoot prefixes the files the node probe reads in the sidecar ("/" when empty; "./" reads
-	// them relative to the exec's working directory, as kwok's does in tests).
-	NodeRoot string
 	// DebugImage runs the node probe in an ephemeral container when istio-proxy has no tail
 	// (DefaultDebugImage when empty).
 	DebugImage string

@@ -7,9 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,20 +32,11 @@ const kubeIncident = "../testdata/incidents/mtls-mismatch"
 // istioCRDs returns the CRD file that ships in the istio.io/api module this module requires.
 func istioCRDs(t *testing.T) string {
 	t.Helper()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
-	out, err := exec.Command(goBin, "list", "-m", "-f", "{{.Dir}}", "istio.io/api").Output()
+	crds, err := testcluster.IstioCRDs()
 	if err != nil {
-		t.Fatalf("locating the istio.io/api module (go list -m istio.io/api): %v; run go mod download istio.io/api", err)
+		t.Fatal(err)
 	}
-	path := filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("Istio's CRDs: %v (the istio.io/api module should ship kubernetes/customresourcedefinitions.gen.yaml)", err)
-	}
-	return string(b)
+	return crds
 }
 
 // kubeObjects are the Kubernetes and Istio objects around productpage: its Service with an

@@ -58,10 +58,7 @@ func (r *captureRun) node(ctx context.Context, sample int) {
 	}
 	st := &r.nodeSt
 	if sample == 1 {
-		st.container, st.root = SidecarContainer, r.o.NodeRoot
-		if st.root == "" {
-			st.root = "/"
-		}
+		st.container, st.root = SidecarContainer, "/"
 		if r.o.RESTConfig == nil || !hasRESTClient(r.o.Client) {
 			st.probeOff, st.cadvisorOff = true, true
 			r.res.Warnings = append(r.res.Warnings, "node evidence not read: no REST client to exec with")

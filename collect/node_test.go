@@ -58,7 +58,7 @@ func TestCaptureNodeLive(t *testing.T) {
 		var progress strings.Builder
 		res, err := Capture(ctx, CaptureOptions{
 			Client: c.Client, RESTConfig: c.Config, Namespace: pod.Namespace, Pod: pod.Name,
-			Window: 2 * time.Second, NodeRoot: "./", Progress: &progress,
+			Window: 2 * time.Second, Progress: &progress,
 		})
 		if err != nil {
 			t.Fatalf("Capture: %v\n%s", err, progress.String())
@@ -115,7 +115,7 @@ func TestCaptureNodeLive(t *testing.T) {
 		}
 		res, err := Capture(ctx, CaptureOptions{
 			Client: client, RESTConfig: cfg, Namespace: pod.Namespace, Pod: pod.Name,
-			Window: time.Second, NodeRoot: "./",
+			Window: time.Second,
 		})
 		if err != nil {
 			t.Fatalf("Capture: %v, want a capture without the node evidence", err)

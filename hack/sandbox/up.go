@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/kubectl-mesh/kubectl-mesh/internal/cli"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
 )
 
@@ -119,6 +118,15 @@ func populate(ctx context.Context, c *testcluster.Cluster, p paths, incidents []
 	if err := c.Apply(ctx, rules...); err != nil {
 		return fmt.Errorf("kwok rules: %w", err)
 	}
+	// Istio's CRDs, so the live path lists PeerAuthentications, DestinationRules and
+	// VirtualServices as on a mesh instead of warning that Istio is not installed.
+	crds, err := testcluster.IstioCRDs()
+	if err != nil {
+		return err
+	}
+	if err := c.Apply(ctx, crds); err != nil {
+		return fmt.Errorf("Istio's CRDs: %w", err)
+	}
 	for _, svc := range demoServices(incidents) {
 		if _, err := c.Client.CoreV1().Services(Namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("service %s: %w", svc.Name, err)
@@ -212,13 +220,12 @@ func printHowTo(out io.Writer, p paths, binDir string) error {
 	fmt.Fprintf(out, `
   export KUBECONFIG=%s
   export PATH=%s:$PATH   # kubectl-mesh (make build) and kubectl
-  export %[5]s=./   # the node probe reads the replayed /proc kwok runs it in
 
   kubectl get pods -n %[3]s
   kubectl mesh why-slow -n %[3]s
   kubectl mesh why-slow pod/productpage-timeout -n %[3]s
 
 Each pod of %[3]s replays the incident folder its %[4]s label names. Stop it with: make sandbox-down
-`, p.kubeconfig(), path, Namespace, IncidentLabel, cli.NodeRootEnv)
+`, p.kubeconfig(), path, Namespace, IncidentLabel)
 	return nil
 }

@@ -105,17 +105,3 @@ func ColorEnabled(w io.Writer) bool {
 	}
 	return isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
 }
-
-// NodeRootEnv names the environment variable that sets the default of the hidden --node-root
-// flag: the root the node probe reads /proc and /sys under inside the sidecar. Only replays
-// need it (make sandbox sets it to "./", where kwok runs exec'd commands in a folder it
-// keeps like /proc); on a real cluster it is "/".
-const NodeRootEnv = "KUBECTL_MESH_NODE_ROOT"
-
-// NodeRootDefault is the default of --node-root: $KUBECTL_MESH_NODE_ROOT, else "/".
-func NodeRootDefault() string {
-	if v, ok := os.LookupEnv(NodeRootEnv); ok && v != "" {
-		return v
-	}
-	return "/"
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -48,9 +49,41 @@ func (c *Cluster) startKwok(ctx context.Context, opts Options) error {
 		}
 		args = append(args, "--config="+path)
 	}
+	shims, err := c.writeExecShims()
+	if err != nil {
+		return err
+	}
 	// kwok also loads ~/.kwok/kwok.yaml when it exists: a private HOME keeps a
 	// developer's own kwok set-up out of the tests.
-	return c.run("kwok", []string{"HOME=" + c.Dir}, args...)
+	return c.run("kwok", []string{"HOME=" + c.Dir, "PATH=" + shims + string(os.PathListSeparator) + os.Getenv("PATH")}, args...)
+}
+
+// tailShim stands first on kwok's PATH. kwok runs an exec'd command on this machine, in the
+// ExecRule's workDir; when that folder is a node replay (it has a proc folder), the shim
+// turns the node probe's absolute /proc and /sys paths into the replay's, so the probe runs
+// unchanged and never reads this machine's own counters. Elsewhere it is tail.
+const tailShim = `#!/bin/sh
+if [ -d ./proc ]; then
+  for a in "$@"; do
+    shift
+    case "$a" in /proc/*|/sys/*) a=".$a" ;; esac
+    set -- "$@" "$a"
+  done
+fi
+exec %s "$@"
+`
+
+// writeExecShims writes the shims for kwok's exec and returns their folder.
+func (c *Cluster) writeExecShims() (string, error) {
+	tail, err := exec.LookPath("tail")
+	if err != nil {
+		return "", fmt.Errorf("kwok's exec shim: %w", err)
+	}
+	dir := filepath.Join(c.Dir, "kwok-exec-path")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return dir, os.WriteFile(filepath.Join(dir, "tail"), []byte(fmt.Sprintf(tailShim, tail)), 0o755)
 }
 
 // applyKwokCRDs applies the CRDs of the kwok kinds to serve from the API server, from
@@ -185,7 +218,8 @@ func PortForwardRule(namespace, name string, podPort int32, target string) strin
 }
 
 // ExecRule returns a kwok rule that runs commands exec'd into the given containers of
-// pods as local processes in workDir (so `cat proc/stat` reads workDir/proc/stat).
+// pods as local processes in workDir (so `cat proc/stat` reads workDir/proc/stat, and the
+// node probe's `tail /proc/stat` does too when workDir has a proc folder: see tailShim).
 // Namespace "" gives a ClusterExec, otherwise an Exec for pod name.
 func ExecRule(namespace, name string, containers []string, workDir string) string {
 	return rule("Exec", namespace, name, map[string]any{

@@ -39,7 +39,6 @@ type Options struct {
 	Dir        string
 	Window     time.Duration
 	DebugImage string
-	NodeRoot   string
 
 	// Set by Complete.
 	Namespace  string
@@ -73,8 +72,6 @@ func NewCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStr
 	cmd.Flags().StringVarP(&o.Dir, "output", "o", "", "Folder to write the evidence to (created when missing), or an archive when the name ends in .tar.gz")
 	cmd.Flags().DurationVar(&o.Window, "window", collect.DefaultWindow, "Time between the two stats samples")
 	cmd.Flags().StringVar(&o.DebugImage, "debug-image", collect.DefaultDebugImage, "Image of the ephemeral container that reads node counters when istio-proxy has no tail (distroless proxies)")
-	cmd.Flags().StringVar(&o.NodeRoot, "node-root", cli.NodeRootDefault(), "Root under which the node probe reads /proc and /sys (replays only; env "+cli.NodeRootEnv+")")
-	_ = cmd.Flags().MarkHidden("node-root")
 	return cmd
 }
 
@@ -128,7 +125,7 @@ func (o *Options) Run(ctx context.Context) error {
 	res, err := collect.Capture(ctx, collect.CaptureOptions{
 		Client: o.Client, Dynamic: o.Dynamic, RESTConfig: o.RESTConfig,
 		Namespace: o.Namespace, Pod: o.Pod,
-		Window: o.Window, DebugImage: o.DebugImage, NodeRoot: o.NodeRoot,
+		Window: o.Window, DebugImage: o.DebugImage,
 		Progress: o.ErrOut, Now: o.Now,
 	})
 	if err != nil {

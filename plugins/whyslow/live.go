@@ -43,7 +43,7 @@ func (o *Options) runLive(ctx context.Context) error {
 	}
 	capture := collect.CaptureOptions{
 		Client: o.Client, Dynamic: o.Dynamic, RESTConfig: o.RESTConfig, Window: o.Window, Now: o.Now,
-		DebugImage: o.DebugImage, NodeRoot: o.NodeRoot,
+		DebugImage: o.DebugImage,
 		// A namespace's Services and Istio objects are listed once, a node's cAdvisor read once
 		// per sample for all its pods; a sweep lists the namespace's pod events once too.
 		KubeCache: &collect.KubeCache{ShareEvents: targets.Sweep()},

@@ -70,8 +70,9 @@ func startMesh(t testing.TB, ns string, pods []meshedPod, extraRules ...string) 
 		}
 		rules = append(rules, testcluster.LogsRule(ns, p.name, []string{"istio-proxy"}, logs))
 		// The node probe's exec runs in a folder kept moving like /proc from the incident's
-		// node samples (why-slow reads it with --node-root ./). Pods of one incident share it,
-		// as pods of one node share its /proc: a replay per pod costs a core at 500 pods.
+		// node samples (the harness's tail shim points the probe's /proc paths there). Pods of
+		// one incident share it, as pods of one node share its /proc: a replay per pod costs a
+		// core at 500 pods.
 		dir := p.dir()
 		if _, err := os.Stat(filepath.Join(dir, diagnose.FileNode2)); err == nil {
 			work, ok := replays[dir]
@@ -175,7 +176,7 @@ func TestLiveIncidents(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := diagnose.Diagnose(offline, diagnose.Rules())
-			stdout, stderr, err := runCmd(ctx, c, "pod/"+p.name, "-n", "incidents", "--window", "1s", "-o", "json", "--node-root", "./")
+			stdout, stderr, err := runCmd(ctx, c, "pod/"+p.name, "-n", "incidents", "--window", "1s", "-o", "json")
 			if err != nil {
 				t.Fatalf("why-slow: %v\nstderr:\n%s", err, stderr)
 			}
@@ -237,7 +238,7 @@ func TestSweepRanksFaultyFirst(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	stdout, stderr, err := runCmd(ctx, c, "-n", "shop", "--window", "1s", "-o", "json", "--concurrency", "16", "--node-root", "./")
+	stdout, stderr, err := runCmd(ctx, c, "-n", "shop", "--window", "1s", "-o", "json", "--concurrency", "16")
 	if err != nil {
 		t.Fatalf("sweep: %v\nstderr:\n%s", err, stderr)
 	}
@@ -265,7 +266,7 @@ func TestSweepRanksFaultyFirst(t *testing.T) {
 		t.Errorf("no progress on stderr:\n%s", stderr)
 	}
 
-	text, _, err := runCmd(ctx, c, "-n", "shop", "--window", "1s", "--top", "5", "-l", "app", "--node-root", "./")
+	text, _, err := runCmd(ctx, c, "-n", "shop", "--window", "1s", "--top", "5", "-l", "app")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +325,7 @@ func TestFollowHop(t *testing.T) {
 		t.Fatalf("no EndpointSlice for reviews: %v", err)
 	}
 
-	stdout, stderr, err := runCmd(ctx, c, "pod/productpage", "--window", "1s", "-o", "json", "--node-root", "./")
+	stdout, stderr, err := runCmd(ctx, c, "pod/productpage", "--window", "1s", "-o", "json")
 	if err != nil {
 		t.Fatalf("why-slow: %v\n%s", err, stderr)
 	}
@@ -360,7 +361,7 @@ func TestFollowHop(t *testing.T) {
 	// A user bound to exactly the roles `kubectl mesh rbac` prints gets the same diagnosis with
 	// nothing refused: every read the live path makes, the hop's included, is in them.
 	alice := boundToPrintedRoles(ctx, t, c, "alice")
-	stdout, stderr, err = runCmdAs(ctx, alice, "pod/productpage", "--window", "1s", "-o", "json", "--node-root", "./")
+	stdout, stderr, err = runCmdAs(ctx, alice, "pod/productpage", "--window", "1s", "-o", "json")
 	if err != nil {
 		t.Fatalf("why-slow as a user with the printed roles: %v\n%s", err, stderr)
 	}
@@ -378,7 +379,7 @@ func TestFollowHop(t *testing.T) {
 	}
 
 	// --follow=false leaves the hop alone.
-	stdout, _, err = runCmd(ctx, c, "pod/productpage", "--window", "1s", "-o", "json", "--follow=false", "--node-root", "./")
+	stdout, _, err = runCmd(ctx, c, "pod/productpage", "--window", "1s", "-o", "json", "--follow=false")
 	if err != nil || strings.Contains(stdout, "MESH1105") {
 		t.Errorf("--follow=false: err %v, MESH1105 reported: %v", err, strings.Contains(stdout, "MESH1105"))
 	}

@@ -61,7 +61,6 @@ type Options struct {
 	Burst         int
 	DebugAgent    bool
 	DebugImage    string
-	NodeRoot      string
 	Follow        bool
 
 	// Now is the clock, for certificate expiry of captures without capture times.
@@ -114,8 +113,6 @@ of all namespaces with -A) and prints the worst first.`,
 	f.BoolVar(&o.DebugAgent, "debug-agent", false, "Start a gops agent so a long sweep can be inspected (gops stack PID)")
 	f.BoolVar(&o.Follow, "follow", true, "For one pod: follow the hop to its slowest upstream, sample that upstream's pods for another window, and split the latency between its application and the way there")
 	f.StringVar(&o.DebugImage, "debug-image", collect.DefaultDebugImage, "Image of the ephemeral container that reads node counters when istio-proxy has no tail (distroless proxies)")
-	f.StringVar(&o.NodeRoot, "node-root", cli.NodeRootDefault(), "Root under which the node probe reads /proc and /sys (replays only; env "+cli.NodeRootEnv+")")
-	_ = f.MarkHidden("node-root")
 	return cmd
 }
 
