@@ -33,7 +33,7 @@ func (LatencyAttributionRule) Meta() RuleMeta {
 	return RuleMeta{
 		Name:        "LatencyAttributionRule",
 		Description: "Follows the hop to the worst upstream: compares this proxy's time to it with the application and sidecar time measured at the upstream's pods, and says where the time goes.",
-		Codes:       []Code{CodeLatencyBetweenPods, CodeLatencyInUpstreamApp},
+		Codes:       []Code{CodeLatencyBetweenPods, CodeLatencyInUpstreamApp, CodeLatencyInUpstreamProxy},
 		Needs:       []Input{InputStatsInterval, InputHop},
 	}
 }
@@ -72,6 +72,7 @@ func (LatencyAttributionRule) Check(s *Snapshot) []Finding {
 		atServer = server.mean
 	}
 	between := math.Max(0, client.mean-atServer)
+	inSidecar := math.Max(0, atServer-app.mean)
 	hopSrc := fmt.Sprintf("%s of %s (%s), %v apart", h.InboundCluster(), plural(len(pods), "pod"), strings.Join(pods, ", "), roundWindow(h.Window))
 	ev := []Evidence{
 		{Label: "mean time at this proxy", Value: round1(client.mean), Unit: UnitMillis, Source: clientSrc},
@@ -79,7 +80,7 @@ func (LatencyAttributionRule) Check(s *Snapshot) []Finding {
 		{Label: "mean application time at the upstream", Value: round1(app.mean), Unit: UnitMillis, Source: "upstream_rq_time of " + hopSrc},
 	}
 	if server.count > 0 {
-		ev = append(ev, Evidence{Label: "mean time in the upstream's sidecar", Value: round1(math.Max(0, server.mean-app.mean)), Unit: UnitMillis,
+		ev = append(ev, Evidence{Label: "mean time in the upstream's sidecar", Value: round1(inSidecar), Unit: UnitMillis,
 			Source: "downstream_rq_time minus upstream_rq_time of " + hopSrc})
 	}
 	ev = append(ev, Evidence{Label: "mean time between the pods", Value: round1(between), Unit: UnitMillis,
@@ -100,6 +101,13 @@ func (LatencyAttributionRule) Check(s *Snapshot) []Finding {
 		f.Title = fmt.Sprintf("%s's application takes %.0f of the %.0f ms this proxy waits on it on average", svc, app.mean, client.mean)
 		f.Explanation = "The upstream's sidecars measured its application's time (inbound upstream_rq_time) close to what this proxy waits in total: the mesh and the network add little. Making this call faster means making the upstream's application faster, or calling it less."
 		f.Fix = Fix{Summary: "Profile the upstream's application on the pods named in the evidence; the mesh is not where the time goes.",
+			Command: fmt.Sprintf("kubectl mesh why-slow -n %s -l app=%s", h.ServiceNamespace, h.ServiceName)}
+	case server.count > 0 && inSidecar >= hopMinBetweenMillis && inSidecar >= hopDominantShare*client.mean:
+		f = NewFinding(CodeLatencyInUpstreamProxy, subject)
+		f.Title = fmt.Sprintf("%.0f of the %.0f ms this proxy waits on %s on average are spent in the upstream's sidecars; its application takes %.0f ms",
+			inSidecar, client.mean, svc, app.mean)
+		f.Explanation = "The upstream's sidecars held each request much longer than their application took to answer it (inbound downstream_rq_time against the inbound cluster's upstream_rq_time): the time goes in the upstream's proxies. The usual causes are a CPU-throttled or starved istio-proxy (a low CPU limit, a busy node), filters that work on every request (Lua, Wasm, ext_authz, rate limits), or requests queued for a connection to the local application (the inbound cluster's connection pool)."
+		f.Fix = Fix{Summary: "Diagnose the upstream's pods: their sidecars' CPU throttling, limits and inbound filters.",
 			Command: fmt.Sprintf("kubectl mesh why-slow -n %s -l app=%s", h.ServiceNamespace, h.ServiceName)}
 	default:
 		return nil

@@ -49,6 +49,8 @@ func TestLatencyAttributionRule(t *testing.T) {
 		{"fast upstream: nothing to split", 100, 30, 20, 21, "", ""},
 		{"too few requests", 10, 400, 25, 27, "", ""},
 		{"mixed: neither dominates", 100, 400, 150, 220, "", ""},
+		{"the upstream's sidecars hold the requests", 100, 400, 30, 380, "MESH1107", "350 of the 400 ms this proxy waits on reviews.default on average are spent in the upstream's sidecars"},
+		{"the upstream's sidecars add a little: silent", 100, 400, 150, 250, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := fxRun(t, LatencyAttributionRule{}, hopSnapshot(tc.n, tc.clientMs, tc.appMs, tc.heldMs))
