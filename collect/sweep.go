@@ -44,7 +44,9 @@ func DiagnosePod(ctx context.Context, o CaptureOptions, follow bool) (*diagnose.
 		if ctx.Err() != nil {
 			return nil, res, err
 		}
-		report.Warnings = append(report.Warnings, "hop to "+t.ServiceName+"."+t.ServiceNamespace+" not followed: "+err.Error())
+		w := "hop to " + t.ServiceName + "." + t.ServiceNamespace + " not followed: " + err.Error()
+		res.Warnings = append(res.Warnings, w) // a capture written to disk says it too
+		report.Warnings = append(report.Warnings, w)
 		return report, res, nil
 	}
 	report, _, err = diagnoseResult(o, res)

@@ -28,6 +28,7 @@ import (
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/adminreplay"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/incidentpod"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/meshtest"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/whyslow"
 )
@@ -207,5 +208,39 @@ func TestCaptureArchiveRedacted(t *testing.T) {
 	var r diagnose.Report
 	if err := json.Unmarshal(wout.Bytes(), &r); err != nil || len(r.Findings) == 0 || r.Findings[0].Code != "MESH0401" {
 		t.Fatalf("why-slow --from the archive: %v, findings %v; want MESH0401 first as the incident", err, r.Findings)
+	}
+}
+
+// TestCaptureFollowsHop captures productpage of the network-latency mesh: the capture follows
+// the hop to reviews as why-slow does live, so the folder splits the latency offline too.
+func TestCaptureFollowsHop(t *testing.T) {
+	c := meshtest.StartHop(t, "../../testdata/incidents")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	flags := genericclioptions.NewConfigFlags(false)
+	flags.KubeConfig = &c.Kubeconfig
+	streams, _, _, errOut := genericiooptions.NewTestIOStreams()
+	cmd := NewCmd(flags, streams)
+	flags.AddFlags(cmd.PersistentFlags())
+	dir := filepath.Join(t.TempDir(), "capture")
+	cmd.SetArgs([]string{"pod/productpage", "-o", dir, "--window", "1s"})
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		t.Fatalf("capture: %v\nstderr:\n%s", err, errOut)
+	}
+	for _, f := range []string{diagnose.FileHops, "hop-1.prom", "hop-1-2.prom"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("the capture lacks the hop's %s: %v\nstderr:\n%s", f, err, errOut)
+		}
+	}
+	snap, err := diagnose.LoadDir(dir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range diagnose.Diagnose(snap, diagnose.Rules()).Findings {
+		found = found || f.Code == "MESH1105"
+	}
+	if !found {
+		t.Errorf("the captured folder does not split the latency (no MESH1105); warnings %v", snap.Warnings)
 	}
 }

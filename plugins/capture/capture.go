@@ -39,6 +39,7 @@ type Options struct {
 	Dir        string
 	Window     time.Duration
 	DebugImage string
+	Follow     bool
 
 	// Set by Complete.
 	Namespace  string
@@ -71,6 +72,7 @@ func NewCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStr
 	}
 	cmd.Flags().StringVarP(&o.Dir, "output", "o", "", "Folder to write the evidence to (created when missing), or an archive when the name ends in .tar.gz")
 	cmd.Flags().DurationVar(&o.Window, "window", collect.DefaultWindow, "Time between the two stats samples")
+	cmd.Flags().BoolVar(&o.Follow, "follow", true, "Follow the hop to the slowest upstream: sample that upstream's pods' inbound side for another window, so why-slow --from can split the latency as it does live")
 	cmd.Flags().StringVar(&o.DebugImage, "debug-image", collect.DefaultDebugImage, "Image of the ephemeral container that reads node counters when istio-proxy has no tail (distroless proxies)")
 	return cmd
 }
@@ -122,14 +124,23 @@ func (o *Options) Run(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	res, err := collect.Capture(ctx, collect.CaptureOptions{
+	// The capture is diagnosed once, as why-slow would, to choose the hop worth following;
+	// only the evidence is kept.
+	_, res, err := collect.DiagnosePod(ctx, collect.CaptureOptions{
 		Client: o.Client, Dynamic: o.Dynamic, RESTConfig: o.RESTConfig,
 		Namespace: o.Namespace, Pod: o.Pod,
 		Window: o.Window, DebugImage: o.DebugImage,
 		Progress: o.ErrOut, Now: o.Now,
-	})
-	if err != nil {
+	}, o.Follow)
+	if res == nil {
 		return err
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		// Evidence that does not diagnose is still worth keeping: why-slow --from says why.
+		fmt.Fprintf(o.ErrOut, "warning: %v\n", err)
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(o.ErrOut, "warning: %s\n", w)

@@ -29,7 +29,7 @@ const sweepConcurrency = 8
 // beyond its sampling window: pod read, port-forward, admin reads, node probe, log, Kubernetes
 // objects, rules and JSON. The target is at most 0.3 s.
 func BenchmarkDiagnosisBeyondWindow(b *testing.B) {
-	c := startMesh(b, "bench", []meshedPod{{name: "keepalive-race", incident: "keepalive-race"}})
+	c := startMesh(b, "bench", []meshedPod{{Name: "keepalive-race", Incident: "keepalive-race"}})
 	ctx := context.Background()
 	args := []string{"pod/keepalive-race", "-n", "bench", "--window", benchWindow.String(), "-o", "json"}
 	// One diagnosis before timing: client-go's discovery and the API server's caches warm up,
@@ -79,7 +79,7 @@ func BenchmarkSweep500(b *testing.B) {
 		if f, ok := faulty[name]; ok {
 			inc = f
 		}
-		pods = append(pods, meshedPod{name: name, incident: inc})
+		pods = append(pods, meshedPod{Name: name, Incident: inc})
 	}
 	bin := filepath.Join(b.TempDir(), "kubectl-mesh")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/kubectl-mesh").CombinedOutput(); err != nil {

@@ -37,9 +37,9 @@ func TestLiveTargets(t *testing.T) {
 	t.Cleanup(fallback.Close)
 	reviews := map[string]string{"app": "reviews"}
 	c := startMesh(t, "shop", []meshedPod{
-		{name: "reviews-0", incident: "healthy", labels: reviews},
-		{name: "reviews-1", incident: "healthy", labels: reviews},
-		{name: "cart-0", incident: "healthy", labels: map[string]string{"app": "cart"}},
+		{Name: "reviews-0", Incident: "healthy", Labels: reviews},
+		{Name: "reviews-1", Incident: "healthy", Labels: reviews},
+		{Name: "cart-0", Incident: "healthy", Labels: map[string]string{"app": "cart"}},
 	}, testcluster.PortForwardRule("", "fallback", 15000, strings.TrimPrefix(fallback.URL, "http://")))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -4,130 +4,32 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-mesh/kubectl-mesh/collect"
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/adminreplay"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/incidentpod"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/nodereplay"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/meshtest"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
 )
 
 const incidents = "../../testdata/incidents"
 
-// meshedPod is a pod of the test cluster whose sidecar replays an incident folder (a name in
-// testdata/incidents, or an absolute path).
-type meshedPod struct {
-	name, incident string
-	// labels replace the captured pod's labels when set.
-	labels map[string]string
-}
+// meshedPod is a pod of the test cluster whose sidecar replays an incident folder.
+type meshedPod = meshtest.Pod
 
-func (p meshedPod) dir() string {
-	if filepath.IsAbs(p.incident) {
-		return p.incident
-	}
-	return filepath.Join(incidents, p.incident)
-}
-
-// startMesh starts the control plane with one replayed admin API per pod (a replay alternates
-// its two stats samples, so pods cannot share one) and creates the pods from the incidents'
-// pod.yaml in namespace ns.
 func startMesh(t testing.TB, ns string, pods []meshedPod, extraRules ...string) *testcluster.Cluster {
 	t.Helper()
-	rules := append([]string(nil), extraRules...)
-	replays := map[string]string{} // incident folder -> the folder its node replay writes
-	for _, p := range pods {
-		h, err := adminreplay.New(p.dir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(h)
-		t.Cleanup(srv.Close)
-		rules = append(rules, testcluster.PortForwardRule(ns, p.name, 15000, strings.TrimPrefix(srv.URL, "http://")))
-		cri, err := incidentpod.CRILog(p.dir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		logs := filepath.Join(t.TempDir(), p.name+".log")
-		if err := os.WriteFile(logs, cri, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		rules = append(rules, testcluster.LogsRule(ns, p.name, []string{"istio-proxy"}, logs))
-		// The node probe's exec runs in a folder kept moving like /proc from the incident's
-		// node samples (the harness's tail shim points the probe's /proc paths there). Pods of
-		// one incident share it, as pods of one node share its /proc: a replay per pod costs a
-		// core at 500 pods.
-		dir := p.dir()
-		if _, err := os.Stat(filepath.Join(dir, diagnose.FileNode2)); err == nil {
-			work, ok := replays[dir]
-			if !ok {
-				work = t.TempDir()
-				r, err := nodereplay.Start(context.Background(), dir, work)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(r.Stop)
-				replays[dir] = work
-			}
-			rules = append(rules, testcluster.ExecRule(ns, p.name, []string{"istio-proxy"}, work))
-		}
-	}
-	c := testcluster.Start(t, testcluster.Options{KwokRules: rules})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	specs := make([]*incidentpod.Spec, len(pods))
-	for i, p := range pods {
-		spec, err := incidentpod.FromIncident(p.dir(), ns, p.name, c.Nodes[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.labels != nil {
-			spec.Pod.Labels = p.labels
-		}
-		if _, err := c.Client.CoreV1().Pods(ns).Create(ctx, spec.Pod, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("pod %s: %v", p.name, err)
-		}
-		specs[i] = spec
-	}
-	for i, p := range pods {
-		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-			got, err := c.Client.CoreV1().Pods(ns).Get(ctx, p.name, metav1.GetOptions{})
-			if err != nil || got.Status.Phase != corev1.PodRunning {
-				return false, err
-			}
-			if st := specs[i].Status; st != nil {
-				// Show what the capture showed: a sidecar not ready, restarts.
-				got.Status.ContainerStatuses, got.Status.InitContainerStatuses = st.ContainerStatuses, st.InitContainerStatuses
-				got.Status.Conditions = st.Conditions
-				_, err = c.Client.CoreV1().Pods(ns).UpdateStatus(ctx, got, metav1.UpdateOptions{})
-				return err == nil, nil // a conflict with kwok's own update: try again
-			}
-			return true, nil
-		})
-		if err != nil {
-			t.Fatalf("pod %s/%s not Running: %v", ns, p.name, err)
-		}
-	}
-	return c
+	return meshtest.Start(t, incidents, ns, pods, extraRules...)
 }
 
 // runCmd runs `kubectl mesh why-slow ARGS` against the cluster as a user would. The replayed
@@ -162,21 +64,21 @@ func TestLiveIncidents(t *testing.T) {
 	var pods []meshedPod
 	for _, e := range entries {
 		if e.IsDir() && e.Name() != "gen" {
-			pods = append(pods, meshedPod{name: e.Name(), incident: e.Name()})
+			pods = append(pods, meshedPod{Name: e.Name(), Incident: e.Name()})
 		}
 	}
 	c := startMesh(t, "incidents", pods)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel) // the parallel subtests run after this function returns
 	for _, p := range pods {
-		t.Run(p.incident, func(t *testing.T) {
+		t.Run(p.Incident, func(t *testing.T) {
 			t.Parallel()
-			offline, err := diagnose.LoadDir(filepath.Join(incidents, p.incident), time.Now())
+			offline, err := diagnose.LoadDir(filepath.Join(incidents, p.Incident), time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
 			want := diagnose.Diagnose(offline, diagnose.Rules())
-			stdout, stderr, err := runCmd(ctx, c, "pod/"+p.name, "-n", "incidents", "--window", "1s", "-o", "json")
+			stdout, stderr, err := runCmd(ctx, c, "pod/"+p.Name, "-n", "incidents", "--window", "1s", "-o", "json")
 			if err != nil {
 				t.Fatalf("why-slow: %v\nstderr:\n%s", err, stderr)
 			}
@@ -184,8 +86,8 @@ func TestLiveIncidents(t *testing.T) {
 			if err := json.Unmarshal([]byte(stdout), &got); err != nil {
 				t.Fatalf("output is not a report: %v\n%s", err, stdout)
 			}
-			if got.Target != "pod incidents/"+p.name || want.WindowSeconds > 0 && got.WindowSeconds < 1 {
-				t.Errorf("target %q window %v, want pod incidents/%s over at least 1 s", got.Target, got.WindowSeconds, p.name)
+			if got.Target != "pod incidents/"+p.Name || want.WindowSeconds > 0 && got.WindowSeconds < 1 {
+				t.Errorf("target %q window %v, want pod incidents/%s over at least 1 s", got.Target, got.WindowSeconds, p.Name)
 			}
 			if len(want.Findings) == 0 {
 				for _, f := range got.Findings {
@@ -201,13 +103,13 @@ func TestLiveIncidents(t *testing.T) {
 			g, w := got.Findings[0], want.Findings[0]
 			if w.Subject.Kind == "pod" || w.Subject.Kind == "proxy" {
 				// The live pod is named after the incident, not as the captured one was.
-				w.Subject.Name = "incidents/" + p.name
+				w.Subject.Name = "incidents/" + p.Name
 			}
 			if g.Code != w.Code || g.Subject != w.Subject {
 				t.Errorf("top finding %s on %v, want %s on %v (as from the folder)\nlive: %v\nfolder: %v\nwarnings: %v",
 					g.Code, g.Subject, w.Code, w.Subject, summarize(got.Findings), summarize(want.Findings), got.Warnings)
 			}
-			if !strings.Contains(stderr, "stats sample 2 of 2") && p.incident != "sidecar-not-ready" {
+			if !strings.Contains(stderr, "stats sample 2 of 2") && p.Incident != "sidecar-not-ready" {
 				t.Errorf("no progress on stderr:\n%s", stderr)
 			}
 		})
@@ -232,7 +134,7 @@ func TestSweepRanksFaultyFirst(t *testing.T) {
 		if f, ok := faulty[name]; ok {
 			inc = f
 		}
-		pods = append(pods, meshedPod{name: name, incident: inc})
+		pods = append(pods, meshedPod{Name: name, Incident: inc})
 	}
 	c := startMesh(t, "shop", pods)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -296,34 +198,9 @@ func summarize(fs []diagnose.Finding) []string {
 // the reviews pod, whose replayed sidecar measured its application at 27 ms. The report must
 // say the time goes between the pods.
 func TestFollowHop(t *testing.T) {
-	server := t.TempDir() // the reviews pod's sidecar: the incident's samples of its inbound side
-	for src, dst := range map[string]string{"hop-1.prom": "stats.prom", "hop-1-2.prom": "stats-2.prom", "meta.json": "meta.json"} {
-		b, err := os.ReadFile(filepath.Join(incidents, "network-latency", src))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(server, dst), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := startMesh(t, "default", []meshedPod{{name: "productpage", incident: "network-latency"}, {name: "reviews-v2", incident: server}})
+	c := meshtest.StartHop(t, incidents)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "default"},
-		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "reviews-v2"},
-			Ports: []corev1.ServicePort{{Name: "http", Port: 9080, TargetPort: intstr.FromInt32(9080)}}},
-	}
-	if _, err := c.Client.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		l, err := c.Client.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=reviews"})
-		return err == nil && len(l.Items) > 0 && len(l.Items[0].Endpoints) > 0, err
-	})
-	if err != nil {
-		t.Fatalf("no EndpointSlice for reviews: %v", err)
-	}
 
 	stdout, stderr, err := runCmd(ctx, c, "pod/productpage", "--window", "1s", "-o", "json")
 	if err != nil {
