@@ -22,10 +22,24 @@ import (
 // downstream request stats, the server's uptime and state, and Istio's standard metrics. Envoy
 // matches it (RE2, unanchored) against the full stat name before tag extraction, so
 // "reporter=.;...;istio_requests_total" is kept by "istio_".
-const DefaultStatsFilter = `upstream_rq|upstream_cx|timeout|overflow|reset|retry|outlier_detection|` +
-	`circuit_breakers|membership|ssl\.|update_rejected|update_success|downstream_rq|downstream_cx_(total|destroy)|` +
-	`no_filter_chain_match|server\.(uptime|state|live|memory_allocated|concurrency)|lb_healthy_panic|` +
-	`no_cluster|no_route|control_plane|rbac|istio_`
+const DefaultStatsFilter = ClusterStatTerms + "|" + DownstreamStatTerms + "|" + serverStatTerms
+
+// ClusterStatTerms are the parts of the per-cluster stat names the diagnosis reads (requests,
+// connections, timeouts, overflows, resets, retries, outlier detection, circuit breakers,
+// membership, TLS, rejected updates, panic mode): a sidecar must keep these for why-slow to
+// see its upstreams (install.StatsInclusions turns them into Istio's proxyStatsMatcher).
+const ClusterStatTerms = `upstream_rq|upstream_cx|timeout|overflow|reset|retry|outlier_detection|` +
+	`circuit_breakers|membership|ssl\.|update_rejected|update_success|lb_healthy_panic`
+
+// DownstreamStatTerms are the parts of the listeners' and HTTP connection managers' stat names
+// the diagnosis reads.
+const DownstreamStatTerms = `downstream_rq|downstream_cx_(total|destroy)|no_filter_chain_match|no_cluster|no_route|rbac`
+
+// The stat terms above match anywhere in a name, as Envoy's filter= does: a listener's
+// ssl.handshake is kept by ClusterStatTerms' "ssl\.", a cluster's tx_reset by "reset".
+
+// serverStatTerms are the server's and Istio's stats, which Istio's sidecars keep by default.
+const serverStatTerms = `server\.(uptime|state|live|memory_allocated|concurrency)|control_plane|istio_`
 
 // maxResponseBytes bounds what one admin answer may hold. Config dumps of large meshes with EDS
 // run to tens of MiB; more than this means something other than Envoy is answering.
