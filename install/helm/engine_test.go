@@ -1,0 +1,280 @@
+package helm
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/kube"
+	releasev1 "helm.sh/helm/v4/pkg/release/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+
+	"github.com/kubectl-mesh/kubectl-mesh/install"
+	"github.com/kubectl-mesh/kubectl-mesh/install/apply"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
+)
+
+// TestCharts copies testdata/charts into a folder with Istio's CRDs (from the istio.io/api
+// module) in the base chart, and returns the folder.
+func testCharts(t testing.TB) string {
+	t.Helper()
+	dst := t.TempDir()
+	src := "../../testdata/charts"
+	err := filepath.Walk(src, func(path string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		if info.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crds, err := testcluster.IstioCRDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dst, "base", "files", "crd-all.gen.yaml"), []byte(crds), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// progressCheck calls check when a progress line starts with prefix: the state of the cluster
+// between two charts.
+type progressCheck struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	prefix string
+	check  func()
+	done   bool
+}
+
+func (p *progressCheck) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.done && strings.HasPrefix(string(b), p.prefix) {
+		p.done = true
+		p.check()
+	}
+	return p.buf.Write(b)
+}
+
+func actions(steps []Step) string {
+	var out []string
+	for _, s := range steps {
+		out = append(out, s.Name+"="+s.Action)
+	}
+	return strings.Join(out, " ")
+}
+
+// TestInstallUpgradeUninstall installs the test charts shaped like Istio's on the real control
+// plane, in order and waited for, then shows that a second install changes nothing, a changed
+// value upgrades only its chart, a release someone else installed is not taken over, and
+// uninstall removes only what install made, keeping the CRDs while others' Istio objects live.
+func TestInstallUpgradeUninstall(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	flags := genericclioptions.NewConfigFlags(false)
+	flags.KubeConfig = &c.Kubeconfig
+	charts := testCharts(t)
+	p, err := install.NewProfile(install.ProfileDefault, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deploy := func(ns, name string) *appsv1.Deployment {
+		d, err := c.Client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("deployment %s/%s: %v", ns, name, err)
+		}
+		return d
+	}
+	// When the gateway chart starts, the CRDs and istiod must be there and istiod ready.
+	between := &progressCheck{prefix: "gateway (", check: func() {
+		if _, err := c.Dynamic.Resource(crdGVR).Get(ctx, "virtualservices.networking.istio.io", metav1.GetOptions{}); err != nil {
+			t.Errorf("base's CRDs missing when the gateway starts: %v", err)
+		}
+		if d := deploy("istio-system", "istiod"); d.Status.AvailableReplicas < 1 {
+			t.Errorf("the gateway started before istiod was ready: %+v", d.Status)
+		}
+	}}
+	e := &Engine{Getter: flags, Charts: charts, Timeout: 2 * time.Minute, Progress: between}
+	steps, err := e.Install(ctx, p, nil)
+	if err != nil {
+		t.Fatalf("install: %v\n%s", err, between.buf.String())
+	}
+	if got := actions(steps); got != "base=installed istiod=installed gateway=installed" {
+		t.Fatalf("steps %s", got)
+	}
+	if !between.done {
+		t.Fatalf("no progress line for the gateway:\n%s", between.buf.String())
+	}
+	istiod := deploy("istio-system", "istiod")
+	if cpu := istiod.Spec.Template.Spec.Containers[0].Resources.Requests.Cpu().String(); cpu != "500m" {
+		t.Errorf("istiod requests %s CPU, want the profile's 500m", cpu)
+	}
+	if gw := deploy("istio-ingress", "istio-ingressgateway"); gw.Status.AvailableReplicas < 2 {
+		t.Errorf("the gateway is not ready with its 2 replicas: %+v", gw.Status)
+	}
+	secrets := func() int {
+		l, err := c.Client.CoreV1().Secrets("").List(ctx, metav1.ListOptions{LabelSelector: "owner=helm"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(l.Items)
+	}
+	releases := secrets()
+
+	// A second install is a no-op: no new release revision, no object touched.
+	steps, err = e.Install(ctx, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(steps); got != "base=unchanged istiod=unchanged gateway=unchanged" {
+		t.Errorf("second install: %s", got)
+	}
+	if n := secrets(); n != releases {
+		t.Errorf("a second install stored %d release revisions, want none", n-releases)
+	}
+	if rv := deploy("istio-system", "istiod").ResourceVersion; rv != istiod.ResourceVersion {
+		t.Errorf("istiod changed by a second install: %s -> %s", istiod.ResourceVersion, rv)
+	}
+
+	// A changed value upgrades its chart alone.
+	ov, err := install.NewOverrides(map[string]any{"istiod": map[string]any{"pilot": map[string]any{"replicaCount": 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err = e.Install(ctx, p, ov)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(steps); got != "base=unchanged istiod=upgraded gateway=unchanged" {
+		t.Errorf("install with a changed value: %s", got)
+	}
+	if d := deploy("istio-system", "istiod"); *d.Spec.Replicas != 2 || d.Status.AvailableReplicas != 2 {
+		t.Errorf("istiod after the upgrade: %d replicas, %d available", *d.Spec.Replicas, d.Status.AvailableReplicas)
+	}
+
+	// A dry run renders without changing anything.
+	var manifests bytes.Buffer
+	dry := &Engine{Getter: flags, Charts: charts, DryRun: apply.DryRunServer, Manifests: &manifests}
+	steps, err = dry.Install(ctx, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(steps); got != "base=unchanged istiod=would upgrade gateway=unchanged" {
+		t.Errorf("server dry run back to one replica: %s", got)
+	}
+	if !strings.Contains(manifests.String(), "replicas: 1") {
+		t.Errorf("dry run manifests lack the change:\n%.600s", manifests.String())
+	}
+	if d := deploy("istio-system", "istiod"); *d.Spec.Replicas != 2 {
+		t.Error("a dry run changed istiod")
+	}
+
+	// A release someone else installed stops the install before anything changes.
+	other, _ := install.NewProfile(install.ProfileMinimal, "")
+	other.Namespace, other.Revision = "istio-other", "other" // apart from the first: its webhook and cluster objects are its own
+	if _, err := (&Engine{Getter: flags, Charts: charts}).installForeign(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&Engine{Getter: flags, Charts: charts}).Install(ctx, other, nil); err == nil || !strings.Contains(err.Error(), "was not installed by kubectl-mesh") {
+		t.Errorf("install over another tool's release: %v", err)
+	}
+
+	// Uninstall keeps the CRDs while Istio objects it did not make exist.
+	vs := `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}]}]}`
+	if err := c.Apply(ctx, vs); err != nil {
+		t.Fatal(err)
+	}
+	foreign := func(ctx context.Context) ([]string, error) { return ForeignIstioObjects(ctx, c.Dynamic) }
+	steps, err = e.Uninstall(ctx, p, foreign, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(steps); got != "gateway=uninstalled istiod=uninstalled base=kept" || !strings.Contains(steps[2].Note, "VirtualService default/reviews") {
+		t.Errorf("uninstall with a user's VirtualService: %s %q", got, steps[2].Note)
+	}
+	if _, err := c.Client.AppsV1().Deployments("istio-system").Get(ctx, "istiod", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("istiod after uninstall: %v", err)
+	}
+	if _, err := c.Dynamic.Resource(vsGVR).Namespace("default").Get(ctx, "reviews", metav1.GetOptions{}); err != nil {
+		t.Errorf("the user's VirtualService is gone: %v", err)
+	}
+	if _, err := c.Client.AppsV1().Deployments("istio-other").Get(ctx, "istiod-other", metav1.GetOptions{}); err != nil {
+		t.Errorf("the other tool's istiod is gone: %v", err)
+	}
+	steps, err = e.Uninstall(ctx, p, foreign, true)
+	if err != nil || actions(steps) != "gateway=not installed istiod=not installed base=uninstalled" {
+		t.Errorf("uninstall --purge-crds: %s, %v", actions(steps), err)
+	}
+}
+
+var vsGVR = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
+
+// installForeign installs the istiod chart of p as another tool would: a release without
+// kubectl-mesh's label.
+func (e *Engine) installForeign(ctx context.Context, p *install.Profile) (*releasev1.Release, error) {
+	cfg, err := e.configuration(p.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	ch, err := e.load(install.ChartIstiod, p.Version)
+	if err != nil {
+		return nil, err
+	}
+	in := action.NewInstall(cfg)
+	in.ReleaseName, in.Namespace, in.CreateNamespace = p.ReleaseName(install.ChartIstiod), p.Namespace, true
+	in.WaitStrategy, in.Timeout = kube.StatusWatcherStrategy, time.Minute
+	in.ServerSideApply = true
+	r, err := in.RunWithContext(ctx, ch, map[string]any{"revision": p.Revision})
+	if err != nil {
+		return nil, err
+	}
+	return r.(*releasev1.Release), nil
+}
+
+// TestClientDryRunNeedsNoCluster renders every chart with a kubeconfig that points nowhere.
+func TestClientDryRunNeedsNoCluster(t *testing.T) {
+	server := "https://127.0.0.1:1" // nothing listens there
+	flags := genericclioptions.NewConfigFlags(false)
+	flags.APIServer = &server
+	var manifests bytes.Buffer
+	e := &Engine{Getter: flags, Charts: testCharts(t), DryRun: apply.DryRunClient, Manifests: &manifests}
+	p, _ := install.NewProfile(install.ProfileDefault, "")
+	p.Revision = "1-30"
+	steps, err := e.Install(context.Background(), p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(steps); got != "base=would install istiod=would install gateway=would install" {
+		t.Errorf("steps %s", got)
+	}
+	for _, want := range []string{"kind: CustomResourceDefinition", "name: istiod-1-30", "cpu: 500m", "kind: HorizontalPodAutoscaler", "minReplicas: 2", "proxyStatsMatcher"} {
+		if !strings.Contains(manifests.String(), want) {
+			t.Errorf("manifests lack %q", want)
+		}
+	}
+}
