@@ -2,7 +2,6 @@ package diagnose
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/kubectl-mesh/kubectl-mesh/nodeinfo"
@@ -93,7 +92,7 @@ func (s *Snapshot) sysctlsBelowTuning(n *nodeinfo.Sample, file string) (Finding,
 	var pod, node []string // sysctl=value to set, in the pod's network namespace or on the node
 	for _, t := range nodeinfo.SeedTuning {
 		have, ok := n.Sysctls[t.Name]
-		if !ok || !belowTuning(t, have) {
+		if !ok || !t.Below(have) {
 			continue
 		}
 		f.Evidence = append(f.Evidence, Evidence{Label: t.Name + " (recommended " + t.Value + ")", Text: have, Source: file + " /" + nodeinfo.SysctlPath(t.Name)})
@@ -134,33 +133,3 @@ func (s *Snapshot) sysctlsBelowTuning(n *nodeinfo.Sample, file string) (Finding,
 	return f, true
 }
 
-// belowTuning reports whether a sysctl's value falls short of the recommended one: a narrower
-// port range, lower limits, a later or slower keep-alive, TIME_WAIT reuse off or loopback-only.
-func belowTuning(t nodeinfo.Tuning, have string) bool {
-	if t.Name == nodeinfo.SysctlPortRange {
-		wl, wh, _ := strings.Cut(t.Value, " ")
-		hl, hh, ok := strings.Cut(have, " ")
-		return !ok || width(hl, hh) < width(wl, wh)
-	}
-	want, err1 := strconv.ParseFloat(t.Value, 64)
-	got, err2 := strconv.ParseFloat(have, 64)
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	switch t.Name {
-	case nodeinfo.SysctlKeepaliveT, nodeinfo.SysctlKeepaliveI, nodeinfo.SysctlKeepaliveP:
-		return got > want
-	case nodeinfo.SysctlTWReuse:
-		return got != want
-	}
-	return got < want
-}
-
-func width(lo, hi string) int {
-	l, err1 := strconv.Atoi(lo)
-	h, err2 := strconv.Atoi(hi)
-	if err1 != nil || err2 != nil || h < l {
-		return 0
-	}
-	return h - l + 1
-}

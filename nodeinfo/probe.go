@@ -4,7 +4,10 @@
 // parses its output and subtracts two samples; running the command is the caller's business.
 package nodeinfo
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // The files the probe reads, relative to the root of a container's file system. /proc/stat and
 // /proc/diskstats are not namespaced, so from any container they show the node; cpu.stat is the
@@ -88,4 +91,35 @@ func ProbeFiles(root string) []string {
 // that has tail.
 func ProbeCommand(root string) []string {
 	return append([]string{"tail", "-n", "+1"}, ProbeFiles(root)...)
+}
+
+// Below reports whether a sysctl's value falls short of the recommended one: a narrower
+// port range, lower limits, a later or slower keep-alive, TIME_WAIT reuse off or loopback-only.
+func (t Tuning) Below(have string) bool {
+	if t.Name == SysctlPortRange {
+		wl, wh, _ := strings.Cut(t.Value, " ")
+		hl, hh, ok := strings.Cut(have, " ")
+		return !ok || width(hl, hh) < width(wl, wh)
+	}
+	want, err1 := strconv.ParseFloat(t.Value, 64)
+	got, err2 := strconv.ParseFloat(have, 64)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	switch t.Name {
+	case SysctlKeepaliveT, SysctlKeepaliveI, SysctlKeepaliveP:
+		return got > want
+	case SysctlTWReuse:
+		return got != want
+	}
+	return got < want
+}
+
+func width(lo, hi string) int {
+	l, err1 := strconv.Atoi(lo)
+	h, err2 := strconv.Atoi(hi)
+	if err1 != nil || err2 != nil || h < l {
+		return 0
+	}
+	return h - l + 1
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/capture"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/clusters"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/explain"
+	"github.com/kubectl-mesh/kubectl-mesh/plugins/nodes"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/rbac"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/version"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/whyslow"
@@ -50,6 +51,7 @@ and prints a ranked list of findings: what is wrong, the numbers that show it, a
 		capture.NewCmd(flags, streams),
 		explain.NewCmd(streams),
 		clusters.NewCmd(streams),
+		nodes.NewCmd(flags, streams),
 		rbac.NewCmd(flags, streams),
 		version.NewCmd(streams),
 	)
