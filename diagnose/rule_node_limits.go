@@ -132,4 +132,3 @@ func (s *Snapshot) sysctlsBelowTuning(n *nodeinfo.Sample, file string) (Finding,
 	f.Fix.Command = strings.Join(cmds, "\n")
 	return f, true
 }
-
