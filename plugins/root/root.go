@@ -9,6 +9,7 @@ import (
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/capture"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/clusters"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/explain"
+	"github.com/kubectl-mesh/kubectl-mesh/plugins/inject"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/nodes"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/rbac"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/version"
@@ -51,6 +52,7 @@ and prints a ranked list of findings: what is wrong, the numbers that show it, a
 		capture.NewCmd(flags, streams),
 		explain.NewCmd(streams),
 		clusters.NewCmd(streams),
+		inject.NewCmd(flags, streams),
 		nodes.NewCmd(flags, streams),
 		rbac.NewCmd(flags, streams),
 		version.NewCmd(streams),

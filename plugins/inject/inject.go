@@ -1,0 +1,186 @@
+// Package inject implements `kubectl mesh inject`.
+package inject
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-mesh/kubectl-mesh/install/apply"
+	"github.com/kubectl-mesh/kubectl-mesh/install/inject"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/cli"
+)
+
+const example = `  # Inject the default revision's sidecar into every workload of bookinfo and wait for 2/2
+  kubectl mesh inject bookinfo
+
+  # Move a namespace to a revisioned control plane (canary upgrade of Istio)
+  kubectl mesh inject bookinfo --revision 1-30
+
+  # Only label the namespace; pods get the sidecar when they are next recreated
+  kubectl mesh inject bookinfo --no-restart
+
+  # Show what would change
+  kubectl mesh inject bookinfo --dry-run`
+
+// Options holds the flags and dependencies of `inject`.
+type Options struct {
+	genericiooptions.IOStreams
+	ConfigFlags *genericclioptions.ConfigFlags
+
+	Namespace      string
+	Revision       string
+	NoRestart      bool
+	Timeout        time.Duration
+	DryRunFlag     string
+	ForceConflicts bool
+	Output         string
+
+	dryRun  apply.DryRun
+	Client  kubernetes.Interface
+	Dynamic dynamic.Interface
+	Mapper  meta.RESTMapper
+}
+
+// NewCmd returns the `inject` command.
+func NewCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &Options{IOStreams: streams, ConfigFlags: flags}
+	cmd := &cobra.Command{
+		Use:   "inject NAMESPACE [--revision R] [--no-restart]",
+		Short: "Turn sidecar injection on for a namespace, restart its workloads and wait until their pods are 2/2",
+		Long: `inject labels the namespace for injection (istio-injection=enabled, or istio.io/rev=R with
+--revision), restarts the Deployments, StatefulSets and DaemonSets whose pods lack the sidecar
+of that revision (as kubectl rollout restart does), waits until their pods run with a ready
+sidecar, and explains the pods that do not: a sidecar not ready or OOM-killed, a node short of
+memory, an injector that did not act. Workloads already meshed are not restarted, so running it
+twice changes nothing. Exit status 1 when a pod is not 2/2.`,
+		Example: example,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return cli.UsageError("inject takes one namespace: kubectl mesh inject NAMESPACE (got %d arguments)", len(args))
+			}
+			o.Namespace = args[0]
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			if err := o.Complete(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Revision, "revision", "", "Control plane revision to inject (istio.io/rev); empty for the default revision")
+	f.BoolVar(&o.NoRestart, "no-restart", false, "Only label the namespace; do not restart its workloads")
+	f.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "How long to wait for the restarted pods")
+	f.StringVar(&o.DryRunFlag, "dry-run", "none", "client prints the changes, server validates them; nothing is changed")
+	f.Lookup("dry-run").NoOptDefVal = "client"
+	f.BoolVar(&o.ForceConflicts, "force-conflicts", false, "Take over fields another manager owns (and remove istio-injection when moving to a revision)")
+	f.StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (default: text)")
+	return cmd
+}
+
+// Validate checks the flags.
+func (o *Options) Validate() error {
+	if err := cli.ValidateOutput(o.Output); err != nil {
+		return err
+	}
+	d, err := apply.ParseDryRun(o.DryRunFlag)
+	if err != nil {
+		return cli.UsageError("%v", err)
+	}
+	o.dryRun = d
+	if strings.ContainsAny(o.Revision, ". /") {
+		return cli.UsageError("--revision %q: a revision is a DNS label such as 1-30", o.Revision)
+	}
+	return nil
+}
+
+// Complete builds the clients unless a test set them; a client dry run needs none.
+func (o *Options) Complete() error {
+	if o.Client != nil || o.dryRun == apply.DryRunClient {
+		return nil
+	}
+	c, err := cli.Connect(o.ConfigFlags, 0, 0, "")
+	if err != nil {
+		return err
+	}
+	mapper, err := o.ConfigFlags.ToRESTMapper()
+	if err != nil {
+		return err
+	}
+	o.Client, o.Dynamic, o.Mapper = c.Client, c.Dynamic, mapper
+	return nil
+}
+
+// Run injects and prints the result.
+func (o *Options) Run(ctx context.Context) error {
+	if o.dryRun == apply.DryRunClient {
+		// No cluster: print the namespace label; which workloads restart needs the cluster.
+		a := &apply.Applier{Out: o.Out, Options: apply.Options{DryRun: apply.DryRunClient}}
+		_, err := (&inject.Options{Namespace: o.Namespace, Revision: o.Revision, DryRun: apply.DryRunClient}).Label(ctx, a)
+		fmt.Fprintln(o.ErrOut, "client dry run: printed the namespace's label; which workloads would restart needs the cluster: use --dry-run=server")
+		return err
+	}
+	res, err := inject.Run(ctx, inject.Options{
+		Client: o.Client, Dynamic: o.Dynamic, Mapper: o.Mapper,
+		Namespace: o.Namespace, Revision: o.Revision, Restart: !o.NoRestart,
+		Timeout: o.Timeout, DryRun: o.dryRun, ForceConflicts: o.ForceConflicts, Progress: o.ErrOut,
+	})
+	if err != nil {
+		return err
+	}
+	if done, err := cli.PrintStructured(o.Out, o.Output, res); done {
+		if err != nil {
+			return err
+		}
+	} else if err := RenderText(o.Out, res); err != nil {
+		return err
+	}
+	if len(res.Problems) > 0 {
+		return &cli.ExitError{Code: cli.ExitFindings}
+	}
+	return nil
+}
+
+// RenderText prints the namespace's label, one row per workload, and the pods not well.
+func RenderText(w io.Writer, r *inject.Result) error {
+	label := "istio-injection=enabled"
+	if r.Revision != "default" {
+		label = "istio.io/rev=" + r.Revision
+	}
+	fmt.Fprintf(w, "namespace %s: %s %s\n", r.Namespace, label, r.Label.Action)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, wl := range r.Workloads {
+		pods := ""
+		if wl.Pods > 0 && (wl.Action == "restarted" || wl.Action == "already meshed") {
+			pods = fmt.Sprintf("%d of %d pods meshed and ready", wl.Meshed, wl.Pods)
+		}
+		fmt.Fprintf(tw, "  %s/%s\t%s\t%s\n", strings.ToLower(wl.Kind), wl.Name, wl.Action, pods)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.Problems) == 0 {
+		_, err := fmt.Fprintln(w, "Every pod runs with its sidecar.")
+		return err
+	}
+	fmt.Fprintln(w, "Not 2/2:")
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "  %s (%s) %s: %s\n", p.Pod, p.Workload, p.Ready, p.Reason)
+		if p.Fix != "" {
+			fmt.Fprintf(w, "      fix: %s\n", p.Fix)
+		}
+	}
+	return nil
+}
