@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"sort"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
-	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
 )
 
 // MaxHopPods bounds the upstream pods sampled when following a hop: enough to tell the
@@ -140,20 +138,5 @@ func hopEndpoints(ctx context.Context, o CaptureOptions, t diagnose.HopTarget) (
 
 // sampleInbound takes two filtered stats samples of a pod's sidecar, the window apart.
 func sampleInbound(ctx context.Context, o CaptureOptions, ns, pod string) (first, second []byte, err error) {
-	fw, err := startPortForward(ctx, o.RESTConfig, o.Client, ns, pod, AdminPort)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer fw.Stop()
-	admin := &envoyadmin.AdminClient{BaseURL: fw.BaseURL(), HTTP: fw.HTTPClient()}
-	if first, err = admin.Stats(ctx, envoyadmin.StatsPrometheus, envoyadmin.DefaultStatsFilter); err != nil {
-		return nil, nil, err
-	}
-	select {
-	case <-ctx.Done():
-		return nil, nil, ctx.Err()
-	case <-time.After(o.Window):
-	}
-	second, err = admin.Stats(ctx, envoyadmin.StatsPrometheus, envoyadmin.DefaultStatsFilter)
-	return first, second, err
+	return SampleStats(ctx, o, ns, pod)
 }

@@ -4,6 +4,7 @@ package meshtest
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -30,6 +31,9 @@ type Pod struct {
 	Name, Incident string
 	// Labels replace the captured pod's labels when set.
 	Labels map[string]string
+	// Admin, when set, serves the pod's admin API instead of a replay of the incident (a test
+	// that changes what the proxy answers, as istiod's pushes do).
+	Admin http.Handler
 }
 
 func (p Pod) dir(incidents string) string {
@@ -49,9 +53,13 @@ func Start(t testing.TB, incidents, ns string, pods []Pod, extraRules ...string)
 	rules := append([]string(nil), extraRules...)
 	replays := map[string]string{} // incident folder -> the folder its node replay writes
 	for _, p := range pods {
-		h, err := adminreplay.New(p.dir(incidents))
-		if err != nil {
-			t.Fatal(err)
+		var h http.Handler = p.Admin
+		if h == nil {
+			r, err := adminreplay.New(p.dir(incidents))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h = r
 		}
 		srv := httptest.NewServer(h)
 		t.Cleanup(srv.Close)

@@ -10,6 +10,7 @@ import (
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/clusters"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/explain"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/inject"
+	"github.com/kubectl-mesh/kubectl-mesh/plugins/mtls"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/nodes"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/rbac"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/version"
@@ -53,6 +54,7 @@ and prints a ranked list of findings: what is wrong, the numbers that show it, a
 		explain.NewCmd(streams),
 		clusters.NewCmd(streams),
 		inject.NewCmd(flags, streams),
+		mtls.NewCmd(flags, streams),
 		nodes.NewCmd(flags, streams),
 		rbac.NewCmd(flags, streams),
 		version.NewCmd(streams),
