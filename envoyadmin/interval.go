@@ -214,3 +214,30 @@ func labelsMatch(labels, match map[string]string) bool {
 	}
 	return true
 }
+
+// IstioHistogram merges the histograms of an Istio metric's series whose labels include every
+// pair in match ("istio_request_duration_milliseconds" with reporter=destination) and returns
+// the observations of the window: the latest sample's minus the previous one's (the latest's
+// alone without a window). Nil when no series matches.
+func (iv *StatsInterval) IstioHistogram(metric string, match map[string]string) *Histogram {
+	if iv == nil || iv.Cur == nil {
+		return nil
+	}
+	merge := func(s *StatsSample) *Histogram {
+		var sum *Histogram
+		if s == nil {
+			return nil
+		}
+		for _, series := range s.Istio {
+			if series.Metric == metric && series.Histogram != nil && labelsMatch(series.Labels, match) {
+				sum = mergeHistograms(sum, series.Histogram)
+			}
+		}
+		return sum
+	}
+	cur := merge(iv.Cur)
+	if cur == nil || !iv.Interval() {
+		return cur
+	}
+	return cur.Sub(merge(iv.Prev))
+}

@@ -1,6 +1,7 @@
 package envoyadmin
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +115,30 @@ func TestStatsIntervalIstio(t *testing.T) {
 	}
 	if got := iv.Istio("istio_requests_total", map[string]string{"response_code": "404"}); got.Found {
 		t.Errorf("404s = %+v, want not found", got)
+	}
+}
+
+func TestStatsIntervalIstioHistogram(t *testing.T) {
+	hist := func(le10, le100, inf float64) *Histogram {
+		return &Histogram{Buckets: []Bucket{{10, le10}, {100, le100}, {math.Inf(1), inf}}, Count: inf, Sum: inf * 20}
+	}
+	s := func(dest string, h *Histogram) IstioSeries {
+		return IstioSeries{Metric: "istio_request_duration_milliseconds", Histogram: h, Labels: map[string]string{"reporter": "destination", "destination_workload": dest}}
+	}
+	prev := &StatsSample{Format: StatsPrometheus, Istio: []IstioSeries{s("v2", hist(10, 10, 10)), s("v1", hist(5, 5, 5))}}
+	cur := &StatsSample{Format: StatsPrometheus, Istio: []IstioSeries{s("v2", hist(10, 60, 110)), s("v1", hist(5, 5, 1005))}}
+	iv := NewStatsInterval(prev, cur, 10*time.Second)
+	h := iv.IstioHistogram("istio_request_duration_milliseconds", map[string]string{"destination_workload": "v2"})
+	if h == nil || h.Count != 100 || h.Buckets[0].Count != 0 || h.Buckets[1].Count != 50 {
+		t.Fatalf("v2's window %+v: want 100 observations, 50 of them at most 100 ms", h)
+	}
+	if p99 := h.Quantile(0.99); p99 != 100 {
+		t.Errorf("p99 %v: it falls in the +Inf bucket, which Prometheus reads as the highest finite bound, 100", p99)
+	}
+	if all := iv.IstioHistogram("istio_request_duration_milliseconds", nil); all.Count != 1100 {
+		t.Errorf("both series: %v observations, want 1100", all.Count)
+	}
+	if iv.IstioHistogram("istio_request_duration_milliseconds", map[string]string{"destination_workload": "v3"}) != nil {
+		t.Error("a histogram for a workload with no series")
 	}
 }
