@@ -230,7 +230,7 @@ func (iv *StatsInterval) IstioHistogram(metric string, match map[string]string) 
 		}
 		for _, series := range s.Istio {
 			if series.Metric == metric && series.Histogram != nil && labelsMatch(series.Labels, match) {
-				sum = mergeHistograms(sum, series.Histogram)
+				sum = MergeHistograms(sum, series.Histogram)
 			}
 		}
 		return sum

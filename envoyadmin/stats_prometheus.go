@@ -77,7 +77,8 @@ func ParseStatsPrometheus(r io.Reader, opts ...StatsOption) (*StatsSample, error
 }
 
 // keepFamilies keeps the lines of the exposition text that belong to the named metric families:
-// their samples and their HELP and TYPE comments.
+// their samples (a histogram's _bucket, _sum and _count lines too) and their HELP and TYPE
+// comments.
 func keepFamilies(text string, names map[string]bool) string {
 	var out strings.Builder
 	for len(text) > 0 {
@@ -92,6 +93,15 @@ func keepFamilies(text string, names map[string]bool) string {
 			name = f[2]
 		} else if i := strings.IndexAny(line, "{ \t"); i >= 0 {
 			name = line[:i]
+		}
+		if !names[name] {
+			// A histogram's or summary's samples carry its name with a suffix.
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if base, ok := strings.CutSuffix(name, suffix); ok && names[base] {
+					name = base
+					break
+				}
+			}
 		}
 		if names[name] {
 			out.WriteString(line)
@@ -218,7 +228,7 @@ func (b *sampleBuilder) addEnvoyFamily(mf *dto.MetricFamily) {
 		if rest, ok := strings.CutPrefix(name, "cluster_"); ok && cluster != "" && rest != "" {
 			cs := b.cluster(cluster)
 			if s.hist != nil {
-				cs.Histograms[rest] = mergeHistograms(cs.Histograms[rest], s.hist)
+				cs.Histograms[rest] = MergeHistograms(cs.Histograms[rest], s.hist)
 			} else {
 				cs.Values[rest] += s.value
 			}
@@ -228,7 +238,7 @@ func (b *sampleBuilder) addEnvoyFamily(mf *dto.MetricFamily) {
 			continue
 		}
 		if s.hist != nil {
-			b.s.Histograms[name] = mergeHistograms(b.s.Histograms[name], s.hist)
+			b.s.Histograms[name] = MergeHistograms(b.s.Histograms[name], s.hist)
 		} else {
 			b.s.Stats[name] += s.value
 		}
@@ -287,9 +297,9 @@ func firstLabel(labels map[string]string, names ...string) string {
 	return ""
 }
 
-// mergeHistograms adds h to sum (nil for the first series): count, sum and, at every bound
+// MergeHistograms adds h to sum (nil for the first series): count, sum and, at every bound
 // either has, the cumulative counts of both there.
-func mergeHistograms(sum, h *Histogram) *Histogram {
+func MergeHistograms(sum, h *Histogram) *Histogram {
 	if sum == nil {
 		return h
 	}

@@ -270,4 +270,23 @@ func TestWithPrometheusFamilies(t *testing.T) {
 			}
 		})
 	}
+	// A histogram family keeps its _bucket, _sum and _count lines.
+	b, err := os.ReadFile("../testdata/incidents/stats-disabled/stats.prom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := ParseStatsPrometheus(bytes.NewReader(b))
+	some, err := ParseStatsPrometheus(bytes.NewReader(b), WithPrometheusFamilies("istio_request_duration_milliseconds"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, s := range all.Istio {
+		if s.Metric == "istio_request_duration_milliseconds" {
+			want++
+		}
+	}
+	if want == 0 || len(some.Istio) != want || some.Istio[0].Histogram == nil || some.Istio[0].Histogram.Count == 0 {
+		t.Errorf("the histogram family picked out: %d series (want %d) %+v", len(some.Istio), want, some.Istio)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-mesh/kubectl-mesh/plugins/canary"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/capture"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/clusters"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/explain"
@@ -54,6 +55,7 @@ and prints a ranked list of findings: what is wrong, the numbers that show it, a
 		explain.NewCmd(streams),
 		clusters.NewCmd(streams),
 		inject.NewCmd(flags, streams),
+		canary.NewCmd(flags, streams),
 		mtls.NewCmd(flags, streams),
 		nodes.NewCmd(flags, streams),
 		rbac.NewCmd(flags, streams),
