@@ -16,27 +16,20 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-mesh/kubectl-mesh/install/apply"
+	"github.com/kubectl-mesh/kubectl-mesh/install/check"
+	"github.com/kubectl-mesh/kubectl-mesh/install/inject"
 )
 
-// CheckStatus is the outcome of one preflight check.
-type CheckStatus string
+// Check is one preflight check (see package check).
+type Check = check.Check
 
-// Check outcomes.
+// The outcomes, as the checks name them.
 const (
-	CheckOK      CheckStatus = "ok"
-	CheckWarning CheckStatus = "warning"
-	CheckFailed  CheckStatus = "failed"
-	CheckSkipped CheckStatus = "skipped"
+	CheckOK      = check.OK
+	CheckWarning = check.Warning
+	CheckFailed  = check.Failed
+	CheckSkipped = check.Skipped
 )
-
-// Check is one preflight check: what was checked, what was found, and what to do when it is not
-// ok. Checks are data: the text and JSON outputs render the same list.
-type Check struct {
-	Category string      `json:"category"`
-	Status   CheckStatus `json:"status"`
-	Message  string      `json:"message"`
-	Fix      string      `json:"fix,omitempty"`
-}
 
 // Preflight runs the checks an install needs to pass. Nil Client makes every check skipped
 // (a client dry run needs no cluster).
@@ -94,14 +87,7 @@ func (pf *Preflight) Run(ctx context.Context) []Check {
 }
 
 // Failed reports whether any check failed.
-func Failed(checks []Check) bool {
-	for _, c := range checks {
-		if c.Status == CheckFailed {
-			return true
-		}
-	}
-	return false
-}
+func Failed(checks []Check) bool { return check.AnyFailed(checks) }
 
 func (pf *Preflight) version() Check {
 	c := Check{Category: CategoryCluster}
@@ -305,20 +291,20 @@ func (pf *Preflight) capacity(ctx context.Context) []Check {
 	fail := func(err error) []Check {
 		return []Check{{Category: CategoryCapacity, Status: CheckWarning, Message: "the sidecar tax could not be computed: " + err.Error()}}
 	}
-	inject := map[string]bool{}
+	toInject := map[string]bool{}
 	for _, ns := range pf.InjectNamespaces {
-		inject[ns] = true
+		toInject[ns] = true
 	}
 	nsl, err := pf.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fail(err)
 	}
 	for _, ns := range nsl.Items {
-		if InjectionRevision(ns.Labels) == revisionOf(pf.Profile.Revision) {
-			inject[ns.Name] = true
+		if inject.NamespaceRevision(ns.Labels) == revisionOf(pf.Profile.Revision) {
+			toInject[ns.Name] = true
 		}
 	}
-	if len(inject) == 0 {
+	if len(toInject) == 0 {
 		return []Check{{Category: CategoryCapacity, Status: CheckOK, Message: "no namespace is labelled or named for injection: no sidecar tax yet",
 			Fix: "name the namespaces you will inject with --inject-namespaces to see whether their sidecars fit"}}
 	}
@@ -350,7 +336,7 @@ func (pf *Preflight) capacity(ctx context.Context) []Check {
 			l.cpu.Add(*c.Resources.Requests.Cpu())
 			l.mem.Add(*c.Resources.Requests.Memory())
 		}
-		if inject[p.Namespace] && !hasSidecar(p) {
+		if toInject[p.Namespace] && !hasSidecar(p) {
 			l.injected++
 			l.cpu.Add(proxyCPU)
 			l.mem.Add(proxyMem)
@@ -396,19 +382,6 @@ func hasSidecar(p *corev1.Pod) bool {
 		}
 	}
 	return false
-}
-
-// InjectionRevision is the revision a namespace's labels ask injection from: "default" for
-// istio-injection=enabled, the istio.io/rev label's value, or "" when neither (or
-// istio-injection=disabled) is set.
-func InjectionRevision(labels map[string]string) string {
-	switch labels["istio-injection"] {
-	case "enabled":
-		return "default"
-	case "disabled":
-		return ""
-	}
-	return labels["istio.io/rev"]
 }
 
 func first(ss []string, n int) []string {

@@ -3,8 +3,6 @@ package helm
 import (
 	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,41 +19,11 @@ import (
 
 	"github.com/kubectl-mesh/kubectl-mesh/install"
 	"github.com/kubectl-mesh/kubectl-mesh/install/apply"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/meshtest"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
 )
 
-// TestCharts copies testdata/charts into a folder with Istio's CRDs (from the istio.io/api
-// module) in the base chart, and returns the folder.
-func testCharts(t testing.TB) string {
-	t.Helper()
-	dst := t.TempDir()
-	src := "../../testdata/charts"
-	err := filepath.Walk(src, func(path string, info os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		if info.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	crds, err := testcluster.IstioCRDs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dst, "base", "files", "crd-all.gen.yaml"), []byte(crds), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
+func testCharts(t testing.TB) string { return meshtest.Charts(t, "../../testdata/charts") }
 
 // progressCheck calls check when a progress line starts with prefix: the state of the cluster
 // between two charts.

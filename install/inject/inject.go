@@ -233,7 +233,7 @@ type workload struct {
 
 func (w *workload) needsRestart(rev string) bool {
 	for i := range w.pods {
-		if !hasSidecar(&w.pods[i]) || sidecarRevision(&w.pods[i]) != rev {
+		if !hasSidecar(&w.pods[i]) || SidecarRevision(&w.pods[i]) != rev {
 			return true
 		}
 	}
@@ -259,9 +259,9 @@ func hasSidecar(p *corev1.Pod) bool {
 	return false
 }
 
-// sidecarRevision is the revision that injected the pod's sidecar, from Istio's status
+// SidecarRevision is the revision that injected the pod's sidecar, from Istio's status
 // annotation ("default" when it names none).
-func sidecarRevision(p *corev1.Pod) string {
+func SidecarRevision(p *corev1.Pod) string {
 	var st struct {
 		Revision string `json:"revision"`
 	}
@@ -433,7 +433,7 @@ func (o *Options) rolledOut(ctx context.Context, w *workload) (bool, error) {
 }
 
 func meshedAndReady(p *corev1.Pod, rev string) bool {
-	if !hasSidecar(p) || sidecarRevision(p) != rev || p.Status.Phase != corev1.PodRunning {
+	if !hasSidecar(p) || SidecarRevision(p) != rev || p.Status.Phase != corev1.PodRunning {
 		return false
 	}
 	ready := 0
@@ -461,8 +461,8 @@ func (o *Options) explain(ctx context.Context, ws []*workload, pods []corev1.Pod
 			case !hasSidecar(&p):
 				pr.Reason = "restarted without a sidecar: the injector did not act on it"
 				pr.Fix = fmt.Sprintf("check that istiod of revision %s runs and its webhook matches the namespace: kubectl mesh status", rev)
-			case sidecarRevision(&p) != rev:
-				pr.Reason = "its sidecar was injected by revision " + sidecarRevision(&p)
+			case SidecarRevision(&p) != rev:
+				pr.Reason = "its sidecar was injected by revision " + SidecarRevision(&p)
 				pr.Fix = "restart it again once the namespace's label is the one you want: kubectl mesh inject " + o.Namespace
 			default:
 				pr.Reason, pr.Fix, pr.Code = o.whyNotReady(ctx, &p)
@@ -524,4 +524,17 @@ func (o *Options) whyNotReady(ctx context.Context, p *corev1.Pod) (reason, fix, 
 		}
 	}
 	return "a container is not ready", "kubectl mesh why-slow pod/" + p.Name + " -n " + p.Namespace, ""
+}
+
+// NamespaceRevision is the revision a namespace's labels ask injection from: "default" for
+// istio-injection=enabled, the istio.io/rev label's value, or "" when neither (or
+// istio-injection=disabled) is set.
+func NamespaceRevision(labels map[string]string) string {
+	switch labels[LabelInjection] {
+	case "enabled":
+		return "default"
+	case "disabled":
+		return ""
+	}
+	return labels[LabelRevision]
 }

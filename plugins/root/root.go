@@ -14,6 +14,7 @@ import (
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/mtls"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/nodes"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/rbac"
+	"github.com/kubectl-mesh/kubectl-mesh/plugins/status"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/version"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/whyslow"
 )
@@ -54,6 +55,7 @@ and prints a ranked list of findings: what is wrong, the numbers that show it, a
 		capture.NewCmd(flags, streams),
 		explain.NewCmd(streams),
 		clusters.NewCmd(streams),
+		status.NewCmd(flags, streams),
 		inject.NewCmd(flags, streams),
 		canary.NewCmd(flags, streams),
 		mtls.NewCmd(flags, streams),

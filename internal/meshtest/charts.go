@@ -1,0 +1,41 @@
+package meshtest
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
+)
+
+// Charts copies the test charts shaped like Istio's (testdata/charts, at src) into a folder
+// with Istio's CRDs from the istio.io/api module in the base chart, and returns the folder.
+func Charts(t testing.TB, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	err := filepath.Walk(src, func(path string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		if info.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crds, err := testcluster.IstioCRDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dst, "base", "files", "crd-all.gen.yaml"), []byte(crds), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
