@@ -6,6 +6,8 @@ COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 PKG := github.com/kubectl-mesh/kubectl-mesh
 LDFLAGS := -s -w -X $(PKG)/plugins/version.Version=$(VERSION) -X $(PKG)/plugins/version.Commit=$(COMMIT)
 BIN := bin/kubectl-mesh
+# install and uninstall link Helm's SDK: they live in a second binary beside the first.
+BIN_INSTALL := bin/kubectl-mesh-install
 DEMO ?= testdata/incidents/keepalive-race
 FUZZTIME ?= 3s
 
@@ -15,6 +17,7 @@ all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kubectl-mesh
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN_INSTALL) ./cmd/kubectl-mesh-install
 
 # Diagnose a bundled incident: no cluster needed.
 demo: build

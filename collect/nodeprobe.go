@@ -271,3 +271,32 @@ func waitPodRunning(ctx context.Context, client kubernetes.Interface, ns, name s
 		}
 	}
 }
+
+// Thresholds above which a node's probe is a shortfall.
+const (
+	StealWarnPct = 10.0
+	AwaitWarnMs  = 50.0
+)
+
+// Shortfalls says how the node falls short of the tuning meshed traffic needs: sysctls below
+// the recommended values, CPU steal, slow disks; a node not probed says why.
+func (r NodeReport) Shortfalls() []string {
+	if r.Error != "" {
+		return []string{"not probed: " + r.Error}
+	}
+	var out []string
+	for _, s := range r.Sysctls {
+		if !s.OK {
+			out = append(out, fmt.Sprintf("%s is %s (recommended %s)", s.Name, s.Current, s.Recommended))
+		}
+	}
+	if r.StealPct != nil && *r.StealPct >= StealWarnPct {
+		out = append(out, fmt.Sprintf("%.0f%% of its CPU time is stolen by the hypervisor", *r.StealPct))
+	}
+	for _, d := range r.Disks {
+		if d.IOs > 0 && d.AwaitMs >= AwaitWarnMs {
+			out = append(out, fmt.Sprintf("disk %s takes %.0f ms per I/O", d.Name, d.AwaitMs))
+		}
+	}
+	return out
+}

@@ -44,6 +44,9 @@ type Preflight struct {
 	Nodes func(ctx context.Context) ([]Check, error)
 	// SkipNodesReason says why the node probe does not run, when Nodes is nil.
 	SkipNodesReason string
+	// ForeignCRDsOK accepts Istio's CRDs installed by another tool: istioctl, unlike Helm's
+	// base chart, takes them over.
+	ForeignCRDsOK bool
 }
 
 // Categories of the checks, in the order they print.
@@ -229,6 +232,8 @@ func (pf *Preflight) existing(ctx context.Context) []Check {
 	switch {
 	case len(istio) == 0 && len(ds.Items) == 0:
 		out = append(out, Check{Category: CategoryExisting, Status: CheckOK, Message: "no Istio control plane or CRDs: a fresh install"})
+	case len(foreign) > 0 && pf.ForeignCRDsOK:
+		out = append(out, Check{Category: CategoryExisting, Status: CheckOK, Message: fmt.Sprintf("%d of Istio's CRDs are installed: istioctl install updates them", len(istio))})
 	case len(foreign) > 0:
 		out = append(out, Check{Category: CategoryExisting, Status: CheckFailed,
 			Message: fmt.Sprintf("%d of Istio's CRDs were installed by another tool (%s)", len(foreign), strings.Join(first(foreign, 3), ", ")),

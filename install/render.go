@@ -72,7 +72,7 @@ func (p *Profile) HelmValues(chart string) (map[string]any, error) {
 		v = map[string]any{
 			"resources": p.Proxy.values(),
 			// Two replicas at least: one gateway pod is an outage during its own rollout.
-			"autoscaling": map[string]any{"minReplicas": 2},
+			"autoscaling": map[string]any{"minReplicas": int64(2)},
 		}
 	default:
 		return nil, fmt.Errorf("unknown chart %q (the profile installs %s, %s and %s)", chart, ChartBase, ChartIstiod, ChartGateway)
@@ -87,7 +87,7 @@ func (p *Profile) HelmValues(chart string) (map[string]any, error) {
 func (p *Profile) IstioOperator() *unstructured.Unstructured {
 	gw := map[string]any{
 		"name": "istio-ingressgateway", "enabled": p.Gateway, "namespace": p.GatewayNamespace,
-		"k8s": map[string]any{"resources": p.Proxy.values(), "hpaSpec": map[string]any{"minReplicas": 2}},
+		"k8s": map[string]any{"resources": p.Proxy.values(), "hpaSpec": map[string]any{"minReplicas": int64(2)}},
 	}
 	spec := map[string]any{
 		"profile": p.Name, "hub": p.Hub, "tag": p.Version,

@@ -28,6 +28,11 @@ func TestMain(m *testing.M) {
 		os.Stderr.Write(out)
 		os.Exit(1)
 	}
+	// Its sibling for install and uninstall, beside it as krew and the archives put it.
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "kubectl-mesh-install"), "../kubectl-mesh-install").CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

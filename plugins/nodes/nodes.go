@@ -36,10 +36,7 @@ const example = `  # Every node's sysctls, CPU steal and disk latency (a probe p
   kubectl mesh nodes --apply --dry-run
   kubectl mesh nodes --apply --yes`
 
-// Thresholds above which a node is reported.
 const (
-	stealWarnPct  = 10.0
-	awaitWarnMs   = 50.0
 	tuningDSName  = "kubectl-mesh-node-tuning"
 	tuningDSImage = collect.DefaultDebugImage
 )
@@ -176,32 +173,11 @@ func (o *Options) Run(ctx context.Context) error {
 func Shortfalls(reports []collect.NodeReport) (bool, []string) {
 	var lines []string
 	for _, r := range reports {
-		for _, p := range problems(r) {
+		for _, p := range r.Shortfalls() {
 			lines = append(lines, r.Node+": "+p)
 		}
 	}
 	return len(lines) > 0, lines
-}
-
-func problems(r collect.NodeReport) []string {
-	var out []string
-	if r.Error != "" {
-		return []string{"not probed: " + r.Error}
-	}
-	for _, s := range r.Sysctls {
-		if !s.OK {
-			out = append(out, fmt.Sprintf("%s is %s (recommended %s)", s.Name, s.Current, s.Recommended))
-		}
-	}
-	if r.StealPct != nil && *r.StealPct >= stealWarnPct {
-		out = append(out, fmt.Sprintf("%.0f%% of its CPU time is stolen by the hypervisor", *r.StealPct))
-	}
-	for _, d := range r.Disks {
-		if d.IOs > 0 && d.AwaitMs >= awaitWarnMs {
-			out = append(out, fmt.Sprintf("disk %s takes %.0f ms per I/O", d.Name, d.AwaitMs))
-		}
-	}
-	return out
 }
 
 // RenderText prints one row per node, then what falls short and how to fix it.

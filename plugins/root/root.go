@@ -6,6 +6,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-mesh/kubectl-mesh/internal/cli"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/canary"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/capture"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/clusters"
@@ -51,6 +52,10 @@ and prints a ranked list of findings: what is wrong, the numbers that show it, a
 	}
 	flags.AddFlags(cmd.PersistentFlags())
 	cmd.AddCommand(
+		siblingCmd("install", "Install Istio for production: preflight checks, a tuned profile, Helm charts waited for in order", streams),
+		siblingCmd("uninstall", "Remove what kubectl mesh install installed, and nothing else", streams),
+	)
+	cmd.AddCommand(
 		whyslow.NewCmd(flags, streams),
 		capture.NewCmd(flags, streams),
 		explain.NewCmd(streams),
@@ -64,4 +69,17 @@ and prints a ranked list of findings: what is wrong, the numbers that show it, a
 		version.NewCmd(streams),
 	)
 	return cmd
+}
+
+// siblingCmd runs a command of kubectl-mesh-install, which links Helm's SDK; its flags and
+// --help are that binary's.
+func siblingCmd(verb, short string, streams genericiooptions.IOStreams) *cobra.Command {
+	return &cobra.Command{
+		Use:                verb,
+		Short:              short,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cli.RunSibling(cmd.Context(), cli.InstallBinary, append([]string{verb}, args...), streams)
+		},
+	}
 }
