@@ -217,7 +217,9 @@ func (o *Options) Run(ctx context.Context) error {
 	default:
 		pf.Nodes = o.probeNodes
 	}
-	if o.dryRun != apply.DryRunClient {
+	if o.dryRun == apply.DryRunClient {
+		fmt.Fprintln(o.ErrOut, "client dry run: the manifests follow on stdout; the preflight checks were skipped (Kubernetes version, permissions, existing Istio, sidecar capacity, nodes): --dry-run=server or --check runs them against the cluster")
+	} else {
 		fmt.Fprintln(o.ErrOut, "running the preflight checks...")
 	}
 	rep.Checks = pf.Run(ctx)
