@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/go-logr/logr"
@@ -24,7 +25,13 @@ func main() {
 	// Ctrl-C ends a capture or sweep through its context, so port-forwards and probes stop
 	// cleanly and the error says what was interrupted.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := root.NewCmd(streams).ExecuteContext(ctx)
+	var err error
+	if args := os.Args[1:]; len(args) > 1 && strings.HasPrefix(args[0], "__complete") && (args[1] == "install" || args[1] == "uninstall") {
+		// Completing install's or uninstall's flags: they are kubectl-mesh-install's.
+		err = cli.RunSibling(ctx, cli.InstallBinary, args, streams)
+	} else {
+		err = root.NewCmd(streams).ExecuteContext(ctx)
+	}
 	stop()
 	if err != nil {
 		if err.Error() != "" {

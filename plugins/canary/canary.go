@@ -61,8 +61,9 @@ type Options struct {
 func NewCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{IOStreams: streams, ConfigFlags: flags}
 	cmd := &cobra.Command{
-		Use:   "canary SERVICE --canary VERSION [--stable VERSION] --weight N",
-		Short: "Split a Service's traffic between a stable and a canary version, with outlier detection; promote, roll back, or roll out step by step",
+		ValidArgsFunction: cli.CompleteServices(flags),
+		Use:               "canary SERVICE --canary VERSION [--stable VERSION] --weight N",
+		Short:             "Split a Service's traffic between a stable and a canary version, with outlier detection; promote, roll back, or roll out step by step",
 		Long: `canary applies a DestinationRule named after the Service with a subset per version (the pods'
 version label), a connection pool and outlier detection (5 consecutive 5xx eject a pod for 30 s,
 checked every 10 s), then a VirtualService with the weights: the DestinationRule first, so no

@@ -57,9 +57,10 @@ type Options struct {
 func NewCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{IOStreams: streams, ConfigFlags: flags, Now: time.Now}
 	cmd := &cobra.Command{
-		Use:     "capture pod/NAME -o DIR|FILE.tar.gz",
-		Short:   "Capture a meshed pod's sidecar evidence into a folder for why-slow --from",
-		Example: example,
+		ValidArgsFunction: cli.CompleteTargets(flags, false),
+		Use:               "capture pod/NAME -o DIR|FILE.tar.gz",
+		Short:             "Capture a meshed pod's sidecar evidence into a folder for why-slow --from",
+		Example:           example,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Validate(args); err != nil {
 				return err

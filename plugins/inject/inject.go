@@ -56,8 +56,9 @@ type Options struct {
 func NewCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{IOStreams: streams, ConfigFlags: flags}
 	cmd := &cobra.Command{
-		Use:   "inject NAMESPACE [--revision R] [--no-restart]",
-		Short: "Turn sidecar injection on for a namespace, restart its workloads and wait until their pods are 2/2",
+		ValidArgsFunction: cli.CompleteNamespaces(flags),
+		Use:               "inject NAMESPACE [--revision R] [--no-restart]",
+		Short:             "Turn sidecar injection on for a namespace, restart its workloads and wait until their pods are 2/2",
 		Long: `inject labels the namespace for injection (istio-injection=enabled, or istio.io/rev=R with
 --revision), restarts the Deployments, StatefulSets and DaemonSets whose pods lack the sidecar
 of that revision (as kubectl rollout restart does), waits until their pods run with a ready

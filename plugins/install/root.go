@@ -11,7 +11,7 @@ import (
 func NewRootCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	flags := genericclioptions.NewConfigFlags(true)
 	root := &cobra.Command{
-		Use:           "kubectl mesh",
+		Use:           "kubectl-mesh",
 		Short:         "Install and uninstall Istio for production (kubectl mesh install, kubectl mesh uninstall)",
 		SilenceUsage:  true,
 		SilenceErrors: true,

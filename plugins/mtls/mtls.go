@@ -59,8 +59,9 @@ type Options struct {
 func NewCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{IOStreams: streams, ConfigFlags: flags}
 	cmd := &cobra.Command{
-		Use:   "mtls NAMESPACE|--mesh --mode strict|permissive",
-		Short: "Set a namespace's or the mesh's mTLS mode, refusing STRICT while plaintext clients exist",
+		ValidArgsFunction: cli.CompleteNamespaces(flags),
+		Use:               "mtls NAMESPACE|--mesh --mode strict|permissive",
+		Short:             "Set a namespace's or the mesh's mTLS mode, refusing STRICT while plaintext clients exist",
 		Long: `mtls applies a PeerAuthentication named default in the namespace (or in istio-system with
 --mesh). Before STRICT it samples the namespace's sidecars over --window for inbound requests and
 connections without mTLS, and lists the pods without a sidecar in the namespaces that call it:

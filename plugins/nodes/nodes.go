@@ -67,8 +67,9 @@ type Options struct {
 func NewCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{IOStreams: streams, ConfigFlags: flags}
 	cmd := &cobra.Command{
-		Use:   "nodes [NODE...] [--apply --yes]",
-		Short: "Check nodes' sysctls, CPU steal and disk latency for meshed traffic; set the sysctls with --apply",
+		ValidArgsFunction: cli.CompleteNodes(flags),
+		Use:               "nodes [NODE...] [--apply --yes]",
+		Short:             "Check nodes' sysctls, CPU steal and disk latency for meshed traffic; set the sysctls with --apply",
 		Long: `nodes starts a probe pod on each node (on the node's network so its sysctls are the node's, without
 the host's processes, read-only, unprivileged), reads the node's counters twice --window apart, and
 deletes the pod. It compares the sysctls with the tuning meshed traffic needs (file-max, conntrack

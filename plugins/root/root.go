@@ -25,11 +25,17 @@ import (
 func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 	flags := genericclioptions.NewConfigFlags(true)
 	cmd := &cobra.Command{
-		Use:   "kubectl mesh",
+		// kubectl runs the binary kubectl-mesh as `kubectl mesh`: the name is the binary's (the
+		// completion scripts complete it), the help says kubectl mesh (the annotation below).
+		Use:   "kubectl-mesh",
 		Short: "Install an Istio mesh for production and explain why a meshed pod is slow or failing",
 		Long: `kubectl mesh explains why a meshed pod is slow or failing. It reads the Envoy sidecar's
 admin API (stats, configuration, upstream hosts, certificates) and the objects around the pod,
-and prints a ranked list of findings: what is wrong, the numbers that show it, and a fix.`,
+and prints a ranked list of findings: what is wrong, the numbers that show it, and a fix.
+
+It also installs Istio for production (install, status), injects namespaces (inject), sets mTLS
+with a guard against cutting off plaintext clients (mtls), splits traffic for canaries (canary)
+and checks nodes' tuning (nodes).`,
 		Example: `  # Why is this pod slow or failing? Or: which meshed pods of a namespace are, worst first
   kubectl mesh why-slow pod/NAME -n NAMESPACE
   kubectl mesh why-slow -n NAMESPACE
@@ -44,13 +50,19 @@ and prints a ranked list of findings: what is wrong, the numbers that show it, a
   kubectl mesh explain 'upstream connect error or disconnect/reset before headers. reset reason: connection termination'
 
   # List upstreams with their timeouts, retries, circuit breakers and TLS mode
-  kubectl mesh clusters --from ./capture`,
+  kubectl mesh clusters --from ./capture
+
+  # Install Istio's production profile, inject a namespace, require mTLS in it
+  kubectl mesh install --check && kubectl mesh install
+  kubectl mesh inject bookinfo
+  kubectl mesh mtls bookinfo --mode strict`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// Plugins are run by kubectl with the user's flags; "kubectl mesh" is two words.
 		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl mesh"},
 	}
 	flags.AddFlags(cmd.PersistentFlags())
+	_ = cmd.RegisterFlagCompletionFunc("namespace", cli.CompleteNamespaces(flags))
 	cmd.AddCommand(
 		siblingCmd("install", "Install Istio for production: preflight checks, a tuned profile, Helm charts waited for in order", streams),
 		siblingCmd("uninstall", "Remove what kubectl mesh install installed, and nothing else", streams),

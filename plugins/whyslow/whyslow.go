@@ -80,8 +80,9 @@ type Options struct {
 func NewCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{IOStreams: streams, ConfigFlags: flags, Now: time.Now}
 	cmd := &cobra.Command{
-		Use:   "why-slow [pod/NAME | NAME | deploy/NAME | TYPE/NAME] [-n NS | -A] [-l SELECTOR] | --from DIR",
-		Short: "Explain why a meshed pod is slow or failing, with evidence and fixes",
+		ValidArgsFunction: cli.CompleteTargets(flags, true),
+		Use:               "why-slow [pod/NAME | NAME | deploy/NAME | TYPE/NAME] [-n NS | -A] [-l SELECTOR] | --from DIR",
+		Short:             "Explain why a meshed pod is slow or failing, with evidence and fixes",
 		Long: `why-slow reads a meshed pod's Envoy sidecar through the API server (two stats samples
 --window apart, config, upstream hosts, certificates, the proxy log), the objects around the pod
 and its node, and prints a ranked list of findings: what is wrong, the numbers that show it and
