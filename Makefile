@@ -11,7 +11,7 @@ BIN_INSTALL := bin/kubectl-mesh-install
 DEMO ?= testdata/incidents/keepalive-race
 FUZZTIME ?= 3s
 
-.PHONY: all build demo test unit vet fuzz bench bench-startup bench-go bench-live clean
+.PHONY: all build demo test unit vet fuzz bench bench-startup bench-go bench-live clean dist krew-manifest release-check
 
 all: build
 
@@ -23,9 +23,10 @@ build:
 demo: build
 	$(BIN) why-slow --from $(DEMO)
 
-# The whole suite: vet, unit, corpus and integration tests (against the real control plane
-# below, built on first use), and every fuzz target briefly.
-test: vet testcluster unit fuzz
+# The whole suite: vet, the release archives and krew manifest (which ./krew's tests install
+# as krew would), unit, corpus and integration tests (against the real control plane below,
+# built on first use), and every fuzz target briefly.
+test: vet testcluster release-check unit fuzz
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
@@ -58,6 +59,25 @@ bench-live: testcluster
 
 clean:
 	rm -rf bin dist
+
+# Release archives for every platform (kubectl-mesh, kubectl-mesh-install,
+# kubectl_complete-mesh, LICENSE, README.md) and checksums.txt, into dist/:
+#   make dist VERSION=v0.2.0
+dist:
+	@echo "$(VERSION)" | grep -Eq '^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$$' || { echo "make dist needs VERSION=vX.Y.Z (got $(VERSION))"; exit 1; }
+	rm -rf dist
+	$(GO) run ./hack/dist -version $(VERSION) -commit $(COMMIT) -out dist
+
+# dist/mesh.yaml: krew/mesh.yaml filled with the version and each archive's uri and sha256.
+krew-manifest:
+	$(GO) run ./hack/krewmanifest -version $(VERSION) -dist dist -template krew/mesh.yaml > dist/mesh.yaml.tmp
+	mv dist/mesh.yaml.tmp dist/mesh.yaml
+
+# What make test checks of a release: the archives and manifest of a test version, which
+# go test ./krew validates and installs as krew would.
+RELEASE_CHECK_VERSION ?= v0.0.0-test
+release-check:
+	$(MAKE) dist krew-manifest VERSION=$(RELEASE_CHECK_VERSION)
 
 # The real control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)
 # that integration tests start on 127.0.0.1: built once per version into
