@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -213,6 +214,7 @@ func (pf *Preflight) existing(ctx context.Context) []Check {
 				Fix:     "install a revisioned control plane beside it (--revision 1-30) and move namespaces with kubectl mesh inject --revision, or keep managing it with the tool that installed it"})
 		}
 	}
+	out = append(out, pf.webhook(ctx)...)
 	crds, err := pf.Dynamic.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return append(out, Check{Category: CategoryExisting, Status: CheckWarning, Message: "CRDs could not be listed: " + err.Error()})
@@ -242,6 +244,31 @@ func (pf *Preflight) existing(ctx context.Context) []Check {
 		out = append(out, Check{Category: CategoryExisting, Status: CheckOK, Message: fmt.Sprintf("Istio's %d CRDs belong to kubectl-mesh's base release", len(istio))})
 	}
 	return out
+}
+
+// webhook checks that the sidecar injector's webhook configuration the istiod chart makes for
+// this revision is absent or the chart's own: Helm cannot adopt another's, and would stop the
+// install halfway, after the base chart.
+func (pf *Preflight) webhook(ctx context.Context) []Check {
+	name := "istio-sidecar-injector"
+	if pf.Profile.Revision != "" {
+		name += "-" + pf.Profile.Revision
+	}
+	w, err := pf.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return []Check{{Category: CategoryExisting, Status: CheckWarning, Message: "webhook " + name + " could not be read: " + err.Error()}}
+	}
+	a := w.GetAnnotations()
+	if a["meta.helm.sh/release-name"] == pf.Profile.ReleaseName(ChartIstiod) && a["meta.helm.sh/release-namespace"] == pf.Profile.Namespace &&
+		pf.ownReleaseName(ctx, pf.Profile.Namespace, pf.Profile.ReleaseName(ChartIstiod)) {
+		return nil
+	}
+	return []Check{{Category: CategoryExisting, Status: CheckFailed,
+		Message: "the MutatingWebhookConfiguration " + name + " exists and was not made by kubectl-mesh's istiod release: the istiod chart cannot take it over",
+		Fix:     "remove it if nothing uses it (kubectl delete mutatingwebhookconfiguration " + name + "), or install a revisioned control plane with --revision"}}
 }
 
 func revisionOf(r string) string {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -66,6 +67,25 @@ func TestPreflight(t *testing.T) {
 	perms := (&Preflight{Client: vc, Dynamic: vd, Profile: p}).permissions(ctx)
 	if len(perms) != 1 || perms[0].Status != CheckFailed || !strings.Contains(perms[0].Message, "create customresourcedefinitions.apiextensions.k8s.io") || perms[0].Fix == "" {
 		t.Errorf("a reader's permissions %+v", perms)
+	}
+
+	// Another tool's injector webhook: the istiod chart would stop halfway on it.
+	none := admissionregistrationv1.SideEffectClassNone
+	url := "https://127.0.0.1:1/inject"
+	wh := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "istio-sidecar-injector"},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{Name: "x.sidecar-injector.istio.io", AdmissionReviewVersions: []string{"v1"}, SideEffects: &none,
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url}}}}
+	if _, err := c.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, wh, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if w := pf.webhook(ctx); len(w) != 1 || w[0].Status != CheckFailed || !strings.Contains(w[0].Message, "istio-sidecar-injector exists") {
+		t.Errorf("another tool's webhook: %+v", w)
+	}
+	if w := (&Preflight{Client: c.Client, Dynamic: c.Dynamic, Profile: &Profile{Revision: "1-30", Namespace: DefaultNamespace}}).webhook(ctx); len(w) != 0 {
+		t.Errorf("a revision's webhook is its own: %+v", w)
+	}
+	if err := c.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, wh.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
 	}
 
 	// Another tool's control plane at the same revision.

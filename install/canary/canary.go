@@ -304,7 +304,11 @@ func (o *Options) progressive(ctx context.Context, res *Result, split func(int) 
 			st.Verdict = "ok"
 		}
 		res.Steps = append(res.Steps, st)
-		o.progress("  %d requests, %.2f%% errors, p99 %.0f ms: %s", int(st.Requests), 100*st.ErrorRate, st.P99Millis, st.Verdict)
+		p99 := "-"
+		if st.P99Millis > 0 {
+			p99 = fmt.Sprintf("%.0f ms", st.P99Millis)
+		}
+		o.progress("  %d requests, %.2f%% errors, p99 %s: %s", int(st.Requests), 100*st.ErrorRate, p99, st.Verdict)
 		switch {
 		case st.Verdict == "ok" && weight == 100:
 			return nil

@@ -304,6 +304,11 @@ func (o *Options) unmeshedCallers(ctx context.Context, callers map[string]bool) 
 		if p.Labels[collect.NodeProbeLabel] == collect.NodeProbeValue {
 			continue // kubectl mesh nodes' own probe
 		}
+		if p.Namespace == RootNamespace {
+			// The control plane's namespace: its gateways are proxies with identities, and
+			// istiod and the CNI agent do not call workloads.
+			continue
+		}
 		in := callers[p.Namespace]
 		if o.Mesh {
 			in = !strings.HasPrefix(p.Namespace, "kube-") && p.Namespace != RootNamespace

@@ -45,6 +45,15 @@ type Injector struct {
 // (istio-injection=enabled) and for revision, when not "".
 func StartInjector(t testing.TB, c *testcluster.Cluster, revision string) *Injector {
 	t.Helper()
+	inj := ServeInjector(t)
+	inj.register(t, c, revision)
+	return inj
+}
+
+// ServeInjector serves the webhook without registering it: for a chart's webhook configuration
+// to point at (its URL ends in /REVISION, which it writes into the pods' status annotation).
+func ServeInjector(t testing.TB) *Injector {
+	t.Helper()
 	cert, caPEM := selfSigned(t)
 	inj := &Injector{CABundle: caPEM, ProxyMemory: "128Mi"}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -55,7 +64,12 @@ func StartInjector(t testing.TB, c *testcluster.Cluster, revision string) *Injec
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	t.Cleanup(func() { _ = srv.Close() })
 	inj.URL = "https://" + ln.Addr().String() + "/inject"
+	return inj
+}
 
+func (inj *Injector) register(t testing.TB, c *testcluster.Cluster, revision string) {
+	t.Helper()
+	caPEM := inj.CABundle
 	fail := admissionregistrationv1.Fail
 	none := admissionregistrationv1.SideEffectClassNone
 	hook := func(name, rev string, sel metav1.LabelSelectorRequirement, extra ...metav1.LabelSelectorRequirement) admissionregistrationv1.MutatingWebhook {
@@ -83,7 +97,6 @@ func StartInjector(t testing.TB, c *testcluster.Cluster, revision string) *Injec
 	if _, err := c.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, mwc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	return inj
 }
 
 // serve answers an AdmissionReview for a pod with a JSON patch that adds istio-proxy.

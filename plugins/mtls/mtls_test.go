@@ -170,6 +170,20 @@ func TestMTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The sidecars' callers include istio-system's gateway: istiod there, without a sidecar,
+	// is not a plaintext client.
+	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: mtls.RootNamespace}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	istiod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "istiod-0", Namespace: mtls.RootNamespace, Labels: map[string]string{"app": "istiod"}},
+		Spec: corev1.PodSpec{NodeName: c.Nodes[0], Containers: []corev1.Container{{Name: "discovery", Image: "docker.io/istio/pilot:1.30.4"}}}}
+	if _, err := c.Client.CoreV1().Pods(mtls.RootNamespace).Create(ctx, istiod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitPhase(ctx, c, mtls.RootNamespace, "istiod-0", corev1.PodRunning); err != nil {
+		t.Fatal(err)
+	}
+
 	// Applied, then verified once the sidecars' configuration requires client certificates.
 	go func() {
 		for ctx.Err() == nil && !paExists() {

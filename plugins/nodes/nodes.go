@@ -227,8 +227,30 @@ func RenderText(w io.Writer, reports []collect.NodeReport) error {
 	for _, l := range lines {
 		fmt.Fprintln(w, "  - "+l)
 	}
-	_, err := fmt.Fprintln(w, "Fix the sysctls on every node with: kubectl mesh nodes --apply --dry-run (to review), then --apply --yes; or in the nodes' image or launch template.")
-	return err
+	sysctls, other := false, false
+	for _, r := range reports {
+		for _, s := range r.Sysctls {
+			sysctls = sysctls || !s.OK
+		}
+		other = other || r.Error == "" && len(r.Shortfalls()) > countBelow(r)
+	}
+	if sysctls {
+		fmt.Fprintln(w, "Set the sysctls on every node with: kubectl mesh nodes --apply --dry-run (to review), then --apply --yes; or in the nodes' image or launch template.")
+	}
+	if other {
+		fmt.Fprintln(w, "CPU steal and slow disks are the nodes' own: move the meshed workloads to other nodes or instance types (dedicated or larger instances, faster volumes).")
+	}
+	return nil
+}
+
+func countBelow(r collect.NodeReport) int {
+	n := 0
+	for _, s := range r.Sysctls {
+		if !s.OK {
+			n++
+		}
+	}
+	return n
 }
 
 // TuningDaemonSet sets the recommended sysctls on every node: privileged and on the node's
