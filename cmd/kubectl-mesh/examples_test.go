@@ -114,6 +114,7 @@ func (d *examplesDoc) cmd(env []string, args ...string) {
 		if strings.Contains(a, " ") || strings.Contains(a, "%") {
 			a = "'" + a + "'"
 		}
+		a = tmpPath.ReplaceAllString(a, "/tmp/...")
 		if strings.HasPrefix(a, "istiod.sidecarInjectorWebhook") {
 			a = a[:strings.IndexByte(a, '=')+1] + "..."
 		}
