@@ -239,5 +239,10 @@ func (iv *StatsInterval) IstioHistogram(metric string, match map[string]string) 
 	if cur == nil || !iv.Interval() {
 		return cur
 	}
-	return cur.Sub(merge(iv.Prev))
+	prev := merge(iv.Prev)
+	if prev != nil && (len(cur.Buckets) == 0 || len(prev.Buckets) == 0) && cur.Count >= prev.Count {
+		// Without buckets (a _count and _sum only) the window still has a count and a sum.
+		return &Histogram{Count: cur.Count - prev.Count, Sum: cur.Sum - prev.Sum}
+	}
+	return cur.Sub(prev)
 }

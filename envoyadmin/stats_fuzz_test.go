@@ -2,8 +2,10 @@ package envoyadmin
 
 import (
 	"bytes"
+	"encoding/json"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/kubectl-mesh/kubectl-mesh/internal/captures"
 )
@@ -102,5 +104,26 @@ func FuzzParseStatsPrometheus(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := ParseStatsPrometheus(bytes.NewReader(data))
 		exercise(t, s, err)
+		// The families a capture and the configure commands pick out: what they keep parses too.
+		some, err := ParseStatsPrometheus(bytes.NewReader(data), WithPrometheusFamilies("istio_requests_total", "istio_request_duration_milliseconds", "envoy_cluster_upstream_rq_total"))
+		exercise(t, some, err)
+		iv := NewStatsInterval(some, some, time.Second)
+		if h := iv.IstioHistogram("istio_request_duration_milliseconds", nil); h != nil && h.Count != 0 {
+			t.Errorf("a sample against itself has %v observations", h.Count)
+		}
+	})
+}
+
+func FuzzRedactTokens(f *testing.F) {
+	addCaptureSeeds(f, "access_log")
+	f.Add([]byte(`"GET / HTTP/1.1" 200 - "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln" "-"`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out := RedactTokens(data)
+		if jwt.Match(out) {
+			t.Errorf("a token is left in %q", out)
+		}
+		if json.Valid(data) && !json.Valid(out) {
+			t.Errorf("JSON stopped being JSON: %q", out)
+		}
 	})
 }

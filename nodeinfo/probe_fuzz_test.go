@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -38,6 +39,29 @@ func FuzzParseProbe(f *testing.F) {
 		for _, d := range iv.Disks {
 			if d.IOs != 0 || math.IsNaN(d.AwaitMs) {
 				t.Errorf("disk %+v", d)
+			}
+		}
+	})
+}
+
+func FuzzCadvisor(f *testing.F) {
+	f.Add([]byte(readFixture(f, "cadvisor.prom")))
+	f.Add([]byte("container_cpu_cfs_periods_total{container=\"a\",namespace=\"n\",pod=\"p\"} 1 1000\n"))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		for key, lines := range SplitCadvisor(text) {
+			ns, pod, _ := strings.Cut(key, "/")
+			if got := FilterCadvisor(text, ns, pod); string(got) != string(lines) {
+				t.Fatalf("FilterCadvisor and SplitCadvisor differ for %s", key)
+			}
+			c, err := ParseCadvisor(lines)
+			if err != nil {
+				continue
+			}
+			for name, iv := range CadvisorInterval(c, c, 10) {
+				// One reading twice: no interval with timestamps, an empty one without.
+				if c.Containers[name].TimestampMs > 0 || iv.Periods != 0 || iv.Throttled != 0 || iv.ThrottledPerSecond != 0 {
+					t.Errorf("a reading against itself gave %s an interval: %+v", name, iv)
+				}
 			}
 		}
 	})
