@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
@@ -19,48 +21,44 @@ const completionTimeout = 3 * time.Second
 var workloadKinds = map[string]func(context.Context, kubernetes.Interface, string) ([]string, error){
 	"pod/": func(ctx context.Context, c kubernetes.Interface, ns string) ([]string, error) {
 		l, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, err
-		}
-		out := make([]string, 0, len(l.Items))
-		for _, p := range l.Items {
-			out = append(out, p.Name)
-		}
-		return out, nil
+		return names(l, err, func(l *corev1.PodList) []metav1.Object { return objects(l.Items) })
 	},
 	"deploy/": func(ctx context.Context, c kubernetes.Interface, ns string) ([]string, error) {
 		l, err := c.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, err
-		}
-		out := make([]string, 0, len(l.Items))
-		for _, d := range l.Items {
-			out = append(out, d.Name)
-		}
-		return out, nil
+		return names(l, err, func(l *appsv1.DeploymentList) []metav1.Object { return objects(l.Items) })
 	},
 	"sts/": func(ctx context.Context, c kubernetes.Interface, ns string) ([]string, error) {
 		l, err := c.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, err
-		}
-		out := make([]string, 0, len(l.Items))
-		for _, d := range l.Items {
-			out = append(out, d.Name)
-		}
-		return out, nil
+		return names(l, err, func(l *appsv1.StatefulSetList) []metav1.Object { return objects(l.Items) })
 	},
 	"svc/": func(ctx context.Context, c kubernetes.Interface, ns string) ([]string, error) {
 		l, err := c.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, err
-		}
-		out := make([]string, 0, len(l.Items))
-		for _, s := range l.Items {
-			out = append(out, s.Name)
-		}
-		return out, nil
+		return names(l, err, func(l *corev1.ServiceList) []metav1.Object { return objects(l.Items) })
 	},
+}
+
+// objects turns a list's items into their metadata.
+func objects[T any, P interface {
+	*T
+	metav1.Object
+}](items []T) []metav1.Object {
+	out := make([]metav1.Object, len(items))
+	for i := range items {
+		out[i] = P(&items[i])
+	}
+	return out
+}
+
+// names returns the names of a list's items, or the list's error.
+func names[L any](list L, err error, items func(L) []metav1.Object) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, o := range items(list) {
+		out = append(out, o.GetName())
+	}
+	return out, nil
 }
 
 // completionClient connects quietly: a completion that cannot reach the cluster offers nothing.
@@ -129,12 +127,9 @@ func CompleteNamespaces(flags *genericclioptions.ConfigFlags) cobra.CompletionFu
 		ctx, cancel := context.WithTimeout(context.Background(), completionTimeout)
 		defer cancel()
 		l, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		out, err := names(l, err, func(l *corev1.NamespaceList) []metav1.Object { return objects(l.Items) })
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		out := make([]cobra.Completion, 0, len(l.Items))
-		for _, ns := range l.Items {
-			out = append(out, ns.Name)
 		}
 		sort.Strings(out)
 		return out, cobra.ShellCompDirectiveNoFileComp
@@ -150,14 +145,7 @@ func CompleteServices(flags *genericclioptions.ConfigFlags) cobra.CompletionFunc
 func CompleteNodes(flags *genericclioptions.ConfigFlags) cobra.CompletionFunc {
 	return completeNames(flags, func(ctx context.Context, c kubernetes.Interface, _ string) ([]string, error) {
 		l, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, err
-		}
-		out := make([]string, 0, len(l.Items))
-		for _, n := range l.Items {
-			out = append(out, n.Name)
-		}
-		return out, nil
+		return names(l, err, func(l *corev1.NodeList) []metav1.Object { return objects(l.Items) })
 	})
 }
 

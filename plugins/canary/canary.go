@@ -94,8 +94,7 @@ and --max-p99, and rolls back to the stable version by itself (exit 1) when they
 	f.StringVar(&o.MaxErrorRate, "max-error-rate", "1%", "Progressive mode: the canary's 5xx share above which it is rolled back")
 	f.DurationVar(&o.MaxP99, "max-p99", 0, "Progressive mode: the canary's p99 above which it is rolled back (0: not checked)")
 	f.BoolVar(&o.ForceConflicts, "force-conflicts", false, "Apply even where another tool's DestinationRule or VirtualService routes the Service")
-	f.StringVar(&o.DryRunFlag, "dry-run", "none", "client prints the objects, server validates them; nothing is changed")
-	f.Lookup("dry-run").NoOptDefVal = "client"
+	cli.AddDryRunFlag(f, &o.DryRunFlag, "client prints the objects, server validates them; nothing is changed")
 	f.StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (default: text)")
 	return cmd
 }
@@ -129,9 +128,9 @@ func (o *Options) Validate(args []string) error {
 	if err := cli.ValidateOutput(o.Output); err != nil {
 		return err
 	}
-	d, err := apply.ParseDryRun(o.DryRunFlag)
+	d, err := cli.ParseDryRun(o.DryRunFlag)
 	if err != nil {
-		return cli.UsageError("%v", err)
+		return err
 	}
 	o.dryRun = d
 	return nil
@@ -142,11 +141,7 @@ func (o *Options) Complete() error {
 	if o.Client != nil {
 		return nil
 	}
-	c, err := cli.Connect(o.ConfigFlags, 0, 0, "")
-	if err != nil {
-		return err
-	}
-	mapper, err := o.ConfigFlags.ToRESTMapper()
+	c, mapper, err := cli.ConnectWriter(o.ConfigFlags)
 	if err != nil {
 		return err
 	}

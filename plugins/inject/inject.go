@@ -84,8 +84,7 @@ twice changes nothing. Exit status 1 when a pod is not 2/2.`,
 	f.StringVar(&o.Revision, "revision", "", "Control plane revision to inject (istio.io/rev); empty for the default revision")
 	f.BoolVar(&o.NoRestart, "no-restart", false, "Only label the namespace; do not restart its workloads")
 	f.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "How long to wait for the restarted pods")
-	f.StringVar(&o.DryRunFlag, "dry-run", "none", "client prints the changes, server validates them; nothing is changed")
-	f.Lookup("dry-run").NoOptDefVal = "client"
+	cli.AddDryRunFlag(f, &o.DryRunFlag, "client prints the changes, server validates them; nothing is changed")
 	f.BoolVar(&o.ForceConflicts, "force-conflicts", false, "Take over fields another manager owns (and remove istio-injection when moving to a revision)")
 	f.StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (default: text)")
 	return cmd
@@ -96,9 +95,9 @@ func (o *Options) Validate() error {
 	if err := cli.ValidateOutput(o.Output); err != nil {
 		return err
 	}
-	d, err := apply.ParseDryRun(o.DryRunFlag)
+	d, err := cli.ParseDryRun(o.DryRunFlag)
 	if err != nil {
-		return cli.UsageError("%v", err)
+		return err
 	}
 	o.dryRun = d
 	if strings.ContainsAny(o.Revision, ". /") {
@@ -112,11 +111,7 @@ func (o *Options) Complete() error {
 	if o.Client != nil || o.dryRun == apply.DryRunClient {
 		return nil
 	}
-	c, err := cli.Connect(o.ConfigFlags, 0, 0, "")
-	if err != nil {
-		return err
-	}
-	mapper, err := o.ConfigFlags.ToRESTMapper()
+	c, mapper, err := cli.ConnectWriter(o.ConfigFlags)
 	if err != nil {
 		return err
 	}

@@ -143,8 +143,7 @@ IstioOperator of --engine istioctl: -f values.yaml holding {istiod: {pilot: {...
 	f.StringSliceVar(&o.InjectNamespaces, "inject-namespaces", nil, "Namespaces you will inject, counted into the sidecar capacity check")
 	f.Float64Var(&o.TracingSampling, "tracing-sampling", install.DefaultTracingSampling, "Percent of requests traced")
 	f.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "How long to wait for each chart's resources to be ready")
-	f.StringVar(&o.DryRunFlag, "dry-run", "none", "client prints every manifest without a cluster; server renders against it; nothing is changed")
-	f.Lookup("dry-run").NoOptDefVal = "client"
+	cli.AddDryRunFlag(f, &o.DryRunFlag, "client prints every manifest without a cluster; server renders against it; nothing is changed")
 	f.BoolVar(&o.ForceConflicts, "force-conflicts", false, "Take over fields (and the Telemetry) another tool owns")
 	f.StringVarP(&o.Output, "output", "o", "", "Output format of the report: json or yaml (default: text)")
 	return cmd
@@ -155,9 +154,9 @@ func (o *Options) Validate() error {
 	if err := cli.ValidateOutput(o.Output); err != nil {
 		return err
 	}
-	d, err := apply.ParseDryRun(o.DryRunFlag)
+	d, err := cli.ParseDryRun(o.DryRunFlag)
 	if err != nil {
-		return cli.UsageError("%v", err)
+		return err
 	}
 	o.dryRun = d
 	if o.Engine != EngineHelm && o.Engine != EngineIstioctl {
@@ -187,19 +186,11 @@ func (o *Options) Complete() error {
 	if o.Client != nil || o.dryRun == apply.DryRunClient {
 		return nil
 	}
-	c, err := cli.Connect(o.ConfigFlags, 0, 0, "or print the manifests without a cluster: --dry-run")
+	c, mapper, err := cli.ConnectWriter(o.ConfigFlags)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w; or print the manifests without a cluster: --dry-run", err)
 	}
-	mapper, err := o.ConfigFlags.ToRESTMapper()
-	if err != nil {
-		return err
-	}
-	rm, ok := mapper.(meta.ResettableRESTMapper)
-	if !ok {
-		return errors.New("the REST mapper cannot be reset after Istio's CRDs are installed")
-	}
-	o.Client, o.Dynamic, o.Mapper, o.RESTConfig = c.Client, c.Dynamic, rm, c.Config
+	o.Client, o.Dynamic, o.Mapper, o.RESTConfig = c.Client, c.Dynamic, mapper, c.Config
 	return nil
 }
 

@@ -62,9 +62,9 @@ the cluster: it is kept while Istio objects exist that kubectl-mesh did not crea
 			if err := cli.ValidateOutput(o.Output); err != nil {
 				return err
 			}
-			d, err := apply.ParseDryRun(o.DryRunFlag)
+			d, err := cli.ParseDryRun(o.DryRunFlag)
 			if err != nil {
-				return cli.UsageError("%v", err)
+				return err
 			}
 			o.dryRun = d
 			return o.Run(cmd.Context())
@@ -74,8 +74,7 @@ the cluster: it is kept while Istio objects exist that kubectl-mesh did not crea
 	f.StringVar(&o.Profile, "profile", install.ProfileDefault, "The profile installed (default includes the gateway)")
 	f.StringVar(&o.Revision, "revision", "", "The revision installed")
 	f.BoolVar(&o.PurgeCRDs, "purge-crds", false, "Also remove the base release and its CRDs while others' Istio objects exist (they are deleted with them)")
-	f.StringVar(&o.DryRunFlag, "dry-run", "none", "Say what would be removed; nothing is changed")
-	f.Lookup("dry-run").NoOptDefVal = "client"
+	cli.AddDryRunFlag(f, &o.DryRunFlag, "Say what would be removed; nothing is changed")
 	f.StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (default: text)")
 	return cmd
 }

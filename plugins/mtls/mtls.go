@@ -85,8 +85,7 @@ it reads the sidecars' configuration until their inbound listeners are in the ne
 	f.DurationVar(&o.VerifyTimeout, "verify-timeout", time.Minute, "How long to wait for the sidecars to receive the new mode")
 	f.BoolVar(&o.Force, "force", false, "Apply STRICT even though plaintext clients were found")
 	f.BoolVar(&o.ForceConflicts, "force-conflicts", false, "Take over a PeerAuthentication (or its fields) another tool made")
-	f.StringVar(&o.DryRunFlag, "dry-run", "none", "client prints the PeerAuthentication, server also looks for plaintext clients; nothing is changed")
-	f.Lookup("dry-run").NoOptDefVal = "client"
+	cli.AddDryRunFlag(f, &o.DryRunFlag, "client prints the PeerAuthentication, server also looks for plaintext clients; nothing is changed")
 	f.StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (default: text)")
 	return cmd
 }
@@ -110,9 +109,9 @@ func (o *Options) Validate(args []string) error {
 	if err := cli.ValidateOutput(o.Output); err != nil {
 		return err
 	}
-	d, err := apply.ParseDryRun(o.DryRunFlag)
+	d, err := cli.ParseDryRun(o.DryRunFlag)
 	if err != nil {
-		return cli.UsageError("%v", err)
+		return err
 	}
 	o.dryRun = d
 	return nil
@@ -123,11 +122,7 @@ func (o *Options) Complete() error {
 	if o.Client != nil || o.dryRun == apply.DryRunClient {
 		return nil
 	}
-	c, err := cli.Connect(o.ConfigFlags, 0, 0, "")
-	if err != nil {
-		return err
-	}
-	mapper, err := o.ConfigFlags.ToRESTMapper()
+	c, mapper, err := cli.ConnectWriter(o.ConfigFlags)
 	if err != nil {
 		return err
 	}

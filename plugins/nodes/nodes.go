@@ -97,8 +97,7 @@ needs --yes, and --dry-run prints it.`,
 	f.IntVar(&o.Concurrency, "concurrency", 4, "Nodes probed at once")
 	f.BoolVar(&o.Apply, "apply", false, "Set the recommended sysctls on every node with a privileged DaemonSet (needs --yes)")
 	f.BoolVar(&o.Yes, "yes", false, "Confirm --apply")
-	f.StringVar(&o.DryRunFlag, "dry-run", "none", "With --apply: client prints the DaemonSet, server validates it; nothing is changed")
-	f.Lookup("dry-run").NoOptDefVal = "client"
+	cli.AddDryRunFlag(f, &o.DryRunFlag, "With --apply: client prints the DaemonSet, server validates it; nothing is changed")
 	return cmd
 }
 
@@ -107,9 +106,9 @@ func (o *Options) Validate() error {
 	if err := cli.ValidateOutput(o.Output); err != nil {
 		return err
 	}
-	d, err := apply.ParseDryRun(o.DryRunFlag)
+	d, err := cli.ParseDryRun(o.DryRunFlag)
 	if err != nil {
-		return cli.UsageError("%v", err)
+		return err
 	}
 	o.dryRun = d
 	if o.Apply && !o.Yes && d == apply.DryRunNone {
@@ -132,11 +131,7 @@ func (o *Options) Complete() error {
 		}
 		return nil
 	}
-	c, err := cli.Connect(o.ConfigFlags, 0, 0, "")
-	if err != nil {
-		return err
-	}
-	mapper, err := o.ConfigFlags.ToRESTMapper()
+	c, mapper, err := cli.ConnectWriter(o.ConfigFlags)
 	if err != nil {
 		return err
 	}
