@@ -51,6 +51,17 @@ type Engine struct {
 	Manifests io.Writer
 	// Now is the clock of the progress figures.
 	Now func() time.Time
+
+	// unpacked is the temporary folder a --charts archive was unpacked into.
+	unpacked string
+}
+
+// Close removes what the engine unpacked.
+func (e *Engine) Close() error {
+	if e.unpacked == "" {
+		return nil
+	}
+	return os.RemoveAll(e.unpacked)
 }
 
 // Step is what happened to one release.
@@ -342,11 +353,11 @@ func (e *Engine) load(name, version string) (*chartv2.Chart, error) {
 		return nil, fmt.Errorf("--charts: %w", err)
 	}
 	if !st.IsDir() {
-		dir, err := unpackCharts(e.Charts)
+		root, dir, err := unpackCharts(e.Charts)
 		if err != nil {
 			return nil, err
 		}
-		e.Charts = dir
+		e.Charts, e.unpacked = dir, root
 	}
 	for _, p := range []string{filepath.Join(e.Charts, name), filepath.Join(e.Charts, name+"-"+version+".tgz")} {
 		if _, err := os.Stat(p); err == nil {

@@ -1,8 +1,13 @@
 package helm
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -244,5 +249,61 @@ func TestClientDryRunNeedsNoCluster(t *testing.T) {
 		if !strings.Contains(manifests.String(), want) {
 			t.Errorf("manifests lack %q", want)
 		}
+	}
+}
+
+// TestChartsFromArchive loads the charts from one .tgz of the charts folder, as an air-gapped
+// user copies them: --charts FILE.tgz.
+func TestChartsFromArchive(t *testing.T) {
+	dir := testCharts(t)
+	archive := filepath.Join(t.TempDir(), "istio-charts.tgz")
+	f, err := os.Create(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gz := gzip.NewWriter(f)
+	tw := tar.NewWriter(gz)
+	err = filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: "istio-charts/" + filepath.ToSlash(rel), Mode: 0o644, Size: int64(len(b))}); err != nil {
+			return err
+		}
+		_, err = tw.Write(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []io.Closer{tw, gz, f} {
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	server := "https://127.0.0.1:1"
+	flags := genericclioptions.NewConfigFlags(false)
+	flags.APIServer = &server
+	var manifests bytes.Buffer
+	p, _ := install.NewProfile(install.ProfileDefault, "")
+	e := &Engine{Getter: flags, Charts: archive, DryRun: apply.DryRunClient, Manifests: &manifests}
+	steps, err := e.Install(context.Background(), p, nil)
+	if err != nil || actions(steps) != "base=would install istiod=would install gateway=would install" {
+		t.Fatalf("charts from %s: %v %s", archive, err, actions(steps))
+	}
+	unpacked := e.unpacked
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(unpacked); !os.IsNotExist(err) {
+		t.Errorf("the unpacked charts are left in %s", unpacked)
+	}
+	if _, err := (&Engine{Getter: flags, Charts: filepath.Join(t.TempDir(), "none.tgz"), DryRun: apply.DryRunClient}).Install(context.Background(), p, nil); err == nil || !strings.Contains(err.Error(), "--charts") {
+		t.Errorf("a missing archive: %v", err)
 	}
 }

@@ -15,9 +15,23 @@ import (
 // well under a megabyte.
 const maxChartFile = 64 << 20
 
-// unpackCharts unpacks a .tgz of chart folders (or of chart archives) into a temporary folder and
-// returns the folder that holds them: the archive's root, or its one top folder.
-func unpackCharts(archive string) (string, error) {
+// unpackCharts unpacks a .tgz of chart folders (or of chart archives) into a temporary folder, and
+// returns that folder and the one that holds the charts: the archive's root, or its one top
+// folder.
+func unpackCharts(archive string) (root, charts string, err error) {
+	root, err = os.MkdirTemp("", "kubectl-mesh-charts-")
+	if err != nil {
+		return "", "", err
+	}
+	charts, err = unpackInto(archive, root)
+	if err != nil {
+		os.RemoveAll(root)
+		return "", "", err
+	}
+	return root, charts, nil
+}
+
+func unpackInto(archive, dir string) (string, error) {
 	f, err := os.Open(archive)
 	if err != nil {
 		return "", fmt.Errorf("--charts: %w", err)
@@ -26,10 +40,6 @@ func unpackCharts(archive string) (string, error) {
 	gz, err := gzip.NewReader(f)
 	if err != nil {
 		return "", fmt.Errorf("--charts %s is not a .tgz archive: %w", archive, err)
-	}
-	dir, err := os.MkdirTemp("", "kubectl-mesh-charts-")
-	if err != nil {
-		return "", err
 	}
 	tops := map[string]bool{}
 	tr := tar.NewReader(gz)

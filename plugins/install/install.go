@@ -265,6 +265,7 @@ func (o *Options) probeNodes(ctx context.Context) ([]check.Check, error) {
 func (o *Options) runHelm(ctx context.Context, rep *Report) error {
 	e := &helm.Engine{Getter: o.ConfigFlags, Charts: o.Charts, Repo: o.Repo, Timeout: o.Timeout, DryRun: o.dryRun,
 		ForceConflicts: o.ForceConflicts, Progress: o.ErrOut, Manifests: o.Out}
+	defer e.Close()
 	steps, err := e.Install(ctx, o.profile, o.overrides)
 	rep.Releases = steps
 	if err != nil {
