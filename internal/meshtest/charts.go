@@ -34,6 +34,10 @@ func Charts(t testing.TB, src string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// files/ holds only this file, which git does not keep: a fresh clone has no such folder.
+	if err := os.MkdirAll(filepath.Join(dst, "base", "files"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dst, "base", "files", "crd-all.gen.yaml"), []byte(crds), 0o644); err != nil {
 		t.Fatal(err)
 	}
