@@ -272,18 +272,27 @@ func dryRun(d apply.DryRun) action.DryRunStrategy {
 	return action.DryRunNone
 }
 
+// BaseGuard decides whether the base release, which holds Istio's CRDs (their deletion deletes
+// every Istio object in the cluster), may go: Keep returns why not, "" when it may; Before runs
+// just before it goes (the mesh-wide Telemetry is removed there).
+type BaseGuard struct {
+	Keep   func(context.Context) (string, error)
+	Before func(context.Context) error
+}
+
 // Uninstall removes the profile's releases that kubectl-mesh installed, in reverse order. The
-// base release holds Istio's CRDs, whose deletion deletes every Istio object in the cluster:
-// it is kept while such objects exist that kubectl-mesh did not create, unless purgeCRDs.
-func (e *Engine) Uninstall(ctx context.Context, p *install.Profile, foreign func(context.Context) ([]string, error), purgeCRDs bool) ([]Step, error) {
+// base release is shared by every revision: a revision's uninstall leaves it, and so does one
+// where a release before it was kept or the guard says so.
+func (e *Engine) Uninstall(ctx context.Context, p *install.Profile, guard BaseGuard) ([]Step, error) {
 	charts := p.Charts()
 	var steps []Step
+	kept := false
 	for i := len(charts) - 1; i >= 0; i-- {
 		c := charts[i]
 		st := Step{Chart: c}
 		rel, err := e.deployed(c)
 		if err != nil {
-			st.Action, st.Note = "kept", err.Error()
+			st.Action, st.Note, kept = "kept", err.Error(), true
 			steps = append(steps, st)
 			continue
 		}
@@ -292,15 +301,20 @@ func (e *Engine) Uninstall(ctx context.Context, p *install.Profile, foreign func
 			steps = append(steps, st)
 			continue
 		}
-		if c.Name == install.ChartBase && !purgeCRDs && foreign != nil {
-			others, err := foreign(ctx)
-			if err != nil {
-				return steps, err
+		if c.Name == install.ChartBase {
+			reason := ""
+			switch {
+			case p.Revision != "":
+				reason = "Istio's CRDs are shared by every revision: uninstall the default revision to remove them"
+			case kept:
+				reason = "a release above was kept, and it needs Istio's CRDs"
+			case guard.Keep != nil:
+				if reason, err = guard.Keep(ctx); err != nil {
+					return steps, err
+				}
 			}
-			if len(others) > 0 {
-				st.Action = "kept"
-				st.Note = fmt.Sprintf("its CRDs hold %d Istio objects kubectl-mesh did not create (%s); deleting the CRDs would delete them: rerun with --purge-crds to remove them too",
-					len(others), strings.Join(first(others, 3), ", "))
+			if reason != "" {
+				st.Action, st.Note = "kept", reason
 				steps = append(steps, st)
 				continue
 			}
@@ -309,6 +323,11 @@ func (e *Engine) Uninstall(ctx context.Context, p *install.Profile, foreign func
 			st.Action = "would uninstall"
 			steps = append(steps, st)
 			continue
+		}
+		if c.Name == install.ChartBase && guard.Before != nil {
+			if err := guard.Before(ctx); err != nil {
+				return steps, err
+			}
 		}
 		cfg, err := e.configuration(c.Namespace)
 		if err != nil {

@@ -182,8 +182,14 @@ spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}]}]}`
 	if err := c.Apply(ctx, vs); err != nil {
 		t.Fatal(err)
 	}
-	foreign := func(ctx context.Context) ([]string, error) { return ForeignIstioObjects(ctx, c.Dynamic) }
-	steps, err = e.Uninstall(ctx, p, foreign, false)
+	guard := BaseGuard{Keep: func(ctx context.Context) (string, error) {
+		others, err := ForeignIstioObjects(ctx, c.Dynamic)
+		if len(others) > 0 {
+			return "its CRDs hold " + strings.Join(others, ", "), err
+		}
+		return "", err
+	}}
+	steps, err = e.Uninstall(ctx, p, guard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +205,13 @@ spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}]}]}`
 	if _, err := c.Client.AppsV1().Deployments("istio-other").Get(ctx, "istiod-other", metav1.GetOptions{}); err != nil {
 		t.Errorf("the other tool's istiod is gone: %v", err)
 	}
-	steps, err = e.Uninstall(ctx, p, foreign, true)
+	// A revision's uninstall leaves the shared base release.
+	rev := *p
+	rev.Revision = "1-30"
+	if steps, err := e.Uninstall(ctx, &rev, BaseGuard{}); err != nil || steps[len(steps)-1].Action == "uninstalled" {
+		t.Errorf("uninstall of a revision: %s, %v", actions(steps), err)
+	}
+	steps, err = e.Uninstall(ctx, p, BaseGuard{})
 	if err != nil || actions(steps) != "gateway=not installed istiod=not installed base=uninstalled" {
 		t.Errorf("uninstall --purge-crds: %s, %v", actions(steps), err)
 	}

@@ -125,6 +125,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The restart annotation is a trigger, owned by whoever restarted last (kubectl rollout
+	// restart's manager, say): taking it over is what a restart is.
+	restarter := *a
+	restarter.ForceConflicts = true
 	var restarted, verify []*workload
 	for _, w := range workloads {
 		out := Workload{Kind: w.kind, Name: w.name, Pods: len(w.pods)}
@@ -145,7 +149,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			out.Action = "not restarted (--no-restart)"
 		default:
 			w.restartedAt = o.Now()
-			r, err := a.ApplyFields(ctx, w.restartPatch(w.restartedAt))
+			r, err := restarter.ApplyFields(ctx, w.restartPatch(w.restartedAt))
 			if err != nil {
 				return nil, fmt.Errorf("restarting %s/%s: %w", strings.ToLower(w.kind), w.name, err)
 			}

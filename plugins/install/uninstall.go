@@ -3,6 +3,7 @@ package install
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -41,7 +42,17 @@ type UninstallOptions struct {
 	Dynamic dynamic.Interface
 }
 
-var telemetryGVR = schema.GroupVersionResource{Group: "telemetry.istio.io", Version: "v1", Resource: "telemetries"}
+var (
+	telemetryGVR  = schema.GroupVersionResource{Group: "telemetry.istio.io", Version: "v1", Resource: "telemetries"}
+	deploymentGVR = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+)
+
+func firstN(ss []string, n int) []string {
+	if len(ss) <= n {
+		return ss
+	}
+	return append(ss[:n:n], fmt.Sprintf("and %d more", len(ss)-n))
+}
 
 // NewUninstallCmd returns the `uninstall` command.
 func NewUninstallCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
@@ -94,24 +105,55 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 		o.Dynamic = c.Dynamic
 	}
 	e := &helm.Engine{Getter: o.ConfigFlags, DryRun: o.dryRun, Progress: o.ErrOut}
-	// The Telemetry goes first: it is an Istio object, and ours.
 	tel := p.Telemetry()
-	telAction := "not installed"
-	cur, err := o.Dynamic.Resource(telemetryGVR).Namespace(p.Namespace).Get(ctx, tel.GetName(), metav1.GetOptions{})
-	switch {
-	case err == nil && !apply.IsOurs(cur):
-		telAction = "kept: not created by kubectl-mesh"
-	case err == nil && o.dryRun != apply.DryRunNone:
-		telAction = "would be deleted"
-	case err == nil:
-		if err := o.Dynamic.Resource(telemetryGVR).Namespace(p.Namespace).Delete(ctx, tel.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("deleting Telemetry %s/%s: %w", p.Namespace, tel.GetName(), err)
-		}
-		telAction = "deleted"
+	telAction := "kept: it is the mesh's, and Istio's CRDs stay"
+	guard := helm.BaseGuard{
+		// Istio's CRDs stay while a control plane runs (another revision's) or while Istio
+		// objects exist that kubectl-mesh did not create (unless --purge-crds).
+		Keep: func(ctx context.Context) (string, error) {
+			l, err := o.Dynamic.Resource(deploymentGVR).Namespace("").List(ctx, metav1.ListOptions{LabelSelector: "app=istiod"})
+			if err != nil {
+				return "", fmt.Errorf("listing control planes: %w", err)
+			}
+			if len(l.Items) > 0 && o.dryRun == apply.DryRunNone {
+				return fmt.Sprintf("istiod %s/%s still runs and needs Istio's CRDs: uninstall its revision first", l.Items[0].GetNamespace(), l.Items[0].GetName()), nil
+			}
+			if o.PurgeCRDs {
+				return "", nil
+			}
+			others, err := helm.ForeignIstioObjects(ctx, o.Dynamic)
+			if err != nil || len(others) == 0 {
+				return "", err
+			}
+			return fmt.Sprintf("its CRDs hold %d Istio objects kubectl-mesh did not create (%s); deleting the CRDs would delete them: rerun with --purge-crds to remove them too",
+				len(others), strings.Join(firstN(others, 3), ", ")), nil
+		},
+		// The mesh-wide Telemetry goes with the CRDs, when it is ours.
+		Before: func(ctx context.Context) error {
+			cur, err := o.Dynamic.Resource(telemetryGVR).Namespace(p.Namespace).Get(ctx, tel.GetName(), metav1.GetOptions{})
+			switch {
+			case apierrors.IsNotFound(err):
+				telAction = "not installed"
+				return nil
+			case err != nil:
+				return err
+			case !apply.IsOurs(cur):
+				telAction = "kept: not created by kubectl-mesh (it goes with Istio's CRDs)"
+				return nil
+			}
+			if err := o.Dynamic.Resource(telemetryGVR).Namespace(p.Namespace).Delete(ctx, tel.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("deleting Telemetry %s/%s: %w", p.Namespace, tel.GetName(), err)
+			}
+			telAction = "deleted"
+			return nil
+		},
 	}
-	steps, err := e.Uninstall(ctx, p, func(ctx context.Context) ([]string, error) { return helm.ForeignIstioObjects(ctx, o.Dynamic) }, o.PurgeCRDs)
+	steps, err := e.Uninstall(ctx, p, guard)
 	if err != nil {
 		return err
+	}
+	if o.dryRun != apply.DryRunNone {
+		telAction = "would be deleted with the base release, when that goes"
 	}
 	out := map[string]any{"telemetry": telAction, "releases": steps}
 	if done, err := cli.PrintStructured(o.Out, o.Output, out); done {
