@@ -118,8 +118,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		o.Stable = others[0]
 	}
-	// A subset without a ready pod answers every request routed to it with 503 (UH).
-	for _, v := range []string{o.Stable, o.Canary} {
+	// A subset without a ready pod answers every request routed to it with 503 (UH). Only the
+	// subsets that will receive traffic need one: a rollback is how one leaves a broken canary.
+	need := []string{o.Stable, o.Canary}
+	switch {
+	case o.Promote:
+		need = []string{o.Canary}
+	case o.Rollback:
+		need = []string{o.Stable}
+	}
+	for _, v := range need {
 		if versions[v].ready == 0 {
 			return nil, fmt.Errorf("subset %s of %s/%s has no ready pod (%d pods with %s=%s): requests routed to it would fail with 503 UH; deploy it first",
 				v, o.Namespace, o.Service, versions[v].all, VersionLabel, v)
@@ -154,7 +162,25 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Step <= 0 || o.Promote || o.Rollback || o.DryRun != apply.DryRunNone {
 		return res, nil
 	}
-	return res, o.progressive(ctx, res, split, canaryPods(pods.Items, o.Canary))
+	return res, o.progressive(ctx, res, split, o.readyCanaryPods)
+}
+
+// readyCanaryPods lists the canary's ready pods afresh: pods restart and scale during a rollout.
+func (o *Options) readyCanaryPods(ctx context.Context) ([]corev1.Pod, error) {
+	svc, err := o.Client.CoreV1().Services(o.Namespace).Get(ctx, o.Service, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("service %s/%s: %w", o.Namespace, o.Service, err)
+	}
+	set := labels.Set{}
+	for k, v := range svc.Spec.Selector {
+		set[k] = v
+	}
+	set[VersionLabel] = o.Canary
+	pods, err := o.Client.CoreV1().Pods(o.Namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(set).String()})
+	if err != nil {
+		return nil, fmt.Errorf("pods of canary %s: %w", o.Canary, err)
+	}
+	return canaryPods(pods.Items, o.Canary), nil
 }
 
 type versionPods struct{ all, ready int }
@@ -280,16 +306,27 @@ func routes(obj unstructured.Unstructured, short, host string) bool {
 // progressive raises the weight by Step every Interval while the canary's sidecars show it
 // within bounds, and rolls back to the stable version when they do not. A step with no request
 // at the canary is held (no evidence to judge it on), three times at most.
-func (o *Options) progressive(ctx context.Context, res *Result, split func(int) error, pods []corev1.Pod) error {
+func (o *Options) progressive(ctx context.Context, res *Result, split func(int) error, list func(context.Context) ([]corev1.Pod, error)) error {
 	weight, held := res.Weight, 0
 	for {
 		o.progress("canary %s at %d%%: measuring its sidecars for %v", o.Canary, weight, o.Interval)
-		st, err := o.measure(ctx, pods)
-		if err != nil {
-			return err
+		pods, err := list(ctx)
+		var st StepResult
+		if err == nil {
+			if len(pods) == 0 {
+				err = fmt.Errorf("no ready pod of %s=%s", VersionLabel, o.Canary)
+			} else {
+				st, err = o.measure(ctx, pods)
+			}
 		}
 		st.Weight = weight
 		switch {
+		case ctx.Err() != nil:
+			// Interrupted: leave the split where it is; the user decides with --promote or --rollback.
+			return fmt.Errorf("canary %s left at %d%%: %w", o.Canary, weight, ctx.Err())
+		case err != nil:
+			// A canary that cannot be judged is not promoted further.
+			st.Verdict = "cannot measure the canary: " + err.Error()
 		case st.Requests == 0:
 			held++
 			st.Verdict = "held: no request reached the canary"
