@@ -84,14 +84,17 @@ type Verification struct {
 
 // Result is what mtls found and did.
 type Result struct {
-	Target   string         `json:"target"`
-	Mode     string         `json:"mode"`
-	Clients  []Client       `json:"plaintextClients,omitempty"`
-	Sampled  []string       `json:"sampled,omitempty"`
-	Refused  bool           `json:"refused"`
-	Applied  *apply.Result  `json:"applied,omitempty"`
-	Verified []Verification `json:"verified,omitempty"`
-	Warnings []string       `json:"warnings,omitempty"`
+	Target  string   `json:"target"`
+	Mode    string   `json:"mode"`
+	Clients []Client `json:"plaintextClients,omitempty"`
+	Sampled []string `json:"sampled,omitempty"`
+	// Unsampled are the sidecars whose traffic could not be read: a plaintext client of theirs
+	// cannot be ruled out, so STRICT is refused while any remains, unless forced.
+	Unsampled []string       `json:"unsampled,omitempty"`
+	Refused   bool           `json:"refused"`
+	Applied   *apply.Result  `json:"applied,omitempty"`
+	Verified  []Verification `json:"verified,omitempty"`
+	Warnings  []string       `json:"warnings,omitempty"`
 }
 
 func (o *Options) progress(format string, a ...any) {
@@ -139,12 +142,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	if o.Mode == ModeStrict {
-		clients, sampled, warnings, err := o.plaintextClients(ctx, pods)
+		clients, sampled, unsampled, warnings, err := o.plaintextClients(ctx, pods)
 		if err != nil {
 			return nil, err
 		}
-		res.Clients, res.Sampled, res.Warnings = clients, sampled, warnings
-		if len(clients) > 0 && !o.Force {
+		res.Clients, res.Sampled, res.Unsampled, res.Warnings = clients, sampled, unsampled, warnings
+		if (len(clients) > 0 || len(unsampled) > 0) && !o.Force {
 			res.Refused = true
 			return res, nil
 		}
@@ -177,7 +180,32 @@ func (o *Options) meshedPods(ctx context.Context) ([]corev1.Pod, error) {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Namespace+"/"+out[i].Name < out[j].Namespace+"/"+out[j].Name })
-	return out[:min(len(out), o.MaxPods)], nil
+	return spread(out, o.MaxPods), nil
+}
+
+// spread takes at most n of the sorted pods, round robin over their namespaces: across the
+// mesh, the sample then covers as many namespaces (and their callers) as it can.
+func spread(pods []corev1.Pod, n int) []corev1.Pod {
+	if len(pods) <= n {
+		return pods
+	}
+	var order []string
+	byNS := map[string][]corev1.Pod{}
+	for _, p := range pods {
+		if _, ok := byNS[p.Namespace]; !ok {
+			order = append(order, p.Namespace)
+		}
+		byNS[p.Namespace] = append(byNS[p.Namespace], p)
+	}
+	out := make([]corev1.Pod, 0, n)
+	for i := 0; len(out) < n; i++ {
+		for _, ns := range order {
+			if i < len(byNS[ns]) && len(out) < n {
+				out = append(out, byNS[ns][i])
+			}
+		}
+	}
+	return out
 }
 
 func hasSidecar(p *corev1.Pod) bool {
@@ -191,7 +219,7 @@ func hasSidecar(p *corev1.Pod) bool {
 
 // plaintextClients samples the sidecars' inbound side and lists the pods without a sidecar in
 // the namespaces that call them.
-func (o *Options) plaintextClients(ctx context.Context, pods []corev1.Pod) ([]Client, []string, []string, error) {
+func (o *Options) plaintextClients(ctx context.Context, pods []corev1.Pod) (clients []Client, sampled, unsampled, warnings []string, err error) {
 	type sample struct {
 		iv  *envoyadmin.StatsInterval
 		err error
@@ -223,15 +251,14 @@ func (o *Options) plaintextClients(ctx context.Context, pods []corev1.Pod) ([]Cl
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	var clients []Client
-	var sampled, warnings []string
 	callers := map[string]bool{o.Namespace: !o.Mesh}
 	for i, s := range samples {
 		pod := pods[i].Namespace + "/" + pods[i].Name
 		if s.err != nil {
 			warnings = append(warnings, fmt.Sprintf("sidecar of %s not sampled: %v", pod, s.err))
+			unsampled = append(unsampled, pod)
 			continue
 		}
 		sampled = append(sampled, pod)
@@ -239,9 +266,9 @@ func (o *Options) plaintextClients(ctx context.Context, pods []corev1.Pod) ([]Cl
 	}
 	unmeshed, err := o.unmeshedCallers(ctx, callers)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	return append(clients, unmeshed...), sampled, warnings, nil
+	return append(clients, unmeshed...), sampled, unsampled, warnings, nil
 }
 
 // plaintextSeen lists the sources of inbound requests and TCP connections without mTLS over

@@ -176,6 +176,18 @@ func RenderText(w io.Writer, r *mtls.Result) error {
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
+	if len(r.Unsampled) > 0 {
+		verb := "Refused"
+		if !r.Refused {
+			verb = "Applied anyway (--force)"
+		}
+		fmt.Fprintf(w, "%s: %d sidecars of %s could not be sampled, so their plaintext clients cannot be ruled out: %s\n",
+			verb, len(r.Unsampled), r.Target, strings.Join(r.Unsampled, ", "))
+		if r.Refused && len(r.Clients) == 0 {
+			fmt.Fprintln(w, "Fix what the warnings name (often RBAC for pods/portforward, or a sidecar not ready) and rerun; --force applies STRICT anyway.")
+			return nil
+		}
+	}
 	if len(r.Clients) > 0 {
 		verb := "Refused"
 		if !r.Refused {

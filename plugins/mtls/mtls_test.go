@@ -170,6 +170,19 @@ func TestMTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A sidecar whose stats cannot be read may be the one plaintext clients call: refused, named.
+	ratings.mu.Lock()
+	ratings.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "overloaded", http.StatusServiceUnavailable) })
+	ratings.mu.Unlock()
+	res, _, err = run(ctx, c.Kubeconfig, "shop", "--mode", "strict")
+	if cli.Code(err) != cli.ExitFindings || !res.Refused || len(res.Clients) != 0 || len(res.Unsampled) != 1 || res.Unsampled[0] != "shop/ratings-0" {
+		t.Fatalf("an unsampled sidecar: %v %+v", err, res)
+	}
+	if paExists() {
+		t.Fatal("STRICT was applied with a sidecar unsampled")
+	}
+	ratings.serve(t, variant(t, false, false))
+
 	// The sidecars' callers include istio-system's gateway: istiod there, without a sidecar,
 	// is not a plaintext client.
 	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: mtls.RootNamespace}}, metav1.CreateOptions{}); err != nil {
