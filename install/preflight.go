@@ -48,6 +48,8 @@ type Preflight struct {
 	// ForeignCRDsOK accepts Istio's CRDs installed by another tool: istioctl, unlike Helm's
 	// base chart, takes them over.
 	ForeignCRDsOK bool
+	// Overrides are the user's values: they can change the sidecars' requests.
+	Overrides Overrides
 }
 
 // Categories of the checks, in the order they print.
@@ -211,7 +213,7 @@ func (pf *Preflight) existing(ctx context.Context) []Check {
 		default:
 			out = append(out, Check{Category: CategoryExisting, Status: CheckFailed,
 				Message: what + " was installed by another tool (" + installer(&d) + "): kubectl-mesh does not take it over",
-				Fix:     "install a revisioned control plane beside it (--revision 1-30) and move namespaces with kubectl mesh inject --revision, or keep managing it with the tool that installed it"})
+				Fix:     "keep managing it with the tool that installed it (kubectl mesh status, inject, mtls, canary and why-slow work on any Istio), or uninstall it first; a revision beside it does not help, as Istio's CRDs (the base chart) are shared"})
 		}
 	}
 	out = append(out, pf.webhook(ctx)...)
@@ -268,7 +270,7 @@ func (pf *Preflight) webhook(ctx context.Context) []Check {
 	}
 	return []Check{{Category: CategoryExisting, Status: CheckFailed,
 		Message: "the MutatingWebhookConfiguration " + name + " exists and was not made by kubectl-mesh's istiod release: the istiod chart cannot take it over",
-		Fix:     "remove it if nothing uses it (kubectl delete mutatingwebhookconfiguration " + name + "), or install a revisioned control plane with --revision"}}
+		Fix:     "remove it if it is left from an uninstalled Istio (kubectl delete mutatingwebhookconfiguration " + name + "); if an Istio still uses it, keep managing that Istio with its own tool"}}
 }
 
 func revisionOf(r string) string {
@@ -348,7 +350,11 @@ func (pf *Preflight) capacity(ctx context.Context) []Check {
 	if err != nil {
 		return fail(err)
 	}
-	proxyCPU, proxyMem := resource.MustParse(orZero(pf.Profile.Proxy.RequestCPU)), resource.MustParse(orZero(pf.Profile.Proxy.RequestMemory))
+	reqCPU, reqMem, err := pf.Profile.ProxyRequests(pf.Overrides)
+	if err != nil {
+		return fail(err)
+	}
+	proxyCPU, proxyMem := resource.MustParse(orZero(reqCPU)), resource.MustParse(orZero(reqMem))
 	type load struct {
 		cpu, mem resource.Quantity
 		injected int

@@ -132,4 +132,12 @@ func TestPreflight(t *testing.T) {
 	if len(capa) != 1 || capa[0].Status != CheckFailed || !strings.Contains(capa[0].Message, "after injecting 1 pods (100m CPU and 128Mi each)") || capa[0].Fix == "" {
 		t.Errorf("a node the sidecar overfills: %+v", capa)
 	}
+	// Overrides that shrink the sidecar's requests are what the check counts: 40m fits (tightly).
+	if pf.Overrides, err = NewOverrides(map[string]any{ChartIstiod: map[string]any{"global": map[string]any{"proxy": map[string]any{
+		"resources": map[string]any{"requests": map[string]any{"cpu": "40m", "memory": "64Mi"}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if capa := pf.capacity(ctx); len(capa) != 1 || capa[0].Status == CheckFailed || !strings.Contains(capa[0].Message, "(40m CPU and 64Mi each)") {
+		t.Errorf("a sidecar overridden to 40m: %+v", capa)
+	}
 }

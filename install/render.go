@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	chartutil "helm.sh/helm/v4/pkg/chart/common/util"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -175,6 +176,54 @@ func (o Overrides) Merge(key string, base map[string]any) (map[string]any, error
 		return nil, err
 	}
 	return chartutil.CoalesceTables(dst, src), nil
+}
+
+// ProxyRequests are the sidecar requests the istiod chart will inject once the overrides are
+// merged over the profile (istiod.global.proxy.resources.requests): what each sidecar will
+// really ask of its node.
+func (p *Profile) ProxyRequests(ov Overrides) (cpu, memory string, err error) {
+	base, err := p.HelmValues(ChartIstiod)
+	if err != nil {
+		return "", "", err
+	}
+	merged, err := ov.Merge(ChartIstiod, base)
+	if err != nil {
+		return "", "", err
+	}
+	requests, _, _ := unstructured.NestedFieldNoCopy(merged, "global", "proxy", "resources", "requests")
+	m, _ := requests.(map[string]any)
+	// With istioctl, the same values sit under the IstioOperator's spec.values.
+	if op, _, _ := unstructured.NestedFieldNoCopy(ov[KeyOperator], "values", "global", "proxy", "resources", "requests"); op != nil {
+		if opm, ok := op.(map[string]any); ok {
+			m = chartutil.CoalesceTables(jsonCopyOrNil(opm), jsonCopyOrNil(m))
+		}
+	}
+	read := func(name string) (string, error) {
+		v, ok := m[name]
+		if !ok || v == nil {
+			return "", nil
+		}
+		q, err := resource.ParseQuantity(fmt.Sprint(v))
+		if err != nil {
+			return "", fmt.Errorf("overrides: istiod.global.proxy.resources.requests.%s %v is not a quantity (such as 100m or 128Mi)", name, v)
+		}
+		return q.String(), nil
+	}
+	if cpu, err = read("cpu"); err != nil {
+		return "", "", err
+	}
+	if memory, err = read("memory"); err != nil {
+		return "", "", err
+	}
+	return cpu, memory, nil
+}
+
+func jsonCopyOrNil(m map[string]any) map[string]any {
+	c, err := jsonCopy(m)
+	if err != nil || c == nil {
+		return map[string]any{}
+	}
+	return c
 }
 
 // jsonCopy deep-copies a values tree as JSON holds it (numbers become float64, as in values

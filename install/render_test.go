@@ -174,3 +174,38 @@ func TestOverrides(t *testing.T) {
 		t.Error("Merge changed the profile's values")
 	}
 }
+
+// TestProxyRequests checks that the sidecar requests the capacity check counts are the merged
+// ones: the profile's, a --set on the istiod chart, or the IstioOperator's values for istioctl.
+func TestProxyRequests(t *testing.T) {
+	p, _ := NewProfile(ProfileDefault, "")
+	requests := func(ov map[string]any) (string, string, error) {
+		t.Helper()
+		o, err := NewOverrides(ov)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.ProxyRequests(o)
+	}
+	reqs := func(cpu any) map[string]any {
+		return map[string]any{"global": map[string]any{"proxy": map[string]any{"resources": map[string]any{"requests": map[string]any{"cpu": cpu}}}}}
+	}
+	if cpu, mem, err := requests(nil); err != nil || cpu != p.Proxy.RequestCPU || mem != p.Proxy.RequestMemory {
+		t.Errorf("no overrides: %s %s %v, want the profile's %s %s", cpu, mem, err, p.Proxy.RequestCPU, p.Proxy.RequestMemory)
+	}
+	if cpu, mem, err := requests(map[string]any{ChartIstiod: reqs("250m")}); err != nil || cpu != "250m" || mem != p.Proxy.RequestMemory {
+		t.Errorf("--set istiod.global.proxy.resources.requests.cpu=250m: %s %s %v", cpu, mem, err)
+	}
+	if cpu, _, err := requests(map[string]any{ChartIstiod: reqs(1)}); err != nil || cpu != "1" {
+		t.Errorf("a number of cores: %s %v", cpu, err)
+	}
+	if cpu, _, err := requests(map[string]any{ChartIstiod: reqs(nil)}); err != nil || cpu != "" {
+		t.Errorf("a null removes the request: %q %v", cpu, err)
+	}
+	if cpu, _, err := requests(map[string]any{KeyOperator: map[string]any{"values": reqs("300m")}}); err != nil || cpu != "300m" {
+		t.Errorf("istioctl's operator.values: %s %v", cpu, err)
+	}
+	if _, _, err := requests(map[string]any{ChartIstiod: reqs("lots")}); err == nil || !strings.Contains(err.Error(), "not a quantity") {
+		t.Errorf("a bad quantity: %v", err)
+	}
+}

@@ -173,7 +173,7 @@ func (e *Engine) deployed(c install.Chart) (*releasev1.Release, error) {
 		return nil, fmt.Errorf("Helm release %s in %s is of an unknown kind %T", c.Release, c.Namespace, r)
 	}
 	if rel.Labels[apply.ManagedByLabel] != apply.ManagedBy {
-		return nil, fmt.Errorf("Helm release %s in %s (chart %s) exists and was not installed by kubectl-mesh: kubectl-mesh does not take it over; upgrade it with helm, or install a revisioned control plane beside it with --revision",
+		return nil, fmt.Errorf("Helm release %s in %s (chart %s) exists and was not installed by kubectl-mesh: kubectl-mesh does not take it over; keep upgrading it with helm (kubectl mesh status, inject, mtls and canary work on it)",
 			c.Release, c.Namespace, rel.Chart.Metadata.Name+"-"+rel.Chart.Metadata.Version)
 	}
 	return rel, nil
@@ -197,6 +197,9 @@ func (e *Engine) installOne(ctx context.Context, c install.Chart, ch *chartv2.Ch
 		in := action.NewInstall(cfg)
 		in.ReleaseName, in.Namespace, in.Labels = c.Release, c.Namespace, labels
 		in.CreateNamespace = true
+		// A first install that fails (a timeout waiting for istiod, a refused object) is
+		// uninstalled again rather than left as a failed release that blocks the next try.
+		in.RollbackOnFailure = e.DryRun == apply.DryRunNone
 		in.WaitStrategy, in.Timeout = kube.StatusWatcherStrategy, e.timeout()
 		in.ServerSideApply, in.ForceConflicts = true, e.ForceConflicts
 		in.DryRunStrategy = dryRun(e.DryRun)

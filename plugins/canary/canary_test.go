@@ -204,7 +204,9 @@ func TestCanary(t *testing.T) {
 
 	// A canary whose sidecar cannot be read is not judged healthy: back to v1, saying why.
 	v2.mu.Lock()
-	v2.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "admin overloaded", http.StatusServiceUnavailable) })
+	v2.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "admin overloaded", http.StatusServiceUnavailable)
+	})
 	v2.mu.Unlock()
 	res, _, err = run(ctx, c.Kubeconfig, "reviews", "--canary", "v2", "--weight", "10", "--step", "45", "--interval", "1s")
 	if cli.Code(err) != cli.ExitFindings || !strings.Contains(res.RolledBack, "cannot measure the canary") || weights(t, c, ctx) != "v1=100 v2=0" {

@@ -178,6 +178,9 @@ func (o *Options) Validate() error {
 	if o.overrides, err = install.NewOverrides(tree); err != nil {
 		return cli.UsageError("%v", err)
 	}
+	if _, _, err := p.ProxyRequests(o.overrides); err != nil {
+		return cli.UsageError("%v", err)
+	}
 	return nil
 }
 
@@ -198,12 +201,12 @@ func (o *Options) Complete() error {
 func (o *Options) Run(ctx context.Context) error {
 	rep := &Report{Profile: o.profile, Engine: o.Engine}
 	pf := &install.Preflight{Client: o.Client, Dynamic: o.Dynamic, Profile: o.profile, InjectNamespaces: o.InjectNamespaces,
-		ForeignCRDsOK: o.Engine == EngineIstioctl}
+		ForeignCRDsOK: o.Engine == EngineIstioctl, Overrides: o.overrides}
 	switch {
 	case o.Client == nil:
 	case o.SkipNodeProbe:
 		pf.SkipNodesReason = "--skip-node-probe"
-	case o.dryRun != apply.DryRunNone && !o.Check:
+	case o.dryRun != apply.DryRunNone:
 		pf.SkipNodesReason = "a dry run starts no probe pod"
 	default:
 		pf.Nodes = o.probeNodes

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-mesh/kubectl-mesh/collect"
 	"github.com/kubectl-mesh/kubectl-mesh/install/check"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/cli"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/meshtest"
@@ -88,6 +89,15 @@ func TestInstallCommand(t *testing.T) {
 	text, _, err := runRoot(ctx, kc, "--check", "--skip-node-probe")
 	if err != nil || !strings.Contains(text, "was installed by kubectl-mesh: this install upgrades it") || !strings.Contains(text, "✓ Kubernetes 1.33") {
 		t.Errorf("--check after the install: %v\n%s", err, text)
+	}
+	// A server dry run writes nothing, so it starts no probe pod, even with --check.
+	text, _, err = runRoot(ctx, kc, "--check", "--dry-run=server")
+	if err != nil || !strings.Contains(text, "a dry run starts no probe pod") {
+		t.Errorf("--check --dry-run=server: %v\n%s", err, text)
+	}
+	probes := metav1.ListOptions{LabelSelector: collect.NodeProbeLabel + "=" + collect.NodeProbeValue}
+	if pods, err := c.Client.CoreV1().Pods("").List(ctx, probes); err != nil || len(pods.Items) != 0 {
+		t.Errorf("probe pods after a server dry run: %v %v", err, pods)
 	}
 
 	out, _, err = runRoot(ctx, "uninstall", kc, "-o", "json")

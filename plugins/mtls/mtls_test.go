@@ -172,7 +172,9 @@ func TestMTLS(t *testing.T) {
 
 	// A sidecar whose stats cannot be read may be the one plaintext clients call: refused, named.
 	ratings.mu.Lock()
-	ratings.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "overloaded", http.StatusServiceUnavailable) })
+	ratings.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "overloaded", http.StatusServiceUnavailable)
+	})
 	ratings.mu.Unlock()
 	res, _, err = run(ctx, c.Kubeconfig, "shop", "--mode", "strict")
 	if cli.Code(err) != cli.ExitFindings || !res.Refused || len(res.Clients) != 0 || len(res.Unsampled) != 1 || res.Unsampled[0] != "shop/ratings-0" {
