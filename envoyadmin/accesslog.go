@@ -2,6 +2,7 @@ package envoyadmin
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -52,12 +53,44 @@ const maxAccessLogLine = 1 << 20
 // be told from the field's end, since Envoy does not escape quotes; such lines may be misread
 // or reported.
 func ParseAccessLog(r io.Reader) ([]AccessLogEntry, []LineError, error) {
+	l, err := ParseLog(r)
+	return l.Entries, l.Errors, err
+}
+
+// Log is what ParseLog read from a proxy container's log: access-log lines, the proxy's and its
+// agent's own lines that report a problem, and the lines it could not read.
+type Log struct {
+	Entries []AccessLogEntry
+	Proxy   []ProxyLogEvent
+	Errors  []LineError
+	// Other are the lines, unwrapped, that were neither access-log lines nor proxy lines
+	// ClassifyProxyLogLine knows (the first maxOtherLines), for a caller that looks for other
+	// signals in them.
+	Other []LogLine
+	// ProxyLines counts the proxy's and its agent's own lines, whatever they say.
+	ProxyLines int
+}
+
+// LogLine is one logical line of a log, taken out of its wrappers.
+type LogLine struct {
+	N    int    // 1-based number of the physical line it came from
+	Text string // the line, without timestamps, prefixes and wrappers
+}
+
+// maxOtherLines bounds Log.Other: the lines past it are counted in Errors only.
+const maxOtherLines = 20000
+
+// ParseLog reads a proxy container's log as ParseAccessLog does, and also keeps the proxy's
+// and istio-agent's own lines that report a problem (ClassifyProxyLogLine), so that a log of
+// warnings alone is evidence. Lines a log pipeline wrapped ({"log":"..."}, {"message":"..."},
+// CRI records) and lines copied with their JSON escapes are unwrapped first.
+func ParseLog(r io.Reader) (Log, error) {
 	p := accessLogParser{}
 	br := bufio.NewReaderSize(r, 64*1024)
 	for n := 1; ; n++ {
 		line, tooLong, err := readBoundedLine(br, maxAccessLogLine)
 		if tooLong {
-			p.errs = append(p.errs, LineError{Line: n, Reason: fmt.Sprintf("line longer than %d bytes", maxAccessLogLine), Text: clipForError(line, 200)})
+			p.log.Errors = append(p.log.Errors, LineError{Line: n, Reason: fmt.Sprintf("line longer than %d bytes", maxAccessLogLine), Text: clipForError(line, 200)})
 		} else if line != "" || err == nil {
 			p.line(n, line)
 		}
@@ -66,11 +99,13 @@ func ParseAccessLog(r io.Reader) ([]AccessLogEntry, []LineError, error) {
 		}
 		if err != nil {
 			p.flushPartial()
-			return p.entries, p.errs, fmt.Errorf("reading access log: %w", err)
+			p.flushObject()
+			return p.log, fmt.Errorf("reading access log: %w", err)
 		}
 	}
 	p.flushPartial()
-	return p.entries, p.errs, nil
+	p.flushObject()
+	return p.log, nil
 }
 
 // readBoundedLine reads one line without its line ending. A line longer than max is consumed
@@ -95,15 +130,18 @@ func readBoundedLine(br *bufio.Reader, max int) (line string, tooLong bool, err 
 }
 
 type accessLogParser struct {
-	entries []AccessLogEntry
-	errs    []LineError
+	log Log
+	// A JSON object printed over several lines (jq, a pretty-printing shipper) collects here.
+	object      []string
+	objectLine  int
+	objectBytes int
 	// A CRI "P" (partial) record waits here for the rest of its line.
 	partial     strings.Builder
 	partialLine int
 }
 
 func (p *accessLogParser) fail(n int, text, reason string) {
-	p.errs = append(p.errs, LineError{Line: n, Reason: reason, Text: clipForError(strings.TrimSpace(text), 200)})
+	p.log.Errors = append(p.log.Errors, LineError{Line: n, Reason: reason, Text: clipForError(strings.TrimSpace(text), 200)})
 }
 
 func (p *accessLogParser) flushPartial() {
@@ -129,17 +167,91 @@ func (p *accessLogParser) line(n int, raw string) {
 		return
 	}
 	p.flushPartial()
+	if p.collectObject(n, raw) {
+		return
+	}
 	p.record(n, raw)
 }
 
+// Bounds of a JSON object printed over several lines.
+const (
+	maxObjectLines = 400
+	maxObjectBytes = 256 << 10
+)
+
+// collectObject gathers a JSON object printed over several lines ("{" alone on its line, one
+// field per line) and records it as one line once it is whole. It reports whether it took the
+// line. An object that never closes within the bounds is recorded line by line.
+func (p *accessLogParser) collectObject(n int, raw string) bool {
+	t := strings.TrimSpace(raw)
+	if p.object == nil {
+		if t != "{" {
+			return false
+		}
+		p.object, p.objectLine, p.objectBytes = []string{t}, n, len(t)
+		return true
+	}
+	p.object = append(p.object, t)
+	p.objectBytes += len(t)
+	if strings.HasPrefix(t, "}") {
+		joined := strings.TrimRight(strings.Join(p.object, " "), ", ")
+		if json.Valid([]byte(joined)) {
+			p.object = nil
+			p.record(p.objectLine, joined)
+			return true
+		}
+	}
+	if len(p.object) > maxObjectLines || p.objectBytes > maxObjectBytes {
+		lines, first := p.object, p.objectLine
+		p.object = nil
+		for i, l := range lines {
+			p.record(first+i, l)
+		}
+	}
+	return true
+}
+
+// flushObject records, line by line, an object the input ended inside.
+func (p *accessLogParser) flushObject() {
+	lines, first := p.object, p.objectLine
+	p.object = nil
+	for i, l := range lines {
+		p.record(first+i, l)
+	}
+}
+
 // record handles one logical line.
-func (p *accessLogParser) record(n int, text string) {
+func (p *accessLogParser) record(n int, text string) { p.recordDepth(n, text, 0) }
+
+// recordDepth handles one logical line, taken out of up to maxUnwrapDepth wrappers.
+func (p *accessLogParser) recordDepth(n int, text string, depth int) {
 	s := strings.TrimSpace(text)
 	if s == "" || strings.HasPrefix(s, "#") {
 		return
 	}
-	s = stripLogPrefixes(s)
-	if s == "" || strings.HasPrefix(s, "#") || isProxyLogLine(s) {
+	s = stripProductPrefix(stripLogPrefixes(stripLeadingNoise(s)))
+	if s == "" || strings.HasPrefix(s, "#") {
+		return
+	}
+	if depth < maxUnwrapDepth {
+		if inner, ok := unwrapShipped(s); ok {
+			for _, l := range strings.Split(inner, "\n") {
+				p.recordDepth(n, l, depth+1)
+			}
+			return
+		}
+		if u := unescapePasted(s); u != s {
+			for _, l := range strings.Split(u, "\n") {
+				p.recordDepth(n, l, depth+1)
+			}
+			return
+		}
+	}
+	if isProxyLogLine(s) {
+		p.log.ProxyLines++
+		if !p.proxyLine(n, s) {
+			p.other(n, s)
+		}
 		return
 	}
 	var (
@@ -160,12 +272,36 @@ func (p *accessLogParser) record(n int, text string) {
 	}
 	switch {
 	case skip:
+		p.log.ProxyLines++
+		if !p.proxyLine(n, s) {
+			p.other(n, s)
+		}
 	case reason != "":
-		p.fail(n, text, reason)
+		if !p.proxyLine(n, s) {
+			p.fail(n, text, reason)
+			p.other(n, s)
+		}
 	default:
 		e.Line = n
-		p.entries = append(p.entries, e)
+		p.log.Entries = append(p.log.Entries, e)
 	}
+}
+
+// other keeps a line that is neither kind, for callers that look for other signals in it.
+func (p *accessLogParser) other(n int, s string) {
+	if len(p.log.Other) < maxOtherLines {
+		p.log.Other = append(p.log.Other, LogLine{N: n, Text: s})
+	}
+}
+
+// proxyLine keeps one of the proxy's own lines when it reports a problem.
+func (p *accessLogParser) proxyLine(n int, s string) bool {
+	ev, ok := ClassifyProxyLogLine(s)
+	if ok {
+		ev.Line = n
+		p.log.Proxy = append(p.log.Proxy, ev)
+	}
+	return ok
 }
 
 // cutCRIPrefix unwraps a CRI log-file line: "<RFC3339Nano> stdout|stderr F|P <content>".
@@ -209,12 +345,38 @@ func stripLogPrefixes(s string) string {
 			s = strings.TrimSpace(s[end+2:])
 		}
 	}
+	s = stripBracketLabels(s)
 	for range 2 {
 		_, rest, ok := cutLeadingTimestamp(s)
 		if !ok {
 			break
 		}
 		s = strings.TrimSpace(rest)
+	}
+	return s
+}
+
+// stripBracketLabels removes labels a log viewer puts in brackets before a line whose own text
+// starts with a bracketed time or a quote ("[resource.labels.containerName: istio-proxy] [2024-..."),
+// after any timestamp of the viewer.
+func stripBracketLabels(s string) string {
+	for range 3 {
+		rest := s
+		if _, r, ok := cutLeadingTimestamp(rest); ok {
+			rest = strings.TrimSpace(r)
+		}
+		if !strings.HasPrefix(rest, "[") || len(rest) < 2 || (rest[1] >= '0' && rest[1] <= '9') {
+			return s
+		}
+		end := strings.Index(rest, "] ")
+		if end < 0 {
+			return s
+		}
+		after := strings.TrimSpace(rest[end+2:])
+		if !(strings.HasPrefix(after, `"`) || strings.HasPrefix(after, "[") && len(after) > 1 && after[1] >= '0' && after[1] <= '9') {
+			return s
+		}
+		s = after
 	}
 	return s
 }

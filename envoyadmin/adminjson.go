@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -58,7 +59,10 @@ func looseKeysValue(v any) any {
 func looseObject(data []byte) (map[string]json.RawMessage, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, err
+		repaired, ok := repairPastedJSON(data)
+		if !ok || json.Unmarshal(repaired, &raw) != nil {
+			return nil, err
+		}
 	}
 	m := make(map[string]json.RawMessage, len(raw))
 	for k, v := range raw {
@@ -158,4 +162,20 @@ func looseString(raw json.RawMessage) string {
 		return ""
 	}
 	return string(raw)
+}
+
+// elisionLine is a line people put in pasted JSON for what they left out ("...", "……").
+var elisionLine = regexp.MustCompile(`(?m)^[ \t]*(?:\.{3,}|…+|\. \. \.)[ \t]*,?[ \t]*\r?$\n?`)
+
+// danglingComma is a comma left before a closing bracket once an elided element is gone.
+var danglingComma = regexp.MustCompile(`,(\s*[\]}])`)
+
+// repairPastedJSON takes out the elision lines of a JSON excerpt and the commas they leave
+// dangling; ok is false when there was nothing to repair.
+func repairPastedJSON(data []byte) ([]byte, bool) {
+	out := elisionLine.ReplaceAll(data, nil)
+	if len(out) == len(data) {
+		return data, false
+	}
+	return danglingComma.ReplaceAll(out, []byte("$1")), true
 }

@@ -8,6 +8,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -20,6 +22,9 @@ import (
 func ParseCerts(data []byte) ([]Cert, error) {
 	top, err := looseObject(data)
 	if err != nil {
+		if certs := certsFromExcerpt(data); len(certs) > 0 {
+			return certs, nil
+		}
 		return nil, fmt.Errorf("certs: %w", err)
 	}
 	if raw, ok := top["certificates"]; ok {
@@ -278,4 +283,45 @@ func certFromX509(secret string, ca bool, x *x509.Certificate) Cert {
 	}
 	c.SubjectAltNames = append(c.SubjectAltNames, x.EmailAddresses...)
 	return c
+}
+
+// certDetailField finds one field of a /certs certificate in text that is no longer JSON (an
+// excerpt with lines left out).
+var certDetailField = regexp.MustCompile(`"(path|serial_number|expiration_time|valid_from|days_until_expiration)"\s*:\s*"?([^",}\s]*)`)
+
+// certsFromExcerpt reads the certificates of a /certs excerpt that does not parse as JSON:
+// each "serial_number" starts one, and its expiration_time and valid_from follow it.
+func certsFromExcerpt(data []byte) []Cert {
+	var certs []Cert
+	path := ""
+	for _, m := range certDetailField.FindAllSubmatch(data, -1) {
+		key, val := string(m[1]), string(m[2])
+		switch key {
+		case "path":
+			path = val
+		case "serial_number":
+			certs = append(certs, Cert{Secret: path, SerialNumber: strings.ToLower(val), DaysUntilExpiration: -1})
+		}
+		if len(certs) == 0 {
+			continue
+		}
+		c := &certs[len(certs)-1]
+		switch key {
+		case "expiration_time":
+			c.NotAfter, _ = time.Parse(time.RFC3339, val)
+		case "valid_from":
+			c.NotBefore, _ = time.Parse(time.RFC3339, val)
+		case "days_until_expiration":
+			if d, err := strconv.ParseInt(val, 10, 64); err == nil {
+				c.DaysUntilExpiration = d
+			}
+		}
+	}
+	out := certs[:0]
+	for _, c := range certs {
+		if !c.NotAfter.IsZero() {
+			out = append(out, c)
+		}
+	}
+	return out
 }

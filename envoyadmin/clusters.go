@@ -18,6 +18,7 @@ import (
 // parser does not know are ignored; a line that is not "a::b::c" is an error.
 func ParseClustersText(r io.Reader) (*UpstreamClusters, error) {
 	b := newClustersBuilder()
+	other := 0 // non-blank lines without "::"
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 4*1024*1024)
 	for n := 1; sc.Scan(); n++ {
@@ -25,12 +26,24 @@ func ParseClustersText(r io.Reader) (*UpstreamClusters, error) {
 		if line == "" {
 			continue
 		}
+		if !strings.Contains(line, "::") {
+			// What people put between pasted lines ("..."), and anything else: an input of
+			// nothing but such lines is not /clusters output.
+			other++
+			continue
+		}
+		if _, rest, ok := cutLeadingTimestamp(line); ok {
+			line = strings.TrimSpace(rest)
+		}
 		if err := b.textLine(line); err != nil {
 			return nil, fmt.Errorf("/clusters line %d: %w", n, err)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading /clusters: %w", err)
+	}
+	if other > 0 && len(b.out.Clusters) == 0 {
+		return nil, fmt.Errorf("no line of /clusters' format (cluster::host::stat::value) in %d lines", other)
 	}
 	return b.result(), nil
 }
