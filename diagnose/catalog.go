@@ -11,67 +11,71 @@ type Code string
 // circuit-breaker (0306), an authorization denial under mtls (0804), injected faults and cache
 // hits under app-error (1802, 1803).
 const (
-	CodeUpstreamTimeout        Code = "MESH0101" // requests hit the route timeout (UT)
-	CodePerTryTimeout          Code = "MESH0102" // attempts hit the per-try timeout
-	CodeDownstreamGaveUp       Code = "MESH0103" // the caller closed the connection first (DC)
-	CodeStreamIdleTimeout      Code = "MESH0104" // a stream idle timeout ended requests (SI)
-	CodeMaxDuration            Code = "MESH0105" // a maximum request or stream duration ended requests (DT, UMSDR)
-	CodeConnectRefused         Code = "MESH0201" // connection refused (111)
-	CodeConnectTimeout         Code = "MESH0202" // connect timed out or host unreachable (110/113)
-	CodeConnectTLS             Code = "MESH0203" // TLS failed while connecting
-	CodeConnectFailure         Code = "MESH0204" // connect failures of unknown cause
-	CodeDNSFailure             Code = "MESH0205" // the upstream's DNS name did not resolve (DF)
-	CodePendingOverflow        Code = "MESH0301" // pending requests overflowed (UO)
-	CodeConnectionOverflow     Code = "MESH0302" // connection limit reached (UO)
-	CodeRetryOverflow          Code = "MESH0303" // retry budget overflowed
-	CodeBreakerOpen            Code = "MESH0304" // a circuit breaker is open now
-	CodeLoadShed               Code = "MESH0305" // the proxy shed load (OM, DO, UDO)
-	CodeRateLimited            Code = "MESH0306" // a rate limit refused requests (RL, RLSE)
-	CodeKeepAliveRace          Code = "MESH0401" // upstream closed a pooled connection under a request (UC)
-	CodeRemoteReset            Code = "MESH0402" // upstream reset streams (UR)
-	CodeLocalReset             Code = "MESH0403" // the proxy reset streams (LR)
-	CodeProtocolError          Code = "MESH0404" // the upstream broke the HTTP protocol (UPE)
-	CodeNoHealthyUpstream      Code = "MESH0501" // no healthy host left (UH)
-	CodeHostsEjected           Code = "MESH0502" // outlier detection ejected hosts
-	CodeHostsFailingHealth     Code = "MESH0503" // hosts failing health checks
-	CodeLocalHealthFailed      Code = "MESH0504" // the local service failed its health check (LH)
-	CodeRetriesExhausted       Code = "MESH0601" // retries exhausted (URX)
-	CodeNoRoute                Code = "MESH0701" // no route matched (NR)
-	CodeNoCluster              Code = "MESH0702" // route to a cluster that does not exist (NC)
-	CodeBadRequest             Code = "MESH0703" // the caller sent a malformed request (DPE, IH)
-	CodeUndeclaredProtocol     Code = "MESH0704" // a Service port declares no protocol: sniffed or TCP
-	CodeTLSHandshakeErrors     Code = "MESH0801" // TLS handshakes failing
-	CodeTLSModeMismatch        Code = "MESH0802" // client and server disagree on mTLS
-	CodePlaintextInbound       Code = "MESH0803" // plaintext requests reach a permissive listener
-	CodeAuthzDenied            Code = "MESH0804" // an authorization policy refused requests (RBAC, UAEX)
-	CodeCertExpiringSoon       Code = "MESH0901" // certificate close to expiry
-	CodeCertExpired            Code = "MESH0902" // certificate expired
-	CodeConfigRejected         Code = "MESH1001" // the proxy rejected configuration from its control plane
-	CodeFilterConfigMissing    Code = "MESH1002" // a filter's configuration never arrived (NFCF)
-	CodeHighUpstreamLatency    Code = "MESH1101" // upstream's p99 is high
-	CodeProxyOverhead          Code = "MESH1102" // time spent in the proxy itself
-	CodeSlowConnect            Code = "MESH1103" // TCP connect slow
-	CodePendingQueue           Code = "MESH1104" // requests queued for a connection
-	CodeLatencyBetweenPods     Code = "MESH1105" // the hop to the upstream, not its app, takes the time
-	CodeLatencyInUpstreamApp   Code = "MESH1106" // the upstream's application takes the time
-	CodeLatencyInUpstreamProxy Code = "MESH1107" // the upstream's sidecar holds the requests
-	CodeClusterStatsDisabled   Code = "MESH1201" // per-cluster stats not recorded
-	CodeSidecarNotReady        Code = "MESH1301" // istio-proxy container not ready
-	CodeSidecarOOMKilled       Code = "MESH1302" // istio-proxy was OOM-killed
-	CodeSidecarCPULimit        Code = "MESH1401" // a CPU limit on istio-proxy throttles bursts
-	CodeSidecarLowersQoS       Code = "MESH1402" // istio-proxy's resources lower the pod's QoS class
-	CodeProxyThrottled         Code = "MESH1403" // istio-proxy measured CPU-throttled (cgroup cpu.stat or cAdvisor)
-	CodeAppThrottled           Code = "MESH1404" // an application container measured CPU-throttled (cAdvisor)
-	CodeNodeCPUSteal           Code = "MESH1501" // the node's hypervisor steals CPU time
-	CodeNodeIOWait             Code = "MESH1601" // the node's CPUs wait on I/O
-	CodeNodeDiskAwait          Code = "MESH1602" // a disk of the node is slow per I/O
-	CodeNodeIOPressure         Code = "MESH1603" // tasks on the node stall on I/O (PSI)
-	CodeConntrackFull          Code = "MESH1701" // the conntrack table is near full
-	CodeFileHandlesFull        Code = "MESH1702" // the node's file handles are near fs.file-max
-	CodeSysctlBelowTuning      Code = "MESH1703" // sysctls below the recommended tuning (port range, keep-alive)
-	CodeApplicationErrors      Code = "MESH1801" // the application itself answers 5xx
-	CodeFaultInjected          Code = "MESH1802" // the route injects faults on purpose (FI, DI)
-	CodeServedFromCache        Code = "MESH1803" // the cache filter answered (RFCF)
+	CodeUpstreamTimeout         Code = "MESH0101" // requests hit the route timeout (UT)
+	CodePerTryTimeout           Code = "MESH0102" // attempts hit the per-try timeout
+	CodeDownstreamGaveUp        Code = "MESH0103" // the caller closed the connection first (DC)
+	CodeStreamIdleTimeout       Code = "MESH0104" // a stream idle timeout ended requests (SI)
+	CodeMaxDuration             Code = "MESH0105" // a maximum request or stream duration ended requests (DT, UMSDR)
+	CodeConnectRefused          Code = "MESH0201" // connection refused (111)
+	CodeConnectTimeout          Code = "MESH0202" // connect timed out or host unreachable (110/113)
+	CodeConnectTLS              Code = "MESH0203" // TLS failed while connecting
+	CodeConnectFailure          Code = "MESH0204" // connect failures of unknown cause
+	CodeDNSFailure              Code = "MESH0205" // the upstream's DNS name did not resolve (DF)
+	CodePendingOverflow         Code = "MESH0301" // pending requests overflowed (UO)
+	CodeConnectionOverflow      Code = "MESH0302" // connection limit reached (UO)
+	CodeRetryOverflow           Code = "MESH0303" // retry budget overflowed
+	CodeBreakerOpen             Code = "MESH0304" // a circuit breaker is open now
+	CodeLoadShed                Code = "MESH0305" // the proxy shed load (OM, DO, UDO)
+	CodeRateLimited             Code = "MESH0306" // a rate limit refused requests (RL, RLSE)
+	CodeKeepAliveRace           Code = "MESH0401" // upstream closed a pooled connection under a request (UC)
+	CodeRemoteReset             Code = "MESH0402" // upstream reset streams (UR)
+	CodeLocalReset              Code = "MESH0403" // the proxy reset streams (LR)
+	CodeProtocolError           Code = "MESH0404" // the upstream broke the HTTP protocol (UPE)
+	CodeNoHealthyUpstream       Code = "MESH0501" // no healthy host left (UH)
+	CodeHostsEjected            Code = "MESH0502" // outlier detection ejected hosts
+	CodeHostsFailingHealth      Code = "MESH0503" // hosts failing health checks
+	CodeLocalHealthFailed       Code = "MESH0504" // the local service failed its health check (LH)
+	CodeRetriesExhausted        Code = "MESH0601" // retries exhausted (URX)
+	CodeNoRoute                 Code = "MESH0701" // no route matched (NR)
+	CodeNoCluster               Code = "MESH0702" // route to a cluster that does not exist (NC)
+	CodeBadRequest              Code = "MESH0703" // the caller sent a malformed request (DPE, IH)
+	CodeUndeclaredProtocol      Code = "MESH0704" // a Service port declares no protocol: sniffed or TCP
+	CodeTLSHandshakeErrors      Code = "MESH0801" // TLS handshakes failing
+	CodeTLSModeMismatch         Code = "MESH0802" // client and server disagree on mTLS
+	CodePlaintextInbound        Code = "MESH0803" // plaintext requests reach a permissive listener
+	CodeAuthzDenied             Code = "MESH0804" // an authorization policy refused requests (RBAC, UAEX)
+	CodeCertExpiringSoon        Code = "MESH0901" // certificate close to expiry
+	CodeCertExpired             Code = "MESH0902" // certificate expired
+	CodeConfigRejected          Code = "MESH1001" // the proxy rejected configuration from its control plane
+	CodeFilterConfigMissing     Code = "MESH1002" // a filter's configuration never arrived (NFCF)
+	CodeConfigNotArrived        Code = "MESH1003" // a resource or secret the proxy waits for did not arrive
+	CodeHighUpstreamLatency     Code = "MESH1101" // upstream's p99 is high
+	CodeProxyOverhead           Code = "MESH1102" // time spent in the proxy itself
+	CodeSlowConnect             Code = "MESH1103" // TCP connect slow
+	CodePendingQueue            Code = "MESH1104" // requests queued for a connection
+	CodeLatencyBetweenPods      Code = "MESH1105" // the hop to the upstream, not its app, takes the time
+	CodeLatencyInUpstreamApp    Code = "MESH1106" // the upstream's application takes the time
+	CodeLatencyInUpstreamProxy  Code = "MESH1107" // the upstream's sidecar holds the requests
+	CodeClusterStatsDisabled    Code = "MESH1201" // per-cluster stats not recorded
+	CodeSidecarNotReady         Code = "MESH1301" // istio-proxy container not ready
+	CodeSidecarOOMKilled        Code = "MESH1302" // istio-proxy was OOM-killed
+	CodeControlPlaneUnreachable Code = "MESH1303" // the proxy cannot reach its control plane
+	CodeCertUnobtainable        Code = "MESH1304" // the agent cannot get its workload certificate
+	CodeProxyCrashed            Code = "MESH1305" // the proxy crashed or was killed
+	CodeSidecarCPULimit         Code = "MESH1401" // a CPU limit on istio-proxy throttles bursts
+	CodeSidecarLowersQoS        Code = "MESH1402" // istio-proxy's resources lower the pod's QoS class
+	CodeProxyThrottled          Code = "MESH1403" // istio-proxy measured CPU-throttled (cgroup cpu.stat or cAdvisor)
+	CodeAppThrottled            Code = "MESH1404" // an application container measured CPU-throttled (cAdvisor)
+	CodeNodeCPUSteal            Code = "MESH1501" // the node's hypervisor steals CPU time
+	CodeNodeIOWait              Code = "MESH1601" // the node's CPUs wait on I/O
+	CodeNodeDiskAwait           Code = "MESH1602" // a disk of the node is slow per I/O
+	CodeNodeIOPressure          Code = "MESH1603" // tasks on the node stall on I/O (PSI)
+	CodeConntrackFull           Code = "MESH1701" // the conntrack table is near full
+	CodeFileHandlesFull         Code = "MESH1702" // the node's file handles are near fs.file-max
+	CodeSysctlBelowTuning       Code = "MESH1703" // sysctls below the recommended tuning (port range, keep-alive)
+	CodeApplicationErrors       Code = "MESH1801" // the application itself answers 5xx
+	CodeFaultInjected           Code = "MESH1802" // the route injects faults on purpose (FI, DI)
+	CodeServedFromCache         Code = "MESH1803" // the cache filter answered (RFCF)
 )
 
 // CodeInfo is a code's entry in the catalog.
@@ -125,6 +129,7 @@ var catalog = []CodeInfo{
 	{CodeCertExpired, CategoryCertExpiry, SeverityError, "A certificate of the proxy has expired", false},
 	{CodeConfigRejected, CategoryConfigRejected, SeverityError, "The proxy rejected configuration it was sent", false},
 	{CodeFilterConfigMissing, CategoryConfigRejected, SeverityError, "A filter's configuration never arrived (NFCF)", false},
+	{CodeConfigNotArrived, CategoryConfigRejected, SeverityError, "Configuration or a secret the proxy waits for did not arrive (initial fetch timeout, missing secret)", false},
 	{CodeHighUpstreamLatency, CategoryLatency, SeverityWarning, "The upstream is slow", false},
 	{CodeProxyOverhead, CategoryLatency, SeverityWarning, "Requests spend a large share of their time in the proxy", false},
 	{CodeSlowConnect, CategoryLatency, SeverityWarning, "TCP connects to the upstream are slow", false},
@@ -135,6 +140,9 @@ var catalog = []CodeInfo{
 	{CodeClusterStatsDisabled, CategoryStatsDisabled, SeverityInfo, "Per-upstream stats are not recorded by this proxy", false},
 	{CodeSidecarNotReady, CategorySidecarNotReady, SeverityError, "The istio-proxy container is not ready", false},
 	{CodeSidecarOOMKilled, CategorySidecarNotReady, SeverityError, "The istio-proxy container was OOM-killed", false},
+	{CodeControlPlaneUnreachable, CategorySidecarNotReady, SeverityError, "The proxy cannot reach its control plane (the xDS stream fails)", false},
+	{CodeCertUnobtainable, CategorySidecarNotReady, SeverityError, "The proxy's agent cannot get its workload certificate (CA or SDS request failed)", false},
+	{CodeProxyCrashed, CategorySidecarNotReady, SeverityError, "The proxy crashed, was killed or ran out of file descriptors", false},
 	{CodeSidecarCPULimit, CategoryCPUThrottling, SeverityWarning, "A CPU limit on istio-proxy throttles its bursts", false},
 	{CodeSidecarLowersQoS, CategoryCPUThrottling, SeverityWarning, "istio-proxy's resources make the pod Burstable, or it has no requests", false},
 	{CodeProxyThrottled, CategoryCPUThrottling, SeverityWarning, "istio-proxy is CPU-throttled: measured in its cgroup's cpu.stat", false},

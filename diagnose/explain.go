@@ -9,9 +9,11 @@ import (
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
 )
 
-// explainFormats says what Explain accepts, for its errors.
-const explainFormats = "give the 503 body ('upstream connect error or disconnect/reset before headers. reset reason: ...'), " +
-	"response flags ('UF', 'UH,URX'), a response-code detail ('via_upstream') or a sidecar access-log line; " +
+// explainLooksFor says what Explain looks for, for its error when it found none of it.
+const explainLooksFor = "it looks for Envoy's local replies ('no healthy upstream', 'upstream request timeout', 'RBAC: access denied', " +
+	"'upstream connect error or disconnect/reset before headers. reset reason: ...'), response flags ('UF', 'UH,URX', 'UpstreamConnectionFailure'), " +
+	"response-code details ('upstream_reset_before_response_started{...}'), transport failure reasons ('TLS_error:...', 'delayed connect error: 111'), " +
+	"HTTP status lines and Envoy's headers (curl -v), gRPC errors, access-log lines in any wrapping, and the proxy's own log lines; " +
 	"see kubectl mesh explain --help"
 
 // detailFlag maps %RESPONSE_CODE_DETAILS% values to the response flag whose knowledge applies.
@@ -35,6 +37,11 @@ var detailPrefixKnowledge = []struct {
 		fix: func(c explainCtx) Fix {
 			return Fix{Summary: "Compare the caller's identity, path and method with the workload's AuthorizationPolicies.", Command: fmt.Sprintf("kubectl get authorizationpolicies -n %s -o yaml\nistioctl x authz check <pod> -n %s", c.ns, c.ns)}
 		}}},
+	{"jwt_authn_access_denied", knowledge{code: CodeAuthzDenied, status: "401",
+		meaning: "The JWT filter refused the request: a RequestAuthentication (or Envoy's jwt_authn) requires a valid token and the request carried none, an expired one, or one from an issuer it does not trust.",
+		fix: func(c explainCtx) Fix {
+			return Fix{Summary: "Send a valid token from a trusted issuer, or check the RequestAuthentication's issuer and jwksUri and the AuthorizationPolicy that requires a principal.", Command: fmt.Sprintf("kubectl get requestauthentications,authorizationpolicies -n %s -o yaml", c.ns)}
+		}}},
 	{"upstream_per_try", knowledge{code: CodePerTryTimeout, status: "504",
 		meaning: "An attempt hit the per-try timeout (retries.perTryTimeout) or the per-try idle timeout.",
 		causes:  "A perTryTimeout below the upstream's slow answers: every attempt is cut, and each retry starts over.",
@@ -46,29 +53,52 @@ var detailPrefixKnowledge = []struct {
 // badRequestPrefixes start the details of requests the proxy could not parse (DPE).
 var badRequestPrefixes = []string{"http1.", "http2.", "http3.", "codec_error", "http/1.1_protocol_error", "missing_host_header", "invalid_"}
 
-// Explain explains an error string a user pasted: the 503 body Envoy sends, response flags, a
-// response-code detail, or whole access-log lines. Access-log lines also go through the rules,
-// as a snapshot holding only them. now stands for the capture time.
+// Explain explains text a user pasted: anything from a response flag to a page of logs. It
+// finds signals wherever they stand (explain_scan.go): access-log lines in any wrapping, the
+// proxy's own log lines, Envoy's local replies and 503 body, flags, details, transport failure
+// reasons, status lines and headers. Words it does not know are skipped; it fails only when it
+// found nothing it knows. Access-log lines also go through the rules, as a snapshot holding only
+// them. now stands for the capture time.
 func Explain(input string, now time.Time) (*Report, error) {
 	in := strings.TrimSpace(input)
 	if in == "" {
-		return nil, errors.New("nothing to explain: " + explainFormats)
+		return nil, errors.New("nothing to explain: " + explainLooksFor)
 	}
 	r := &Report{Target: "input: " + clip(oneLine(in), 120), Basis: "the pasted input only: this explains that request, not the pod's traffic"}
-	if entries, lineErrs, err := envoyadmin.ParseAccessLog(strings.NewReader(in)); err == nil && len(entries) > 0 {
-		for _, le := range lineErrs {
-			r.Warnings = append(r.Warnings, "input "+le.Error())
+	log, err := envoyadmin.ParseLog(strings.NewReader(in))
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range log.Entries {
+		r.Findings = mergeFindings(r.Findings, explainEntry(e))
+	}
+	single := !strings.Contains(in, "\n")
+	src := func(line int) string {
+		if single || line == 0 {
+			return "input"
 		}
-		for _, e := range entries {
-			r.Findings = mergeFindings(r.Findings, explainEntry(e))
-		}
+		return fmt.Sprintf("input line %d", line)
+	}
+	r.Findings = mergeFindings(r.Findings, proxyLogFindings(log.Proxy, "(from the pasted input)", src))
+	scan := newTextScan(clusterName.FindString(in), src)
+	for _, l := range log.Other {
+		scan.line(l.N, l.Text)
+	}
+	scan.finish()
+	r.Findings = mergeFindings(r.Findings, scan.found)
+	if len(log.Entries) == 0 && len(log.Proxy) == 0 && log.ProxyLines == 0 && !scan.known {
+		return nil, fmt.Errorf("cannot explain %q: found nothing Envoy or Istio writes; %s", clip(oneLine(in), 80), explainLooksFor)
+	}
+	for i := range r.Findings {
+		r.Findings[i].Rule = "Explain"
+	}
+	if len(log.Entries) > 0 {
 		// The rules see the lines as a tiny access log; what they find beyond the table's codes
 		// (a pattern across lines) is added.
-		rep := Diagnose(&Snapshot{AccessLog: entries, Now: now}, Rules())
+		rep := Diagnose(&Snapshot{AccessLog: log.Entries, Now: now}, Rules())
 		explained := map[string]bool{}
-		for i := range r.Findings {
-			explained[r.Findings[i].Code] = true
-			r.Findings[i].Rule = "Explain"
+		for _, f := range r.Findings {
+			explained[f.Code] = true
 		}
 		for _, f := range rep.Findings {
 			if !explained[f.Code] {
@@ -76,107 +106,24 @@ func Explain(input string, now time.Time) (*Report, error) {
 			}
 		}
 		r.Warnings = append(r.Warnings, rep.Warnings...)
-		Rank(r.Findings)
-		return r, nil
 	}
-	switch {
-	case strings.Contains(strings.ToLower(in), "upstream connect error or disconnect/reset before headers"):
-		re, _ := envoyadmin.ParseResetError(in)
-		f, err := explainReset(re)
-		if err != nil {
-			return nil, err
-		}
-		r.Findings = []Finding{f}
-	default:
-		fs, err := explainFragment(in)
-		if err != nil {
-			return nil, err
-		}
-		r.Findings = fs
-	}
-	for i := range r.Findings {
-		r.Findings[i].Rule = "Explain"
-	}
+	retriesAfterCause(r.Findings)
 	Rank(r.Findings)
 	return r, nil
 }
 
-// inputEvidence is one evidence line read from the input.
-func inputEvidence(label, text string) []Evidence {
-	return []Evidence{{Label: label, Text: text, Source: "input"}}
-}
-
-// isDetails reports whether a word reads as a %RESPONSE_CODE_DETAILS% value.
-func isDetails(word string) bool {
-	base, _, _ := envoyadmin.ParseResponseCodeDetails(word)
-	return strings.Contains(base, "_") || strings.Contains(base, ".") || strings.Contains(word, "{")
-}
-
-// explainFragment explains the words users copy out of a log line: response flags ("UF",
-// "UH,URX", long names), a response-code detail, a status code, in any mix
-// ("503 UC upstream_reset_before_response_started{connection_termination}").
-func explainFragment(in string) ([]Finding, error) {
-	var e envoyadmin.AccessLogEntry
-	var ev []Evidence
-	for _, w := range strings.FieldsFunc(in, func(c rune) bool { return c == ' ' || c == '\t' || c == '\n' }) {
-		w = strings.Trim(w, `"'`)
-		switch {
-		case w == "-" || w == "":
-		case len(w) == 3 && w[0] >= '1' && w[0] <= '5' && strings.Trim(w, "0123456789") == "":
-			e.Code = int(w[0]-'0')*100 + int(w[1]-'0')*10 + int(w[2]-'0')
-			ev = append(ev, Evidence{Label: "response code", Value: float64(e.Code), Source: "input"})
-		case isDetails(w):
-			e.Details = w
-			ev = append(ev, inputEvidence("response-code details", w)...)
-		default:
-			for _, fl := range envoyadmin.ParseResponseFlags(w) {
-				k, ok := flagKnowledge[fl]
-				if !ok && len(fl) <= 6 && strings.ToUpper(fl) == fl {
-					return nil, fmt.Errorf("cannot explain %q: %q is not a response flag Envoy defines; %s", clip(in, 80), fl, explainFormats)
-				}
-				if !ok {
-					return nil, fmt.Errorf("cannot explain %q: %s", clip(in, 80), explainFormats)
-				}
-				e.Flags = append(e.Flags, fl)
-				ev = append(ev, inputEvidence("response flag", fl+" ("+k.long+")")...)
-			}
+// retriesAfterCause ranks "retries exhausted" below the failure the retries hit, when the same
+// text shows that failure: it is the cause to fix, the exhausted retries its consequence.
+func retriesAfterCause(fs []Finding) {
+	cause := false
+	for _, f := range fs {
+		cause = cause || (f.Code != string(CodeRetriesExhausted) && f.Severity == SeverityError)
+	}
+	for i := range fs {
+		if cause && fs[i].Code == string(CodeRetriesExhausted) && fs[i].Severity == SeverityError {
+			fs[i].Severity = SeverityWarning
 		}
 	}
-	c := newExplainCtx("", "")
-	if len(e.Flags) > 0 {
-		_, reason, tf := envoyadmin.ParseResponseCodeDetails(e.Details)
-		var out []Finding
-		for _, fl := range e.Flags {
-			out = mergeFindings(out, []Finding{flagFinding(fl, reason, tf, c, ev)})
-		}
-		return out, nil
-	}
-	if e.Details != "" {
-		return explainDetails(e.Details, e.Code, c, ev)
-	}
-	return nil, fmt.Errorf("cannot explain %q: %s", clip(in, 80), explainFormats)
-}
-
-// explainReset explains the 503 body.
-func explainReset(re envoyadmin.ResetError) (Finding, error) {
-	if re.Reason == "" {
-		return Finding{}, errors.New("this message carries no reset reason (older Envoy releases leave it out): paste the access-log line of the same request, whose response flags and details say what happened")
-	}
-	if _, ok := resetKnowledge[re.Reason]; !ok {
-		return Finding{}, fmt.Errorf("unknown reset reason %q: %s", re.Reason, explainFormats)
-	}
-	ev := inputEvidence("reset reason", re.Reason)
-	if re.TransportFailure != "" {
-		ev = append(ev, inputEvidence("transport failure reason", re.TransportFailure)...)
-	}
-	if re.Retried {
-		ev = append(ev, inputEvidence("retried", "yes: this is the last attempt's failure")...)
-	}
-	f := resetFinding(re.Reason, re.TransportFailure, newExplainCtx("", ""), ev)
-	if re.Retried {
-		f.Explanation += " Envoy retried the request and every attempt failed; the reason is the last attempt's."
-	}
-	return f, nil
 }
 
 // resetFinding explains a reset reason, refined by the transport failure when there is one.
@@ -216,6 +163,10 @@ func flagFinding(flag, reason, tf string, c explainCtx, ev []Evidence) Finding {
 	f := NewFinding(k.code, explainSubject(c))
 	f.Evidence = ev
 	f.Explanation = strings.TrimSpace(k.meaning + " " + k.causes)
+	if flag == "FI" {
+		// The fault answered this request instead of the upstream: it is why it failed.
+		f.Severity = SeverityWarning
+	}
 	if k.status != "" {
 		f.Explanation += " Envoy usually answers " + k.status + " with it."
 	}
@@ -234,7 +185,7 @@ func explainDetails(details string, code int, c explainCtx, ev []Evidence) ([]Fi
 		return []Finding{appErrorExplained(c, ev)}, nil
 	case strings.HasPrefix(base, "upstream_reset_"):
 		if _, ok := resetKnowledge[reason]; !ok {
-			return nil, fmt.Errorf("unknown reset reason %q in %q: %s", reason, details, explainFormats)
+			return nil, fmt.Errorf("unknown reset reason %q in %q: %s", reason, details, explainLooksFor)
 		}
 		f := resetFinding(reason, tf, c, ev)
 		if base == "upstream_reset_after_response_started" {
@@ -256,7 +207,7 @@ func explainDetails(details string, code int, c explainCtx, ev []Evidence) ([]Fi
 			return []Finding{flagFinding("DPE", "", "", c, ev)}, nil
 		}
 	}
-	return nil, fmt.Errorf("unknown response-code detail %q: %s", details, explainFormats)
+	return nil, fmt.Errorf("unknown response-code detail %q: %s", details, explainLooksFor)
 }
 
 // explainEntry explains one access-log line from its flags, details and transport failure.

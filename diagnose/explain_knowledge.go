@@ -282,11 +282,20 @@ func transportKnowledge(tf string, c explainCtx) (k knowledge, ok bool) {
 			fix: func(c explainCtx) Fix {
 				return Fix{Summary: "Use ISTIO_MUTUAL toward services with sidecars.", YAML: DestinationRuleYAML(c.hostOr(), "    tls:\n      mode: ISTIO_MUTUAL\n")}
 			}}, true
-	case strings.Contains(upper, "TLS"):
+	case strings.Contains(upper, "CERTIFICATE_EXPIRED") || strings.Contains(upper, "CERTIFICATE_HAS_EXPIRED"):
+		return knowledge{code: CodeCertExpired, meaning: "A certificate in the handshake had expired (CERTIFICATE_EXPIRED): the peer's, or this proxy's own when the alert came from the peer.",
+			causes: "Certificate rotation stopped (the agent cannot reach its CA), or a plug-in CA certificate or a gateway's credential passed its date.",
+			fix: func(c explainCtx) Fix {
+				return Fix{Summary: "Find which certificate expired and rotate it.", Command: "istioctl proxy-config secret <pod> -n <namespace>\nistioctl proxy-config secret <upstream-pod> -n " + c.ns}
+			}}, true
+	case strings.Contains(upper, "CERTIFICATE_VERIFY_FAILED"):
+		return knowledge{code: CodeTLSHandshakeErrors, meaning: "The upstream's certificate failed verification (CERTIFICATE_VERIFY_FAILED): it is signed by a root this proxy does not trust, has expired, or names another identity than expected.",
+			causes: "The two sides trust different roots (a CA change not rolled out everywhere, another mesh or cluster, a DestinationRule's caCertificates that do not sign the upstream's certificate), an expired certificate, or a DestinationRule's subjectAltNames that do not match.",
+			fix: func(c explainCtx) Fix {
+				return Fix{Summary: "Compare the root certificates, identities and expiry of both sides.", Command: "istioctl proxy-config secret <pod> -n <namespace>\nistioctl proxy-config secret <upstream-pod> -n " + c.ns + "    # the ROOTCA serial numbers must match; check the dates"}
+			}}, true
+	case strings.Contains(upper, "TLS") || strings.Contains(upper, "SSL"):
 		meaning := "The TLS handshake with the upstream failed."
-		if strings.Contains(upper, "CERTIFICATE_VERIFY_FAILED") {
-			meaning = "The upstream's certificate failed verification (CERTIFICATE_VERIFY_FAILED): it is signed by a root this proxy does not trust, or names another identity than expected."
-		}
 		return knowledge{code: CodeConnectTLS, meaning: meaning,
 			causes: "The two sides trust different roots (a CA change not rolled out everywhere, another mesh or cluster), or a DestinationRule's subjectAltNames or credentials do not match the upstream.",
 			fix: func(c explainCtx) Fix {

@@ -280,18 +280,19 @@ func (l *loader) accessLog() {
 	if b == nil {
 		return
 	}
-	entries, lineErrs, err := envoyadmin.ParseAccessLog(bytes.NewReader(b))
+	log, err := envoyadmin.ParseLog(bytes.NewReader(b))
 	if err != nil {
 		l.warn(FileAccessLog, err)
 		return
 	}
-	if len(lineErrs) > 0 {
+	if lineErrs := log.Errors; len(lineErrs) > 0 {
 		l.s.Warnings = append(l.s.Warnings, fmt.Sprintf("%s: %d lines not understood (first, line %d: %s)", FileAccessLog, len(lineErrs), lineErrs[0].Line, lineErrs[0].Reason))
 	}
-	l.s.AccessLog = entries
-	if len(entries) > 0 {
+	l.s.AccessLog, l.s.ProxyLog, l.s.LogOther = log.Entries, log.Proxy, log.Other
+	switch {
+	case len(log.Entries) > 0 || len(log.Proxy) > 0 || log.ProxyLines > 0:
 		l.usable++
-	} else {
+	default:
 		l.s.Warnings = append(l.s.Warnings, FileAccessLog+": no access-log line in it (access logs may be off: Istio's Telemetry API or meshConfig.accessLogFile turns them on); the diagnosis goes on without it")
 	}
 }

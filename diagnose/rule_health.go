@@ -229,6 +229,10 @@ func hostList(s *Snapshot, c, label string, addrs []string) Evidence {
 func ejectedFinding(s *Snapshot, c string, hh hostHealth) (Finding, bool) {
 	active, activeSrc, activeOK := s.ClusterGauge(c, "outlier_detection_ejections_active")
 	enforced := s.clusterSignal(c, "outlier_detection_ejections_enforced_total", nil)
+	if !enforced.ok {
+		// Envoy before 1.x wrote only the deprecated total, which counts enforced ejections.
+		enforced = s.clusterSignal(c, "outlier_detection_ejections_total", nil)
+	}
 	ejected := hh.byFlag["failed_outlier_check"]
 	if !(activeOK && active > 0) && len(ejected) == 0 && !enforced.counted() {
 		return Finding{}, false

@@ -108,9 +108,45 @@ func (RetriesExhaustedRule) Check(s *Snapshot) []Finding {
 		g := s.clusterSignal(c, "upstream_rq_retry_limit_exceeded", func(e *envoyadmin.AccessLogEntry) bool { return HasFlag(e, "URX") })
 		if g.fires() {
 			out = append(out, retriesFinding(s, c, g))
+		} else if f, ok := retriesFutile(s, c); ok {
+			out = append(out, f)
 		}
 	}
 	return out
+}
+
+// retriesFutile reports retries that never succeed when the stats hold no retry limit count
+// (Envoy writes upstream_rq_retry_limit_exceeded only where a route has a retry policy, and
+// excerpts leave it out): every attempt after the first failed again.
+func retriesFutile(s *Snapshot, c string) (Finding, bool) {
+	retry, ok := s.ClusterCounter(c, "upstream_rq_retry")
+	if !ok || retry.Value <= 0 {
+		return Finding{}, false
+	}
+	success, successOK := s.ClusterCounter(c, "upstream_rq_retry_success")
+	if successOK && success.Value > 0 {
+		return Finding{}, false
+	}
+	if _, limitOK := s.ClusterCounter(c, "upstream_rq_retry_limit_exceeded"); limitOK && !successOK {
+		return Finding{}, false
+	}
+	g := signal{m: retry, ok: true}
+	g.small, g.total = s.smallCount(c, retry, true)
+	if !g.counted() {
+		return Finding{}, false
+	}
+	f := NewFinding(CodeRetriesExhausted, ClusterSubject(c))
+	f.Title = fmt.Sprintf("Retries to %s do not succeed", ServiceHost(c))
+	f.Severity, f.Impact = g.severity(SeverityWarning), g.impact(s)
+	f.Evidence = g.evidence(s, "retried attempts (upstream_rq_retry)", "")
+	if successOK {
+		f.Evidence = append(f.Evidence, success.Evidence("retries that succeeded (upstream_rq_retry_success)"))
+	} else {
+		f.Evidence = append(f.Evidence, Evidence{Label: "retries that succeeded (upstream_rq_retry_success)", Text: "not in the stats", Source: retry.Source})
+	}
+	f.Explanation = fmt.Sprintf("The proxy retried attempts to %s and no retry succeeded: the upstream fails every attempt, so retries only multiply its load and the caller's wait. The failure the attempts hit is the cause to fix; the upstream's own 5xx answers (upstream_rq_5xx) are the usual one.", ServiceHost(c))
+	f.Fix = Fix{Summary: "Find why the upstream fails the attempts (its log, its 5xx), and keep retries to failures that a second try can fix (connect-failure, refused-stream, reset).", Command: s.proxyCommand("curl -s localhost:15000/stats") + " | grep -F -- " + shellQuote(c) + " | grep -E 'upstream_rq_5|retry'"}
+	return f, true
 }
 
 // retryPolicies describes the distinct retry policies of the routes to a cluster.

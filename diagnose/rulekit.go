@@ -258,3 +258,12 @@ func (s *Snapshot) appContainer() string {
 	}
 	return "<app-container>"
 }
+
+// shellQuote quotes a word for a POSIX shell: names that came from evidence (cluster names,
+// pod names) go into printed commands only this way.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/|@%+=,") == "" && !strings.ContainsAny(s, "|") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

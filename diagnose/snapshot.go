@@ -23,6 +23,7 @@ const (
 	InputCerts         Input = "certs"          // certs.json or the secrets of the config dump
 	InputServerInfo    Input = "server-info"    // server_info.json
 	InputAccessLog     Input = "access-log"     // access.log
+	InputProxyLog      Input = "proxy-log"      // access.log: the proxy's and its agent's own lines that report a problem
 	InputPod           Input = "pod"            // pod.yaml
 	InputEvents        Input = "events"         // events.yaml: the pod's events
 	InputServices      Input = "services"       // services.yaml: the Services selecting the pod
@@ -75,7 +76,14 @@ type Snapshot struct {
 	CertsFile             string
 	ServerInfo            *envoyadmin.ServerInfo
 	AccessLog             []envoyadmin.AccessLogEntry
-	Pod                   *corev1.Pod
+	// ProxyLog are the proxy's and istio-agent's own log lines that report a problem, read
+	// from the same log as AccessLog.
+	ProxyLog []envoyadmin.ProxyLogEvent
+	// LogOther are the log's other lines (neither access-log lines nor proxy lines with a known
+	// problem), in which the explain scanner may still find a signal: a debug line of the
+	// router, a TLS error of a connection.
+	LogOther []envoyadmin.LogLine
+	Pod      *corev1.Pod
 	// Events are the pod's events, Services the Services that select it, EndpointSlices those
 	// of its Services and of the upstreams it calls, Istio the Istio objects that apply to it.
 	// A nil slice or pointer means the file was not there; an empty one that it held none.
@@ -125,6 +133,8 @@ func (s *Snapshot) Has(in Input) bool {
 		return s.ServerInfo != nil
 	case InputAccessLog:
 		return len(s.AccessLog) > 0
+	case InputProxyLog:
+		return len(s.ProxyLog) > 0 || len(s.LogOther) > 0
 	case InputPod:
 		return s.Pod != nil
 	case InputEvents:

@@ -39,7 +39,18 @@ type signal struct {
 	m    Measure
 	ok   bool // the counter is present
 	logs []envoyadmin.AccessLogEntry
+	// small: a cumulative count under minCumulativeEvents that is still worth a finding, as
+	// it is all or a large share of a small total, or stands in an excerpt that holds no total
+	// (a grepped /stats: what the user picked out). total is that total, when known.
+	small bool
+	total Measure
+	// excerpt: the stats hold no total to judge the count against (a grepped excerpt).
+	excerpt bool
 }
+
+// smallShare is the share of a small total that failures must reach to be reported under
+// minCumulativeEvents.
+const smallShare = 0.2
 
 // counted reports whether the counter alone is worth a finding.
 func (g signal) counted() bool {
@@ -49,7 +60,7 @@ func (g signal) counted() bool {
 	if g.m.Interval {
 		return g.m.Value >= minWindowEvents
 	}
-	return g.m.Value >= minCumulativeEvents
+	return g.m.Value >= minCumulativeEvents || g.small
 }
 
 // fires reports whether the counter or the log lines are worth a finding.
@@ -89,6 +100,10 @@ func (g signal) severity(base Severity) Severity {
 		strong = true
 	}
 	if !strong {
+		if (g.small || g.excerpt) && g.counted() && base != SeverityInfo {
+			// Few events, but all or most of what the evidence shows: worth a warning.
+			return SeverityWarning
+		}
 		return lowerSeverity(base)
 	}
 	return base
@@ -112,6 +127,13 @@ func (g signal) evidence(s *Snapshot, counterLabel, logLabel string) []Evidence 
 	if g.ok && g.m.Value > 0 {
 		ev = append(ev, g.m.Evidence(counterLabel))
 	}
+	if g.small && g.counted() {
+		if g.total.Value > 0 {
+			ev = append(ev, g.total.Evidence(fmt.Sprintf("small numbers, against this total since the proxy started (%s)", g.total.Source)))
+		} else {
+			ev = append(ev, Evidence{Label: "small numbers: the stats hold no request or connection total for this upstream (an excerpt), so the count is all there is", Value: g.m.Value, Unit: UnitCount, Source: g.m.Source})
+		}
+	}
 	if len(g.logs) > 0 {
 		ev = append(ev, s.logEvidence(logLabel, len(g.logs)))
 	}
@@ -122,12 +144,45 @@ func (g signal) evidence(s *Snapshot, counterLabel, logLabel string) []Evidence 
 func (s *Snapshot) clusterSignal(cluster, stat string, match func(e *envoyadmin.AccessLogEntry) bool) signal {
 	g := signal{}
 	g.m, g.ok = s.ClusterCounter(cluster, stat)
+	g.small, g.total = s.smallCount(cluster, g.m, g.ok)
+	g.excerpt = g.ok && !g.m.Interval && !s.hasClusterTotal(cluster)
 	if match != nil {
 		g.logs = s.LogEntries(func(e *envoyadmin.AccessLogEntry) bool {
 			return e.UpstreamCluster == cluster && match(e)
 		})
 	}
 	return g
+}
+
+// smallCount says whether a cumulative count under minCumulativeEvents is still worth a
+// finding: all or smallShare of the cluster's requests (or connections), or a count in an
+// excerpt that holds neither total.
+func (s *Snapshot) smallCount(cluster string, m Measure, ok bool) (bool, Measure) {
+	if !ok || m.Interval || m.Value < 1 || m.Value >= minCumulativeEvents {
+		return false, Measure{}
+	}
+	// The failures the upstream's requests met: a count that explains most of them is their
+	// cause, however many requests succeeded beside them.
+	if fails, ok := s.ClusterCounter(cluster, "upstream_rq_5xx"); ok && fails.Value > 0 && m.Value/fails.Value >= 0.5 {
+		return true, fails
+	}
+	for _, stat := range []string{"upstream_rq_total", "upstream_cx_total"} {
+		if tot, ok := s.ClusterCounter(cluster, stat); ok {
+			return tot.Value > 0 && m.Value/tot.Value >= smallShare, tot
+		}
+	}
+	return true, Measure{}
+}
+
+// hasClusterTotal reports whether the stats hold a request or connection total for a cluster:
+// Envoy writes both for every cluster it keeps stats of, so an excerpt is what lacks them.
+func (s *Snapshot) hasClusterTotal(cluster string) bool {
+	for _, stat := range []string{"upstream_rq_total", "upstream_cx_total"} {
+		if _, ok := s.ClusterCounter(cluster, stat); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // logEvidence is an evidence line counting access-log lines.
