@@ -108,8 +108,34 @@ func Explain(input string, now time.Time) (*Report, error) {
 		r.Warnings = append(r.Warnings, rep.Warnings...)
 	}
 	retriesAfterCause(r.Findings)
+	r.Findings = specificOverGeneric(r.Findings)
 	Rank(r.Findings)
 	return r, nil
+}
+
+// specificConnect are the findings that say why a connection failed; with one of them, the
+// finding of a connect failure of unknown cause (a 503 body without its transport failure
+// reason, pasted beside a line that has it) says nothing more.
+var specificConnect = map[string]bool{
+	string(CodeConnectRefused): true, string(CodeConnectTimeout): true, string(CodeConnectTLS): true,
+	string(CodeTLSHandshakeErrors): true, string(CodeTLSModeMismatch): true, string(CodeCertExpired): true,
+}
+
+func specificOverGeneric(fs []Finding) []Finding {
+	specific := false
+	for _, f := range fs {
+		specific = specific || specificConnect[f.Code]
+	}
+	if !specific {
+		return fs
+	}
+	out := fs[:0]
+	for _, f := range fs {
+		if f.Code != string(CodeConnectFailure) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // retriesAfterCause ranks "retries exhausted" below the failure the retries hit, when the same
@@ -178,6 +204,16 @@ func flagFinding(flag, reason, tf string, c explainCtx, ev []Evidence) Finding {
 func explainDetails(details string, code int, c explainCtx, ev []Evidence) ([]Finding, error) {
 	base, reason, tf := envoyadmin.ParseResponseCodeDetails(details)
 	switch {
+	case base == "direct_response":
+		if code != 0 && code < 500 {
+			return nil, nil
+		}
+		f := NewFinding(CodeNoCluster, explainSubject(c))
+		f.Evidence = ev
+		f.Title = "The route answers with a fixed error (direct_response) instead of an upstream"
+		f.Explanation = "The route that matched has no upstream: its configuration answers with a fixed response. A gateway controller programs a 500 direct response for a route it could not resolve (Envoy Gateway for an HTTPRoute whose backendRef does not exist, is not allowed by a ReferenceGrant or has no endpoints), so the route's status says why."
+		f.Fix = Fix{Summary: "Read the route's status conditions (ResolvedRefs, Accepted) and fix the backend they name.", Command: "kubectl get httproutes -A -o yaml | grep -B2 -A8 'conditions:'"}
+		return []Finding{f}, nil
 	case base == "via_upstream":
 		if code != 0 && code < 500 {
 			return nil, nil
@@ -230,6 +266,12 @@ func explainEntry(e envoyadmin.AccessLogEntry) []Finding {
 	}
 	if len(out) > 0 || e.Code == 0 {
 		return out
+	}
+	if g := e.GRPCStatus; g != "" && g != "0" && !strings.EqualFold(g, "OK") && detailsBase(&e) == "via_upstream" {
+		f := appErrorExplained(c, ev)
+		f.Evidence = append(f.Evidence, Evidence{Label: "gRPC status", Text: g, Source: ev[0].Source})
+		f.Explanation = "The upstream answered the call with gRPC status " + g + " (HTTP 200 with details via_upstream): the application returned the error, the mesh passed it on. " + f.Explanation
+		return []Finding{f}
 	}
 	if e.Details != "" {
 		fs, err := explainDetails(e.Details, e.Code, c, ev)
@@ -303,7 +345,8 @@ func mergeFindings(have, more []Finding) []Finding {
 	return have
 }
 
-// ExplainCodes lists the catalog codes Explain can report, for the catalog's tests.
+// ExplainCodes lists the catalog codes Explain can report (and ProxyLogRule, which runs the
+// same scanner over a log's lines), in a fixed order.
 func ExplainCodes() []Code {
 	seen := map[Code]bool{}
 	var out []Code
@@ -322,8 +365,14 @@ func ExplainCodes() []Code {
 	for _, p := range detailPrefixKnowledge {
 		add(p.k.code)
 	}
-	for _, c := range []Code{CodeConnectRefused, CodeConnectTimeout, CodeConnectTLS, CodeTLSModeMismatch, CodeApplicationErrors} {
+	for _, c := range []Code{CodeConnectRefused, CodeConnectTimeout, CodeConnectTLS, CodeTLSModeMismatch, CodeTLSHandshakeErrors, CodeCertExpired, CodeApplicationErrors} {
 		add(c) // from transport failures and via_upstream
+	}
+	for _, c := range []Code{CodeNoCluster, CodeAuthzDenied, CodeHighUpstreamLatency} {
+		add(c) // from direct_response, a bare 401 or 403 from Envoy, a load tester's slowest answers
+	}
+	for _, kind := range proxyLogOrder {
+		add(proxyLogKnowledge[kind].code) // the proxy's own log lines
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -59,6 +60,9 @@ var localReplies = []localReply{
 	{body: "client is forbidden.", details: "ext_authz_denied"},
 	{body: "oauth flow failed.", details: "jwt_authn_access_denied"},
 	{body: "denied by ext_authz", details: "ext_authz_denied"},
+	{body: "ext_authz filter rejected the request", details: "ext_authz_denied"},
+	// Consul's troubleshoot proxy says UH in its own words.
+	{body: "no healthy endpoints for cluster", flag: "UH"},
 	// The proxy's own debug lines (component "router", "rbac") say the same of one request.
 	{body: "] upstream timeout", flag: "UT"},
 	{body: "] upstream per try timeout", details: "upstream_per_try_timeout"},
@@ -94,6 +98,16 @@ var (
 	// connReset finds a client's "connection reset by peer" on a mesh call: curl's exit code 56
 	// (kubectl exec prints "command terminated with exit code 56") or its message.
 	connReset = regexp.MustCompile(`(?i)(?:curl: \(56\)|exit code 56\b|recv failure: connection reset by peer)`)
+	// Load testers' summaries: hey's "[503]	12 responses", fortio's "Code 503 : 12 (40.0 %)",
+	// vegeta's "Status Codes  [code:count]  200:195  500:5"; hey's "Slowest:	10.1 secs" and
+	// "99% in 10.3 secs", fortio's "# target 99% 0.0159" (seconds).
+	heyStatus     = regexp.MustCompile(`^\s*\[([1-5][0-9][0-9])\]\s+(\d+)\s+responses`)
+	fortioCode    = regexp.MustCompile(`^\s*Code\s+([1-5][0-9][0-9])\s*:\s*(\d+)`)
+	vegetaStatus  = regexp.MustCompile(`Status Codes\s+\[code:count\]\s+(.+)`)
+	codeCount     = regexp.MustCompile(`\b([1-5][0-9][0-9]):(\d+)\b`)
+	heySlowest    = regexp.MustCompile(`^\s*Slowest:\s+([0-9.]+) secs`)
+	heyPercentile = regexp.MustCompile(`^\s*(\d+)% in ([0-9.]+) secs`)
+	fortioTarget  = regexp.MustCompile(`^# target (\d+)% ([0-9.]+)`)
 	// grpcCode finds a gRPC client error's code ("rpc error: code = Unavailable desc = ...").
 	grpcCode = regexp.MustCompile(`code\s*=\s*([A-Za-z]+)`)
 )
@@ -111,6 +125,12 @@ type textScan struct {
 	fromEnvoy, answered bool
 	headerN             int
 	headerText          string
+	// A load tester's summary: responses by status, and the slowest time (seconds) it shows
+	// with the line it came from.
+	statusCounts map[int]int
+	slowest      float64
+	slowestN     int
+	slowestText  string
 }
 
 // newTextScan starts a scan; cluster is an upstream cluster the text names, "" when none.
@@ -182,6 +202,7 @@ func (t *textScan) line(n int, s string) {
 		}
 	}
 	t.httpSignals(n, s)
+	t.loadTester(n, s)
 	if m := grpcMaxRequests.FindString(s); m != "" {
 		f := flagFinding("UO", "", "", t.ctx, t.ev(n, "proxyless gRPC's circuit breaker", m, s))
 		f.Explanation = "The gRPC client's own xDS circuit breaker (proxyless gRPC) refused the call: the cluster's maxRequests (a DestinationRule's http2MaxRequests, 1024 by default) concurrent calls were already in flight. " + f.Explanation
@@ -362,10 +383,65 @@ func (t *textScan) httpSignals(n int, s string) {
 	}
 }
 
+// loadTester reads the status counts and latencies of hey, fortio and vegeta summaries.
+func (t *textScan) loadTester(n int, s string) {
+	count := func(code, num string) {
+		c, _ := strconv.Atoi(code)
+		k, _ := strconv.Atoi(num)
+		if t.statusCounts == nil {
+			t.statusCounts = map[int]int{}
+		}
+		t.statusCounts[c] += k
+		t.known = true
+		if t.statusN == 0 {
+			t.statusN = n
+		}
+	}
+	if m := heyStatus.FindStringSubmatch(s); m != nil {
+		count(m[1], m[2])
+	} else if m := fortioCode.FindStringSubmatch(s); m != nil {
+		count(m[1], m[2])
+	} else if m := vegetaStatus.FindStringSubmatch(s); m != nil {
+		for _, p := range codeCount.FindAllStringSubmatch(m[1], -1) {
+			count(p[1], p[2])
+		}
+	}
+	var secs string
+	if m := heySlowest.FindStringSubmatch(s); m != nil {
+		secs = m[1]
+	} else if m := heyPercentile.FindStringSubmatch(s); m != nil && m[1] == "99" {
+		secs = m[2]
+	} else if m := fortioTarget.FindStringSubmatch(s); m != nil && m[1] == "99" {
+		secs = m[2]
+	}
+	if v, err := strconv.ParseFloat(secs, 64); err == nil && !math.IsInf(v, 0) && !math.IsNaN(v) && v > t.slowest {
+		t.slowest, t.slowestN, t.slowestText, t.known = v, n, s, true
+	}
+}
+
+// slowAnswer is the time from which a load tester's slowest answers are reported.
+const slowAnswer = 1.0 // seconds
+
 // finish draws what the status and headers say when nothing else on the input named a cause:
 // Envoy marks the responses its upstream produced, so a 5xx with that mark is the upstream's.
 func (t *textScan) finish() {
-	if len(t.found) > 0 || t.status == 0 {
+	if t.slowest >= slowAnswer {
+		f := NewFinding(CodeHighUpstreamLatency, explainSubject(t.ctx))
+		f.Title = fmt.Sprintf("Requests take up to %s", strconv.FormatFloat(t.slowest, 'f', -1, 64)+" s")
+		f.Evidence = []Evidence{{Label: "slowest answers the load tester measured", Value: round(t.slowest*1000, 1), Unit: UnitMillis, Source: t.source(t.slowestN)},
+			{Label: "pasted text", Text: clip(oneLine(t.slowestText), 200), Source: t.source(t.slowestN)}}
+		f.Explanation = "The load tester measured answers of a second or more. Through a proxy that is the upstream's time plus any wait for a connection: a slow backend, or requests queued behind a circuit breaker's limits (maxParallelRequests, http1MaxPendingRequests) until the ones ahead finish."
+		f.Fix = Fix{Summary: "Compare the upstream's own latency (its p99 in istio_request_duration_milliseconds or upstream_rq_time) with what the caller sees; set timeouts and limits from it."}
+		t.add(f)
+	}
+	if t.status == 0 {
+		for code := range t.statusCounts {
+			if code >= 500 && (t.status == 0 || code < t.status) {
+				t.status = code
+			}
+		}
+	}
+	if len(t.found) > 0 && !(len(t.found) == 1 && t.found[0].Code == string(CodeHighUpstreamLatency)) || t.status == 0 {
 		return
 	}
 	ev := []Evidence{{Label: "HTTP status", Value: float64(t.status), Source: t.source(t.statusN)}}
@@ -396,5 +472,9 @@ func (t *textScan) finish() {
 		t.add(flagFinding("NR", "", "", t.ctx, ev))
 	case t.status == 429:
 		t.add(flagFinding("RL", "", "", t.ctx, ev))
+	case t.status == 500:
+		f := appErrorExplained(t.ctx, ev)
+		f.Explanation = "Envoy's own replies are 503 (no upstream, a refused or broken connection, a circuit breaker), 504 (a timeout), 404 (no route), 403 (a policy), 429 (a rate limit): a 500 comes from the application, or from a route configured to answer it. " + f.Explanation
+		t.add(f)
 	}
 }

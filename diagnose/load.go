@@ -214,7 +214,12 @@ func (l *loader) config() {
 	cfg, err := envoyadmin.ParseConfigDump(b)
 	if err != nil {
 		l.warn(FileConfigDump, err)
-		return
+		excerpt, ok := envoyadmin.ConfigDumpExcerpt(b)
+		if !ok {
+			return
+		}
+		l.s.Warnings = append(l.s.Warnings, FileConfigDump+": read as an excerpt: only the warming clusters it shows")
+		cfg = excerpt
 	}
 	for _, w := range cfg.Warnings {
 		l.s.Warnings = append(l.s.Warnings, FileConfigDump+": "+w)
@@ -257,6 +262,7 @@ func (l *loader) certs() {
 		l.warn(FileCerts, err)
 		return
 	}
+	l.s.NoCerts = len(certs) == 0
 	l.s.Certs, l.s.CertsFile = certs, FileCerts
 	l.usable++
 }

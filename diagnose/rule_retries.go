@@ -132,6 +132,7 @@ func retriesFutile(s *Snapshot, c string) (Finding, bool) {
 	}
 	g := signal{m: retry, ok: true}
 	g.small, g.total = s.smallCount(c, retry, true)
+	g.excerpt = !retry.Interval && !s.hasClusterTotal(c)
 	if !g.counted() {
 		return Finding{}, false
 	}

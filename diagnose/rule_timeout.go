@@ -33,7 +33,7 @@ func (TimeoutRule) Meta() RuleMeta {
 		Name:        "TimeoutRule",
 		Description: "Requests that hit the route or per-try timeout (UT, 504), and callers that close the connection before the answer (DC).",
 		Codes:       []Code{CodeUpstreamTimeout, CodePerTryTimeout, CodeDownstreamGaveUp},
-		AnyOf:       []Input{InputStats, InputAccessLog},
+		AnyOf:       []Input{InputStats, InputAccessLog, InputUpstreams},
 	}
 }
 
@@ -41,8 +41,10 @@ func (TimeoutRule) Meta() RuleMeta {
 func (TimeoutRule) Check(s *Snapshot) []Finding {
 	var out []Finding
 	for _, c := range s.appClusters() {
-		if g := s.clusterSignal(c, "upstream_rq_timeout", isRouteTimeout); g.fires() {
+		if g := s.clusterSignalOrHosts(c, "upstream_rq_timeout", "rq_timeout", isRouteTimeout); g.fires() {
 			out = append(out, routeTimeoutFinding(s, c, g))
+		} else if f, ok := gatewayTimeoutFinding(s, c, g); ok {
+			out = append(out, f)
 		}
 		if g := s.clusterSignal(c, "upstream_rq_per_try_timeout", isPerTryTimeout); g.fires() {
 			out = append(out, perTryTimeoutFinding(s, c, g))
@@ -143,6 +145,40 @@ func suggestTimeout(p99 float64, current time.Duration) time.Duration {
 		d = current + time.Second
 	}
 	return d
+}
+
+// gatewayTimeoutFinding reports 504 answers counted for a cluster when no route timeout was:
+// Envoy counts its own route timeouts as 504s too, so where the stats lack upstream_rq_timeout
+// (an excerpt) the 504s are the timeouts; where it is there and zero, a proxy behind the
+// upstream timed out (the upstream is a gateway).
+func gatewayTimeoutFinding(s *Snapshot, c string, timeouts signal) (Finding, bool) {
+	var g signal
+	for _, stat := range []string{"upstream_rq_504", "external_upstream_rq_504"} {
+		if m, ok := s.ClusterCounter(c, stat); ok && m.Value > 0 {
+			g = signal{m: m, ok: true}
+			g.small, g.total = s.smallCount(c, m, true)
+			g.excerpt = !m.Interval && !s.hasClusterTotal(c)
+			break
+		}
+	}
+	if !g.counted() {
+		return Finding{}, false
+	}
+	host := ServiceHost(c)
+	f := NewFinding(CodeUpstreamTimeout, ClusterSubject(c))
+	f.Title = fmt.Sprintf("Requests to %s end in 504 Gateway Timeout", host)
+	f.Severity, f.Impact = g.severity(SeverityWarning), g.impact(s)
+	f.Evidence = g.evidence(s, "504 answers ("+g.m.Source+")", "")
+	if timeouts.ok {
+		f.Evidence = append(f.Evidence, timeouts.m.Evidence("route timeouts of this proxy (upstream_rq_timeout)"))
+		f.Explanation = fmt.Sprintf("Requests to %s got 504 Gateway Timeout, and this proxy's route timeout did not fire: a proxy or gateway behind %s gave up waiting for its own upstream and answered 504.", host, host)
+	} else {
+		f.Explanation = fmt.Sprintf("Requests to %s got 504 Gateway Timeout. Envoy counts its own route timeouts (UT) as 504s, and the stats hold no upstream_rq_timeout to tell them from a 504 of the upstream: in a mesh it is usually the route's timeout expiring before %s answered.", host, host)
+	}
+	tev, _, _ := routeTimeouts(s, c)
+	f.Evidence = append(f.Evidence, tev...)
+	f.Fix = Fix{Summary: "Compare the route timeout with the upstream's slowest answers; raise it above the p99, or make the upstream (or the gateway behind it) faster.", YAML: VirtualServiceYAML(orDefault(host, "<service>.<namespace>.svc.cluster.local"), "    timeout: 30s    # above the upstream's p99\n")}
+	return f, true
 }
 
 func routeTimeoutFinding(s *Snapshot, c string, g signal) Finding {

@@ -15,6 +15,7 @@ func Rules() []Rule {
 		CertExpiryRule{},
 		ConfigRejectedRule{},
 		ProxyLogRule{},
+		WarmingRule{},
 		LatencyRule{},
 		LatencyAttributionRule{},
 		StatsDisabledRule{},

@@ -74,8 +74,10 @@ type Snapshot struct {
 	UpstreamsFile         string
 	Certs                 []envoyadmin.Cert
 	CertsFile             string
-	ServerInfo            *envoyadmin.ServerInfo
-	AccessLog             []envoyadmin.AccessLogEntry
+	// NoCerts: certs.json was read and lists no certificate at all.
+	NoCerts    bool
+	ServerInfo *envoyadmin.ServerInfo
+	AccessLog  []envoyadmin.AccessLogEntry
 	// ProxyLog are the proxy's and istio-agent's own log lines that report a problem, read
 	// from the same log as AccessLog.
 	ProxyLog []envoyadmin.ProxyLogEvent
@@ -128,7 +130,7 @@ func (s *Snapshot) Has(in Input) bool {
 	case InputUpstreams:
 		return s.Upstreams != nil
 	case InputCerts:
-		return len(s.Certs) > 0
+		return len(s.Certs) > 0 || s.NoCerts
 	case InputServerInfo:
 		return s.ServerInfo != nil
 	case InputAccessLog:

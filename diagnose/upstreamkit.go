@@ -154,6 +154,35 @@ func (s *Snapshot) clusterSignal(cluster, stat string, match func(e *envoyadmin.
 	return g
 }
 
+// clusterSignalOrHosts is clusterSignal, falling back on the per-host counter of /clusters
+// (summed over the hosts) when the stats do not have the cluster's counter. Those counters run
+// since each host was added: no time base, so no rate and no strong severity.
+func (s *Snapshot) clusterSignalOrHosts(cluster, stat, hostStat string, match func(e *envoyadmin.AccessLogEntry) bool) signal {
+	g := s.clusterSignal(cluster, stat, match)
+	u := s.Upstream(cluster)
+	if g.ok || u == nil {
+		return g
+	}
+	var sum, total float64
+	for _, h := range u.Hosts {
+		sum += float64(h.Stats[hostStat])
+		total += float64(h.Stats["rq_total"])
+	}
+	if sum == 0 {
+		return g
+	}
+	file := orDefault(s.UpstreamsFile, "clusters")
+	g.m, g.ok = Measure{Value: sum, Since: hostAddedSince, Source: file + " " + hostStat + " summed over hosts"}, true
+	switch {
+	case sum >= minCumulativeEvents:
+	case total == 0:
+		g.small, g.excerpt = true, true
+	case sum/total >= smallShare:
+		g.small, g.total = true, Measure{Value: total, Since: hostAddedSince, Source: file + " rq_total summed over hosts"}
+	}
+	return g
+}
+
 // smallCount says whether a cumulative count under minCumulativeEvents is still worth a
 // finding: all or smallShare of the cluster's requests (or connections), or a count in an
 // excerpt that holds neither total.

@@ -161,7 +161,8 @@ var accessLogKeys = map[string]string{
 	"upstreamservicetime": "upstream_service_time", "xenvoyupstreamservicetime": "upstream_service_time",
 	"authority": "authority", "upstreamhost": "upstream_host", "upstream": "upstream_host",
 	"upstreamcluster": "upstream_cluster", "upstreamclusterraw": "upstream_cluster",
-	"routename": "route_name",
+	"routename":  "route_name",
+	"grpcstatus": "grpc_status", "grpcstatusnumber": "grpc_status",
 }
 
 func accessLogKey(k string) string {
@@ -272,6 +273,7 @@ func entryFromFields(f map[string]string, strict bool) (AccessLogEntry, string) 
 		UpstreamHost:          str("upstream_host"),
 		UpstreamCluster:       str("upstream_cluster"),
 		RouteName:             str("route_name"),
+		GRPCStatus:            str("grpc_status"),
 		Timestamp:             parseLogTime(f["start_time"]),
 	}
 	var bad []string

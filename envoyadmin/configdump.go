@@ -1,8 +1,10 @@
 package envoyadmin
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -341,8 +343,14 @@ func (p *dumpParse) summary() *ConfigSummary {
 			if !j.warming || !active[j.cluster.Name.Raw] {
 				s.Clusters = append(s.Clusters, *j.cluster)
 			}
+			if j.warming {
+				s.Warming = append(s.Warming, "cluster "+j.cluster.Name.Raw)
+			}
 		case j.listener != nil:
 			l := j.listener
+			if j.warming {
+				s.Warming = append(s.Warming, "listener "+l.cfg.Name)
+			}
 			l.cfg.Inbound = dumpInbound(l, boot)
 			if l.cfg.Inbound {
 				l.cfg.MTLSMode = dumpMTLSMode(l)
@@ -373,4 +381,22 @@ func (p *dumpParse) summary() *ConfigSummary {
 	}
 	s.Warnings = append(p.warnings, s.Warnings...)
 	return s
+}
+
+// warmingExcerpt finds the clusters of a "dynamic_warming_clusters" section in text that is
+// not a whole dump (an excerpt that starts inside it).
+var warmingExcerpt = regexp.MustCompile(`"cluster":\s*\{\s*"@type":\s*"[^"]*Cluster",\s*"name":\s*"([^"]+)"`)
+
+// ConfigDumpExcerpt reads what can be read of a config dump excerpt that does not parse as a
+// dump: today, the clusters it shows warming. ok is false when it shows nothing known.
+func ConfigDumpExcerpt(data []byte) (*ConfigSummary, bool) {
+	i := bytes.Index(data, []byte(`"dynamic_warming_clusters"`))
+	if i < 0 {
+		return nil, false
+	}
+	s := &ConfigSummary{}
+	for _, m := range warmingExcerpt.FindAllSubmatch(data[i:], -1) {
+		s.Warming = append(s.Warming, "cluster "+string(m[1]))
+	}
+	return s, len(s.Warming) > 0
 }

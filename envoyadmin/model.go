@@ -142,6 +142,9 @@ type ConfigSummary struct {
 	StatsMatcherSet bool     `json:"statsMatcherSet,omitempty"`
 	// Rejected lists resources whose last update Envoy rejected (error_state in the dump).
 	Rejected []RejectedResource `json:"rejected,omitempty"`
+	// Warming names the clusters and listeners still warming ("cluster outbound|443||x"):
+	// waiting for their endpoints, a secret or an initial fetch.
+	Warming []string `json:"warming,omitempty"`
 	// Warnings name the parts of the dump that could not be decoded and were skipped.
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -389,6 +392,8 @@ type AccessLogEntry struct {
 	UpstreamHost        string        `json:"upstreamHost,omitempty"`
 	UpstreamCluster     string        `json:"upstreamCluster,omitempty"`
 	RouteName           string        `json:"routeName,omitempty"`
+	// GRPCStatus is %GRPC_STATUS% ("Unavailable", "14"), where the format logs it.
+	GRPCStatus string `json:"grpcStatus,omitempty"`
 	// Format names the line's format: "istio", "istio-1.1", "envoy", "json".
 	Format string `json:"format"`
 }
