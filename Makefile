@@ -11,7 +11,7 @@ BIN_INSTALL := bin/kubectl-mesh-install
 DEMO ?= testdata/incidents/keepalive-race
 FUZZTIME ?= 3s
 
-.PHONY: all build demo test unit vet fuzz bench bench-startup bench-go bench-live clean dist krew-manifest release-check
+.PHONY: all build demo test unit vet fuzz realworld bench bench-startup bench-go bench-live clean dist krew-manifest release-check
 
 all: build
 
@@ -34,6 +34,10 @@ vet:
 
 unit:
 	$(GO) test -count=1 ./...
+
+# The real-world corpus (testdata/realworld): every case's table and the score.
+realworld:
+	@$(GO) test -count=1 -run '^TestRealWorld$$' -v ./diagnose | grep -E '^\s+(ok|FAIL) |cases \(|name the established|floor|bar' | sed 's/^    realworld_test.go:[0-9]*: //'
 
 # Runs each fuzz target for FUZZTIME, seeded from the real captures.
 fuzz:
