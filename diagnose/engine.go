@@ -45,6 +45,9 @@ type Report struct {
 	Findings      []Finding `json:"findings"`
 	Skipped       []Skipped `json:"skipped,omitempty"`
 	Warnings      []string  `json:"warnings,omitempty"`
+	// Unexplained says that the input shows a failure (a 5xx, a failed gRPC status) but
+	// nothing that says why: "no finding" then does not mean nothing is wrong.
+	Unexplained string `json:"unexplained,omitempty"`
 }
 
 // Worst returns the highest severity among the findings, "" when there are none.

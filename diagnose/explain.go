@@ -86,6 +86,9 @@ func Explain(input string, now time.Time) (*Report, error) {
 	}
 	scan.finish()
 	r.Findings = mergeFindings(r.Findings, scan.found)
+	if len(r.Findings) == 0 {
+		r.Unexplained = scan.unexplained()
+	}
 	if len(log.Entries) == 0 && len(log.Proxy) == 0 && log.ProxyLines == 0 && !scan.known {
 		return nil, fmt.Errorf("cannot explain %q: found nothing Envoy or Istio writes; %s", clip(oneLine(in), 80), explainLooksFor)
 	}

@@ -128,6 +128,8 @@ type textScan struct {
 	// A load tester's summary: responses by status, and the slowest time (seconds) it shows
 	// with the line it came from.
 	statusCounts map[int]int
+	// failed names a failure the input shows without its cause ("gRPC status 14").
+	failed string
 	slowest      float64
 	slowestN     int
 	slowestText  string
@@ -378,6 +380,12 @@ func (t *textScan) httpSignals(n int, s string) {
 		f := flagFinding("UO", "", "", t.ctx, t.ev(n, "header", s, s))
 		f.Explanation = "Envoy adds x-envoy-overloaded to the 503 it sends when a circuit breaker of the upstream's connection pool refused the request (or the cluster is in maintenance mode). " + f.Explanation
 		t.add(f)
+	case name == "grpc-status" || name == "grpc-message":
+		// The reply's gRPC form: its message is scanned as text on this line already.
+		t.known = true
+		if name == "grpc-status" && value != "0" && value != "" {
+			t.failed = "gRPC status " + value
+		}
 	case name == "x-envoy-ratelimited":
 		t.add(flagFinding("RL", "", "", t.ctx, t.ev(n, "header", s, s)))
 	}
@@ -477,4 +485,16 @@ func (t *textScan) finish() {
 		f.Explanation = "Envoy's own replies are 503 (no upstream, a refused or broken connection, a circuit breaker), 504 (a timeout), 404 (no route), 403 (a policy), 429 (a rate limit): a 500 comes from the application, or from a route configured to answer it. " + f.Explanation
 		t.add(f)
 	}
+}
+
+// unexplained says, when nothing was found, that the input still shows a failed request.
+func (t *textScan) unexplained() string {
+	what := t.failed
+	if t.status >= 500 {
+		what = "HTTP " + strconv.Itoa(t.status)
+	}
+	if what == "" || len(t.found) > 0 {
+		return ""
+	}
+	return "The input shows a failed request (" + what + ") but nothing that says why: no reply body, response flag, details or log line of it. Paste the body Envoy answered with, or the access-log line of the same request (kubectl logs POD -c istio-proxy), and explain them."
 }

@@ -80,3 +80,21 @@ func TestExplainShortFlagsNeedContext(t *testing.T) {
 		}
 	}
 }
+
+// A failure the text shows without its cause is said to be unexplained, not healthy.
+func TestExplainUnexplainedFailure(t *testing.T) {
+	for in, want := range map[string]bool{
+		"< HTTP/1.1 503 Service Unavailable\n< server: envoy": true,
+		"< grpc-status: 14":                  true,
+		"< HTTP/1.1 200 OK\n< server: envoy": false,
+		"< grpc-status: 0":                   false,
+	} {
+		r, err := Explain(in, fxNow)
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if (r.Unexplained != "") != want || len(r.Findings) != 0 {
+			t.Errorf("%q: unexplained %q, findings %v", in, r.Unexplained, fxCodes(r.Findings))
+		}
+	}
+}

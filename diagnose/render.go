@@ -63,7 +63,10 @@ func RenderText(w io.Writer, r *Report, opts TextOptions) error {
 		tw.printf("%s %s\n", p.warn.Sprint("!"), warn)
 	}
 	tw.printf("\n")
-	if len(r.Findings) == 0 {
+	switch {
+	case len(r.Findings) == 0 && r.Unexplained != "":
+		tw.printf("%s %s\n", p.warn.Sprint("?"), r.Unexplained)
+	case len(r.Findings) == 0:
 		tw.printf("%s No problems found in the evidence.\n", p.info.Sprint("✓"))
 	}
 	for i, f := range r.Findings {
