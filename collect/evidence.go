@@ -4,17 +4,17 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"testing/fstest"
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 )
 
 // Evidence is an evidence folder held in memory: file names and their content, in the order
@@ -43,11 +43,7 @@ func (e *Evidence) File(name string) []byte { return e.files[name] }
 
 // FS returns the evidence as a read-only file system, for diagnose.LoadFS.
 func (e *Evidence) FS() fs.FS {
-	m := make(fstest.MapFS, len(e.files))
-	for name, b := range e.files {
-		m[name] = &fstest.MapFile{Data: b, Mode: 0o644}
-	}
-	return m
+	return evidence.MemFS(e.files)
 }
 
 // WriteDir writes the files into dir, creating it when missing. A file already in dir with the
@@ -148,49 +144,16 @@ func ArchiveFolderName(path string) string {
 	return base
 }
 
-// MaxArchiveFile bounds each file read from an archive: an evidence file bigger than this is
-// not a sidecar's output (the largest config dumps are tens of megabytes).
-const MaxArchiveFile = 512 << 20
-
 // ReadTarGz reads an evidence archive written by WriteTarGz (or by tar -czf of an evidence
-// folder): the regular files of its one top folder, or of its root.
+// folder) under the evidence package's rules for input from strangers.
 func ReadTarGz(r io.Reader) (*Evidence, error) {
-	gz, err := gzip.NewReader(r)
+	set, err := evidence.ReadArchive(r, "archive")
 	if err != nil {
-		return nil, fmt.Errorf("not a gzip archive: %w", err)
+		return nil, err
 	}
-	defer gz.Close()
-	tr := tar.NewReader(gz)
 	e := &Evidence{}
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading the archive: %w", err)
-		}
-		if hdr.Typeflag != tar.TypeReg {
-			continue
-		}
-		name := filepath.ToSlash(filepath.Clean(hdr.Name))
-		if i := strings.LastIndexByte(name, '/'); i >= 0 {
-			name = name[i+1:]
-		}
-		if strings.HasPrefix(name, ".") {
-			continue
-		}
-		if hdr.Size > MaxArchiveFile {
-			return nil, fmt.Errorf("archive file %s is %d bytes, more than any evidence file", hdr.Name, hdr.Size)
-		}
-		b, err := io.ReadAll(io.LimitReader(tr, MaxArchiveFile))
-		if err != nil {
-			return nil, fmt.Errorf("reading %s from the archive: %w", hdr.Name, err)
-		}
-		e.Add(name, b)
-	}
-	if len(e.names) == 0 {
-		return nil, errors.New("the archive holds no files")
+	for _, name := range set.Files() {
+		e.Add(name, set.File(name))
 	}
 	return e, nil
 }

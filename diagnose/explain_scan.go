@@ -129,10 +129,10 @@ type textScan struct {
 	// with the line it came from.
 	statusCounts map[int]int
 	// failed names a failure the input shows without its cause ("gRPC status 14").
-	failed string
-	slowest      float64
-	slowestN     int
-	slowestText  string
+	failed      string
+	slowest     float64
+	slowestN    int
+	slowestText string
 }
 
 // newTextScan starts a scan; cluster is an upstream cluster the text names, "" when none.

@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 )
 
 // FileHops describes the hop that was followed: the upstream, its Service, and the files of
 // the stats sampled on the inbound side of its pods.
-const FileHops = "hops.json"
+const FileHops = evidence.Hops
 
 // HopFile is hops.json.
 type HopFile struct {

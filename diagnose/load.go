@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strings"
 	"time"
 
@@ -15,24 +14,25 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 )
 
-// Evidence folder file names, named after the admin endpoint each came from.
+// Evidence folder file names: the evidence package owns them.
 const (
-	FileStatsText   = "stats.txt"   // GET /stats
-	FileStatsJSON   = "stats.json"  // GET /stats?format=json
-	FileStatsProm   = "stats.prom"  // GET /stats/prometheus
-	FileStats2Text  = "stats-2.txt" // the second sample of the same endpoint
-	FileStats2JSON  = "stats-2.json"
-	FileStats2Prom  = "stats-2.prom"
-	FileConfigDump  = "config_dump.json" // GET /config_dump
-	FileClustersJS  = "clusters.json"    // GET /clusters?format=json
-	FileClustersTxt = "clusters.txt"     // GET /clusters
-	FileCerts       = "certs.json"       // GET /certs
-	FileServerInfo  = "server_info.json" // GET /server_info
-	FileAccessLog   = "access.log"       // the sidecar's access-log lines
-	FilePod         = "pod.yaml"         // the pod, as kubectl get -o yaml prints it
-	FileMeta        = "meta.json"        // pod, namespace, capture times, window
+	FileStatsText   = evidence.StatsText
+	FileStatsJSON   = evidence.StatsJSON
+	FileStatsProm   = evidence.StatsProm
+	FileStats2Text  = evidence.Stats2Text
+	FileStats2JSON  = evidence.Stats2JSON
+	FileStats2Prom  = evidence.Stats2Prom
+	FileConfigDump  = evidence.ConfigDump
+	FileClustersJS  = evidence.ClustersJSON
+	FileClustersTxt = evidence.ClustersText
+	FileCerts       = evidence.Certs
+	FileServerInfo  = evidence.ServerInfo
+	FileAccessLog   = evidence.AccessLog
+	FilePod         = evidence.Pod
+	FileMeta        = evidence.Meta
 )
 
 // statsPairs lists the stats formats in order of preference: Prometheus carries Istio's
@@ -46,19 +46,40 @@ var statsPairs = []struct {
 	{FileStatsText, FileStats2Text, envoyadmin.ParseStatsText},
 }
 
-// LoadDir reads an evidence folder. Every file is optional; a file that does not parse becomes
-// a warning and the rest is still read. It fails only when the folder cannot be read or holds
-// no evidence at all. now is used for certificate expiry when meta.json has no capture time, and
+// Load reads an evidence folder or archive (.tar.gz) under the evidence package's rules for
+// input from strangers: only regular files with evidence names, each and all within caps, an
+// archive with one top folder and nothing that climbs out. What was refused becomes a warning
+// of the snapshot. Every file is optional; a file that does not parse becomes a warning and the
+// rest is still read. It fails only when the path cannot be read or holds no evidence at all.
+// now is used for certificate expiry when meta.json has no capture time, and
 // Snapshot.NowSource then says so.
-func LoadDir(dir string, now time.Time) (*Snapshot, error) {
-	st, err := os.Stat(dir)
+func Load(path string, now time.Time) (*Snapshot, error) {
+	set, err := evidence.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("evidence folder: %w", err)
+		return nil, err
 	}
-	if !st.IsDir() {
-		return nil, fmt.Errorf("evidence folder %s is a file: pass the folder that holds stats.txt, config_dump.json and the like", dir)
+	return loadSet(set, now)
+}
+
+// LoadDir reads an evidence folder, as Load does.
+func LoadDir(dir string, now time.Time) (*Snapshot, error) {
+	set, err := evidence.ReadDir(dir)
+	if err != nil {
+		return nil, err
 	}
-	return LoadFS(os.DirFS(dir), dir, now)
+	return loadSet(set, now)
+}
+
+func loadSet(set *evidence.Set, now time.Time) (*Snapshot, error) {
+	if set.Len() == 0 && len(set.Warnings) > 0 {
+		return nil, fmt.Errorf("%q holds no evidence file that could be read: %s", set.Where, strings.Join(set.Warnings, "; "))
+	}
+	s, err := LoadFS(set.FS(), set.Where, now)
+	if err != nil {
+		return nil, err
+	}
+	s.Warnings = append(set.Warnings, s.Warnings...)
+	return s, nil
 }
 
 // LoadFS reads evidence files from fsys, as LoadDir does from a folder: a live capture held in
@@ -84,6 +105,7 @@ func LoadFS(fsys fs.FS, where string, now time.Time) (*Snapshot, error) {
 		return nil, fmt.Errorf("%s holds no evidence files: expected some of %s, %s, %s, %s, %s, %s, %s", dir,
 			FileStatsProm, FileStatsText, FileConfigDump, FileClustersJS, FileCerts, FileAccessLog, FilePod)
 	}
+	l.s.checkNames()
 	return l.s, nil
 }
 

@@ -6,14 +6,16 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 )
 
 // The Kubernetes evidence files, as `kubectl get -o yaml` prints the lists.
 const (
-	FileEvents         = "events.yaml"         // v1 EventList: the pod's events
-	FileServices       = "services.yaml"       // v1 ServiceList: the Services that select the pod
-	FileEndpointSlices = "endpointslices.yaml" // discovery.k8s.io/v1 EndpointSliceList
-	FileIstio          = "istio.yaml"          // v1 List of PeerAuthentications, DestinationRules, VirtualServices
+	FileEvents         = evidence.Events
+	FileServices       = evidence.Services
+	FileEndpointSlices = evidence.EndpointSlices
+	FileIstio          = evidence.Istio
 )
 
 // kube reads the Kubernetes evidence files. Each is optional; an empty list is kept as an

@@ -4,16 +4,17 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 	"github.com/kubectl-mesh/kubectl-mesh/nodeinfo"
 )
 
 // Node evidence file names: the probe's output (tail over /proc, cgroup and sysctl files, see
 // nodeinfo.ProbeCommand) at the two samples, and the kubelet's cAdvisor lines of the pod.
 const (
-	FileNode      = "node.txt"
-	FileNode2     = "node-2.txt"
-	FileCadvisor  = "cadvisor.prom"
-	FileCadvisor2 = "cadvisor-2.prom"
+	FileNode      = evidence.Node
+	FileNode2     = evidence.Node2
+	FileCadvisor  = evidence.Cadvisor
+	FileCadvisor2 = evidence.Cadvisor2
 )
 
 // node reads the node samples and the cAdvisor samples. A second sample without a first is read

@@ -55,6 +55,7 @@ func (p palette) severity(s Severity) *color.Color {
 // RenderText writes a report for people: each finding with its evidence, explanation and fix,
 // most likely cause first.
 func RenderText(w io.Writer, r *Report, opts TextOptions) error {
+	r = r.forTerminal()
 	p := newPalette(opts.Color)
 	tw := &errWriter{w: w}
 	tw.printf("%s %s\n", p.bold.Sprint("Diagnosis of"), r.Target)

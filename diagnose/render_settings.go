@@ -19,10 +19,14 @@ func RenderSettingsText(w io.Writer, settings []UpstreamSettings) error {
 		if s.MaxRequestsPerConnection > 0 {
 			perConn = fmt.Sprint(s.MaxRequestsPerConnection)
 		}
-		ew.printf("%s\t%s\t%s\t%s\t%s\t%s/%s/%s/%s\t%s\t%s\t%s\t%s\n",
-			s.Cluster.Raw, dash(s.DiscoveryType), dash(s.TLSMode), s.ConnectTimeout, s.IdleTimeout,
-			s.MaxConnections, s.MaxPending, s.MaxRequests, s.MaxRetries, perConn,
-			outlierText(s.Outlier), dash(strings.Join(timeouts, ", ")), dash(strings.Join(retries, ", ")))
+		// Every field comes from the config dump: printed with its controls (and tabs) escaped.
+		cells := []string{s.Cluster.Raw, dash(s.DiscoveryType), dash(s.TLSMode), fmt.Sprint(s.ConnectTimeout), fmt.Sprint(s.IdleTimeout),
+			fmt.Sprintf("%s/%s/%s/%s", s.MaxConnections, s.MaxPending, s.MaxRequests, s.MaxRetries), perConn,
+			outlierText(s.Outlier), dash(strings.Join(timeouts, ", ")), dash(strings.Join(retries, ", "))}
+		for i := range cells {
+			cells[i] = termSafe(cells[i], false)
+		}
+		ew.printf("%s\n", strings.Join(cells, "\t"))
 	}
 	if ew.err != nil {
 		return ew.err

@@ -204,7 +204,7 @@ func pendingOverflowFinding(s *Snapshot, c string, b breakers, g signal) Finding
 	f.Explanation = why + b.inferredNote() + " The limit protects the upstream: raise it only if the upstream can take the extra concurrency."
 	f.Fix = Fix{
 		Summary: fmt.Sprintf("Raise %s in the DestinationRule for %s if the upstream has spare capacity; otherwise scale the upstream out (the limit applies per calling pod).", l.istio, host),
-		Command: s.proxyCommand("pilot-agent request GET stats") + fmt.Sprintf(" | grep -F '%s' | grep -E 'pending|circuit_breakers'", c),
+		Command: s.proxyCommand("pilot-agent request GET stats") + " | grep -F -- " + shellQuote(c) + " | grep -E 'pending|circuit_breakers'",
 	}
 	if !b.known {
 		f.Fix.Command += "\n" + s.proxyCommand("pilot-agent request GET clusters") + fmt.Sprintf(" | grep -F '%s::default_priority'", c)
@@ -245,7 +245,7 @@ func limitFinding(s *Snapshot, c string, b breakers, g signal, code Code, l brea
 	f.Evidence = append(f.Evidence, b.evidence(l)...)
 	f.Fix = Fix{
 		Summary: fmt.Sprintf("Raise %s in the DestinationRule for %s if the upstream can take it, or scale the upstream out.", l.istio, host),
-		Command: s.proxyCommand("pilot-agent request GET stats") + fmt.Sprintf(" | grep -F '%s' | grep -E 'overflow|circuit_breakers'", c),
+		Command: s.proxyCommand("pilot-agent request GET stats") + " | grep -F -- " + shellQuote(c) + " | grep -E 'overflow|circuit_breakers'",
 	}
 	if l.envoy == limitRetries.envoy {
 		f.Fix.Summary = fmt.Sprintf("Fix the failures that are being retried (see the other findings for %s); raise %s only if bursts of retries are expected.", host, l.istio)
@@ -297,7 +297,7 @@ func breakerOpenFinding(s *Snapshot, c string, b breakers) (Finding, bool) {
 	}
 	f.Fix = Fix{
 		Summary: fmt.Sprintf("Raise %s in the DestinationRule for %s if the upstream has spare capacity, or scale the upstream out.", strings.Join(fields, " and "), host),
-		Command: s.proxyCommand("pilot-agent request GET stats") + fmt.Sprintf(" | grep -F '%s' | grep circuit_breakers", c),
+		Command: s.proxyCommand("pilot-agent request GET stats") + " | grep -F -- " + shellQuote(c) + " | grep circuit_breakers",
 	}
 	var parts []string
 	for _, l := range open {

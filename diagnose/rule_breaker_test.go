@@ -77,7 +77,7 @@ func TestCircuitBreakerRule(t *testing.T) {
 			code: CodePendingOverflow, subject: httpbin, severity: SeverityError,
 			values:  map[string]float64{"upstream_rq_pending_overflow": 21, "upstream_rq_pending_total": 29, "waiting for a connection at capture": 0, "max_pending_requests (connectionPool.http.http1MaxPendingRequests), inferred from": 1},
 			explain: []string{"at most 1 request wait", "inferred from the stats", "remaining_pending 1 + upstream_rq_pending_active 0"},
-			fix:     []string{"http1MaxPendingRequests: 10", "grep -F '" + httpbin + "'"},
+			fix:     []string{"http1MaxPendingRequests: 10", "grep -F -- '" + httpbin + "'"},
 		}}},
 		{name: "istio.io task capture with its DestinationRule", snap: withTaskDestinationRule(istioIOPendingOverflow()), want: []upWant{{
 			code: CodePendingOverflow, subject: httpbin, severity: SeverityError,

@@ -167,7 +167,7 @@ func noHealthyFinding(s *Snapshot, c string, hh hostHealth) (Finding, bool) {
 		name, ns := hostNameNamespace(n.Host)
 		f.Fix = Fix{
 			Summary: fmt.Sprintf("Make the labels of subset %q in the DestinationRule for %s match the labels of running pods, or route only to subsets that have pods.", n.Subset, n.Host),
-			Command: fmt.Sprintf("kubectl get destinationrules -n %s -o yaml | grep -A4 'name: %s'\nkubectl get pods -n %s --show-labels | grep %s", ns, n.Subset, ns, name),
+			Command: fmt.Sprintf("kubectl get destinationrules -n %s -o yaml | grep -A4 -F -- %s\nkubectl get pods -n %s --show-labels | grep -F -- %s", ns, shellQuote("name: "+n.Subset), ns, shellQuote(name)),
 		}
 	case hh.known && hh.total == 0:
 		why = append(why, fmt.Sprintf("Service %s has no endpoints: the Service selects no ready pod (no pods, pods not ready, or a selector that does not match their labels). Every request to it fails with 503 UH.", host))

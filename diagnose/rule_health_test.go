@@ -92,7 +92,7 @@ func TestNoHealthyUpstreamRule(t *testing.T) {
 			values:  map[string]float64{"hosts now": 0},
 			texts:   map[string]string{"routes sending traffic": "9080 reviews.default.svc.cluster.local:9080/default"},
 			explain: []string{`subset "v3"`, "match no ready pod"},
-			fix:     []string{"grep -A4 'name: v3'", "kubectl get pods -n default --show-labels | grep reviews"},
+			fix:     []string{"grep -A4 -F -- 'name: v3'", "kubectl get pods -n default --show-labels | grep -F -- reviews"},
 		}}},
 		{name: "UH lines and no endpoints", snap: noEndpoints, want: []upWant{{
 			code: CodeNoHealthyUpstream, subject: upReviews, severity: SeverityError,

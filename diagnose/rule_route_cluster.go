@@ -207,7 +207,7 @@ func missingClusterFinding(s *Snapshot, c string, rs []envoyadmin.RouteConfig, l
 		f.Title = strings.TrimSuffix(f.Title, " (NC)") + " in the config dump; no failed request seen"
 		f.Title = strings.Replace(f.Title, "Requests route to", "Routes name", 1)
 		if !strings.Contains(f.Fix.Command, "proxy-config clusters") {
-			check := fmt.Sprintf("istioctl proxy-config clusters -n %s %s | grep -F '%s'    # no line: the proxy lacks it", ns, pod, c)
+			check := fmt.Sprintf("istioctl proxy-config clusters -n %s %s | grep -F -- %s    # no line: the proxy lacks it", ns, pod, shellQuote(c))
 			f.Fix.Command = strings.TrimPrefix(f.Fix.Command+"\n"+check, "\n")
 		}
 	}

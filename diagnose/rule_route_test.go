@@ -126,7 +126,7 @@ func TestNoRouteRule(t *testing.T) {
 			texts:   map[string]string{"route naming it": "9080 reviews.default.svc.cluster.local:9080/default (prefix /)"},
 			values:  map[string]float64{"clusters the proxy has": 5, "access-log lines with NC": 0},
 			explain: []string{`subset "v3"`, "no DestinationRule defines that subset", "no failed request was seen: the access log has no NC line for it and no no_cluster counter grew", "partial"},
-			fix:     []string{"subsets:\n  - name: v3\n    labels:\n      version: v3", "host: reviews.default.svc.cluster.local", "istioctl proxy-config clusters -n default productpage-v1-abc | grep -F 'outbound|9080|v3|reviews.default.svc.cluster.local'"},
+			fix:     []string{"subsets:\n  - name: v3\n    labels:\n      version: v3", "host: reviews.default.svc.cluster.local", "istioctl proxy-config clusters -n default productpage-v1-abc | grep -F -- 'outbound|9080|v3|reviews.default.svc.cluster.local'"},
 		}}},
 		{name: "route to a missing subset while its listener's no_cluster counter grows", snap: subsetNCCounted, want: []upWant{{
 			code: CodeNoCluster, subject: reviewsV3, severity: SeverityError,

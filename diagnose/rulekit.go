@@ -69,7 +69,7 @@ func DestinationRuleYAML(host, trafficPolicy string) string {
 	if ns != "" {
 		fmt.Fprintf(&b, "  namespace: %s\n", ns)
 	}
-	fmt.Fprintf(&b, "spec:\n  host: %s\n  trafficPolicy:\n%s", host, strings.TrimRight(trafficPolicy, "\n"))
+	fmt.Fprintf(&b, "spec:\n  host: %s\n  trafficPolicy:\n%s", yamlHost(host), strings.TrimRight(trafficPolicy, "\n"))
 	return b.String()
 }
 
@@ -80,6 +80,7 @@ func DestinationRuleYAML(host, trafficPolicy string) string {
 func VirtualServiceYAML(host, httpRoute string) string {
 	name, ns := hostNameNamespace(host)
 	var b strings.Builder
+	host = yamlHost(host)
 	fmt.Fprintf(&b, "# If a VirtualService for %s exists, merge these fields into its http routes instead: applying this one replaces a VirtualService of the same name, every route included, and conflicts with one of another name.\n", host)
 	fmt.Fprintf(&b, "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: %s\n", name)
 	if ns != "" {
@@ -93,9 +94,19 @@ func VirtualServiceYAML(host, httpRoute string) string {
 func hostNameNamespace(host string) (name, namespace string) {
 	parts := strings.Split(host, ".")
 	if len(parts) >= 3 && parts[2] == "svc" {
-		return parts[0], parts[1]
+		name, namespace = parts[0], parts[1]
+	} else {
+		name = strings.ReplaceAll(parts[0], "*", "wildcard")
 	}
-	return strings.ReplaceAll(parts[0], "*", "wildcard"), ""
+	// The host comes from evidence: a part that is not a Kubernetes name never reaches a
+	// command or YAML (names.go).
+	if !kubeLabel(name) {
+		name = "<service>"
+	}
+	if namespace != "" && !kubeLabel(namespace) {
+		namespace = "<namespace>"
+	}
+	return name, namespace
 }
 
 func orDefault(s, def string) string {

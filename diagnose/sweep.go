@@ -104,6 +104,7 @@ const maxSweepWarnings = 8
 // what could not be read (each reason once, with how many pods it cost), and the command that
 // shows one pod in full.
 func RenderSweepText(w io.Writer, r *SweepReport, opts SweepTextOptions) error {
+	r = r.forTerminal()
 	p := newPalette(opts.Color)
 	ew := &errWriter{w: w}
 	var healthy, unknown, shown, withFindings int

@@ -13,6 +13,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/klog/v2"
 
+	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/cli"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/root"
 )
@@ -35,7 +36,8 @@ func main() {
 	stop()
 	if err != nil {
 		if err.Error() != "" {
-			fmt.Fprintln(os.Stderr, "error:", err)
+			// Errors may quote evidence from a stranger: printed with its controls escaped.
+			fmt.Fprintln(os.Stderr, "error:", diagnose.TermSafe(err.Error()))
 		}
 		os.Exit(cli.Code(err))
 	}

@@ -13,7 +13,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"testing/fstest"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 	"github.com/kubectl-mesh/kubectl-mesh/install/apply"
 )
 
@@ -509,13 +509,13 @@ func (o *Options) whyNotReady(ctx context.Context, p *corev1.Pod) (reason, fix, 
 	pod := p.DeepCopy()
 	pod.APIVersion, pod.Kind = "v1", "Pod"
 	pb, _ := json.Marshal(pod)
-	files := fstest.MapFS{diagnose.FilePod: {Data: pb}}
+	files := map[string][]byte{evidence.Pod: pb}
 	if events != nil {
 		el := map[string]any{"apiVersion": "v1", "kind": "EventList", "items": events.Items}
 		eb, _ := json.Marshal(el)
-		files[diagnose.FileEvents] = &fstest.MapFile{Data: eb}
+		files[evidence.Events] = eb
 	}
-	snap, err := diagnose.LoadFS(files, "pod "+p.Namespace+"/"+p.Name, o.Now())
+	snap, err := diagnose.LoadFS(evidence.MemFS(files), "pod "+p.Namespace+"/"+p.Name, o.Now())
 	if err == nil {
 		for _, f := range diagnose.Diagnose(snap, diagnose.Rules()).Findings {
 			if f.Category == diagnose.CategorySidecarNotReady {

@@ -3,14 +3,13 @@ package clusters
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/cli"
 )
 
@@ -43,7 +42,7 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 			return o.Run()
 		},
 	}
-	cmd.Flags().StringVar(&o.From, "from", "", "A captured evidence folder (reads its config_dump.json)")
+	cmd.Flags().StringVar(&o.From, "from", "", "A captured evidence folder or .tar.gz archive (reads its config_dump.json)")
 	cmd.Flags().StringVar(&o.File, "file", "", "A config dump file")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (default: table; * marks Envoy defaults)")
 	return cmd
@@ -60,13 +59,30 @@ func (o *Options) Validate() error {
 	return nil
 }
 
+// configDump reads the config dump of --file, or of the capture --from names (a folder or a
+// .tar.gz archive), under the evidence package's rules for input from strangers.
+func (o *Options) configDump() (string, []byte, error) {
+	if o.File != "" {
+		b, err := evidence.ReadFile(o.File)
+		return o.File, b, err
+	}
+	set, err := evidence.Open(o.From)
+	if err != nil {
+		return "", nil, err
+	}
+	for _, w := range set.Warnings {
+		fmt.Fprintf(o.ErrOut, "warning: %s\n", w)
+	}
+	b := set.File(evidence.ConfigDump)
+	if b == nil {
+		return "", nil, fmt.Errorf("%q holds no %s", o.From, evidence.ConfigDump)
+	}
+	return o.From + " " + evidence.ConfigDump, b, nil
+}
+
 // Run reads the config dump and prints the settings.
 func (o *Options) Run() error {
-	path := o.File
-	if o.From != "" {
-		path = filepath.Join(o.From, diagnose.FileConfigDump)
-	}
-	data, err := os.ReadFile(path)
+	path, data, err := o.configDump()
 	if err != nil {
 		return cli.UsageError("%v", err)
 	}
