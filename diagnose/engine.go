@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"time"
 )
@@ -90,8 +91,31 @@ func Diagnose(s *Snapshot, rules []Rule) *Report {
 			r.Findings = append(r.Findings, f)
 		}
 	}
+	r.finiteNumbers()
 	Rank(r.Findings)
 	return r
+}
+
+// finiteNumbers is the last guard behind the parsers' own checks: a figure a rule computed
+// that is not a finite number (a rate over a zero window, a quantile of nothing) is dropped
+// with a warning, so that no output prints it and -o json never fails on it.
+func (r *Report) finiteNumbers() {
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	for i := range r.Findings {
+		f := &r.Findings[i]
+		if !finite(f.Impact) {
+			f.Impact = 0
+		}
+		kept := f.Evidence[:0]
+		for _, e := range f.Evidence {
+			if !finite(e.Value) {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("%s: the figure %q (%s) is not a finite number and is left out", f.Code, e.Label, e.Source))
+				continue
+			}
+			kept = append(kept, e)
+		}
+		f.Evidence = kept
+	}
 }
 
 // check runs one rule, turning a panic into an error so one faulty rule on odd evidence costs

@@ -112,6 +112,7 @@ func Explain(input string, now time.Time) (*Report, error) {
 	}
 	retriesAfterCause(r.Findings)
 	r.Findings = specificOverGeneric(r.Findings)
+	r.finiteNumbers()
 	Rank(r.Findings)
 	return r, nil
 }

@@ -15,6 +15,9 @@ import (
 // the stats sampled on the inbound side of its pods.
 const FileHops = evidence.Hops
 
+// maxHopPods bounds the hop's pods read from hops.json: a capture samples a few.
+const maxHopPods = 16
+
 // HopFile is hops.json.
 type HopFile struct {
 	// Upstream is the cluster of this proxy whose hop was followed.
@@ -78,7 +81,17 @@ func (l *loader) hop() {
 		l.warn(FileHops, fmt.Errorf("needs upstream, port and windowSeconds"))
 		return
 	}
+	if len(f.Pods) > maxHopPods {
+		l.warn(FileHops, fmt.Errorf("names %d pods; a capture samples at most %d, so only the first %d are read", len(f.Pods), maxHopPods, maxHopPods))
+		f.Pods = f.Pods[:maxHopPods]
+	}
+	seen := map[string]bool{}
 	for _, p := range f.Pods {
+		if seen[p.Stats] || seen[p.Stats2] {
+			l.warn(FileHops, fmt.Errorf("names %s twice; read once", quoteShort(p.Stats)))
+			continue
+		}
+		seen[p.Stats], seen[p.Stats2] = true, true
 		// The names come from the file: only plain names in the folder itself are read.
 		if p.Stats != path.Base(p.Stats) || p.Stats2 != path.Base(p.Stats2) {
 			l.warn(FileHops, fmt.Errorf("pod %s/%s: stats files must be in the evidence folder itself", p.Namespace, p.Pod))

@@ -127,3 +127,104 @@ func TestHostileFolderSymlinkThroughTheEngine(t *testing.T) {
 		t.Errorf("the refusal is not said:\n%s", text)
 	}
 }
+
+func hostileMeta(window string, times ...string) map[string]func([]byte) []byte {
+	q := make([]string, len(times))
+	for i, t := range times {
+		q[i] = `"` + t + `"`
+	}
+	meta := `{"pod":"productpage-v1-6c5b8d6b9f-k7x2m","namespace":"default","captureTimes":[` + strings.Join(q, ",") + `]`
+	if window != "" {
+		meta += `,"windowSeconds":` + window
+	}
+	return map[string]func([]byte) []byte{FileMeta: func([]byte) []byte { return []byte(meta + "}") }}
+}
+
+// Absurd windows and capture times are refused with a warning that says which value and why;
+// no rate is computed from them.
+func TestHostileMetaTimes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change map[string]func([]byte) []byte
+		want   string
+		window time.Duration // the window still read from the other field
+	}{
+		{"a nanosecond window", hostileMeta("1e-9"), "windowSeconds 1e-09 is not a window", 0},
+		{"a window of 1e308 s", hostileMeta("1e308"), "windowSeconds 1e+308 is not a window", 0},
+		{"a nanosecond window, good times", hostileMeta("1e-9", "2024-04-16T14:02:11Z", "2024-04-16T14:02:21Z"), "windowSeconds 1e-09 is not a window", 10 * time.Second},
+		{"year 1", hostileMeta("", "0001-01-01T00:00:00Z", "2024-04-16T14:02:21Z"), "0001-01-01T00:00:00Z is not a time a capture was taken", 0},
+		{"year 9999", hostileMeta("", "2024-04-16T14:02:11Z", "9999-01-01T00:00:00Z"), "9999-01-01T00:00:00Z is not a time a capture was taken", 0},
+		{"reversed times", hostileMeta("", "2024-04-16T14:02:21Z", "2024-04-16T14:02:11Z"), "is not after the first", 0},
+	} {
+		dir := hostileCopy(t, "keepalive-race", tc.change)
+		s, err := LoadDir(dir, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := strings.Join(s.Warnings, "\n")
+		if !strings.Contains(w, tc.want) || (tc.window == 0) != strings.Contains(w, "single cumulative sample") {
+			t.Errorf("%s: warnings\n%s", tc.name, w)
+		}
+		if s.Window != tc.window {
+			t.Errorf("%s: window %v, want %v", tc.name, s.Window, tc.window)
+		}
+		r := Diagnose(s, Rules())
+		for _, f := range r.Findings {
+			for _, e := range f.Evidence {
+				if e.Unit == UnitPerSecond && e.Value > 1e6 {
+					t.Errorf("%s: %s %q = %v/s", tc.name, f.Code, e.Label, e.Value)
+				}
+				if e.Unit == UnitDays && e.Value < -1e5 {
+					t.Errorf("%s: %s %q = %v days", tc.name, f.Code, e.Label, e.Value)
+				}
+			}
+		}
+	}
+}
+
+// Every degradation is said: an empty second sample, a bad first sample beside a good second,
+// a pod.yaml with no pod in it.
+func TestHostileDegradationsAreSaid(t *testing.T) {
+	empty := func([]byte) []byte { return nil }
+	for _, tc := range []struct {
+		name   string
+		change map[string]func([]byte) []byte
+		want   string
+	}{
+		{"empty stats-2.prom", map[string]func([]byte) []byte{FileStats2Prom: empty}, "stats-2.prom holds no Envoy stats: stats.prom is read alone"},
+		{"bad stats.prom, good stats-2.prom", map[string]func([]byte) []byte{FileStatsProm: func([]byte) []byte { return []byte("{not prometheus") }}, "stats-2.prom is not read: a second sample needs the first"},
+		{"empty pod.yaml", map[string]func([]byte) []byte{FilePod: func([]byte) []byte { return []byte("{}") }}, "pod.yaml: holds no Pod"},
+	} {
+		s, err := LoadDir(hostileCopy(t, "keepalive-race", tc.change), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := strings.Join(s.Warnings, "\n"); !strings.Contains(w, tc.want) {
+			t.Errorf("%s: warnings\n%s", tc.name, w)
+		}
+	}
+}
+
+// NaN and infinite counters are refused where they are parsed, and -o json never fails.
+func TestHostileNonFiniteCounters(t *testing.T) {
+	nan := func(b []byte) []byte {
+		const line = `envoy_cluster_upstream_rq_pending_overflow{cluster_name="outbound|9080||reviews.default.svc.cluster.local"} `
+		if !bytes.Contains(b, []byte(line+"0")) {
+			panic("the incident changed: no " + line)
+		}
+		return bytes.Replace(b, []byte(line+"0"), []byte(line+"+Inf"), 1)
+	}
+	s, err := LoadDir(hostileCopy(t, "keepalive-race", map[string]func([]byte) []byte{FileStats2Prom: nan}), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Diagnose(s, Rules())
+	if _, err := json.Marshal(r); err != nil {
+		t.Fatalf("-o json fails: %v", err)
+	}
+	for _, f := range r.Findings {
+		if f.Category == CategoryCircuitBreaker {
+			t.Errorf("an infinite counter made a finding: %s %s", f.Code, f.Title)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"strings"
 	"time"
 
@@ -112,6 +113,8 @@ func LoadFS(fsys fs.FS, where string, now time.Time) (*Snapshot, error) {
 type loader struct {
 	fsys fs.FS
 	s    *Snapshot
+	// windowWhy says why meta.json gave no window, when it had one that could not be used.
+	windowWhy string
 	// found counts the evidence files present, usable those that parsed.
 	found, usable int
 }
@@ -144,8 +147,49 @@ func (l *loader) meta() {
 		l.warn(FileMeta, err)
 		return
 	}
+	l.checkMeta()
 	if n := len(l.s.Meta.CaptureTimes); n > 0 {
 		l.s.Now, l.s.NowSource = l.s.Meta.CaptureTimes[n-1], NowFromMeta
+	}
+}
+
+// Bounds of meta.json's times: Envoy did not exist before the first, and a capture is not
+// taken in the future; a window between two samples is a second to a day.
+var (
+	earliestCapture = time.Date(2016, 9, 1, 0, 0, 0, 0, time.UTC)
+	minWindow       = 100 * time.Millisecond
+	maxWindow       = 24 * time.Hour
+)
+
+// checkMeta refuses meta.json's times and window when no capture could have them, saying which
+// value and why, so that rates and certificate ages are never computed from them.
+func (l *loader) checkMeta() {
+	m := &l.s.Meta
+	latest := time.Now().Add(48 * time.Hour)
+	for _, t := range m.CaptureTimes {
+		if t.Before(earliestCapture) || t.After(latest) {
+			l.windowWhy = fmt.Sprintf("%s: capture time %s is not a time a capture was taken; its captureTimes are not used", FileMeta, t.Format(time.RFC3339))
+			l.s.Warnings = append(l.s.Warnings, l.windowWhy)
+			m.CaptureTimes = nil
+			break
+		}
+	}
+	if len(m.CaptureTimes) >= 2 && !m.CaptureTimes[1].After(m.CaptureTimes[0]) {
+		l.windowWhy = fmt.Sprintf("%s: the second capture time (%s) is not after the first (%s); no window is read from them", FileMeta, m.CaptureTimes[1].Format(time.RFC3339), m.CaptureTimes[0].Format(time.RFC3339))
+		l.s.Warnings = append(l.s.Warnings, l.windowWhy)
+		m.CaptureTimes = m.CaptureTimes[1:]
+	}
+	if w := m.WindowSeconds; w != 0 {
+		d := time.Duration(w * float64(time.Second))
+		if math.IsNaN(w) || w < minWindow.Seconds() || w > maxWindow.Seconds() {
+			l.windowWhy = fmt.Sprintf("%s: windowSeconds %v is not a window between two samples (%v to %v)", FileMeta, w, minWindow, maxWindow)
+			l.s.Warnings = append(l.s.Warnings, l.windowWhy)
+			m.WindowSeconds = 0
+		} else if len(m.CaptureTimes) >= 2 {
+			if gap := m.CaptureTimes[1].Sub(m.CaptureTimes[0]); gap > 2*d+time.Minute || d > 2*gap+time.Minute {
+				l.s.Warnings = append(l.s.Warnings, fmt.Sprintf("%s: windowSeconds %v and the capture times %v apart disagree; windowSeconds is used", FileMeta, w, gap))
+			}
+		}
 	}
 }
 
@@ -179,13 +223,15 @@ func (l *loader) stats() {
 			continue
 		}
 		first := parse(p.first, b, p.parse)
-		if first == nil {
-			continue
-		}
-		if first.Empty() {
-			// A file of the wrong format (GET /stats saved as stats.prom) can parse to nothing;
-			// another format's file may still hold the sample.
-			l.s.Warnings = append(l.s.Warnings, fmt.Sprintf("%s: holds no Envoy stats (is it the output of the endpoint its name says?); the diagnosis goes on without it", p.first))
+		if first == nil || first.Empty() {
+			if first != nil {
+				// A file of the wrong format (GET /stats saved as stats.prom) can parse to
+				// nothing; another format's file may still hold the sample.
+				l.s.Warnings = append(l.s.Warnings, fmt.Sprintf("%s: holds no Envoy stats (is it the output of the endpoint its name says?); the diagnosis goes on without it", p.first))
+			}
+			if _, err := fs.Stat(l.fsys, p.second); err == nil {
+				l.s.Warnings = append(l.s.Warnings, fmt.Sprintf("%s is not read: a second sample needs the first, %s, which could not be used", p.second, p.first))
+			}
 			continue
 		}
 		l.usable++
@@ -195,8 +241,14 @@ func (l *loader) stats() {
 				l.s.Stats2, l.s.Stats2File = second, p.second
 				l.s.Window = l.window()
 				if l.s.Window <= 0 {
-					l.s.Warnings = append(l.s.Warnings, fmt.Sprintf("%s has no windowSeconds or captureTimes: %s is read as a single cumulative sample", FileMeta, p.second))
+					why := l.windowWhy
+					if why == "" {
+						why = FileMeta + " has no windowSeconds or captureTimes"
+					}
+					l.s.Warnings = append(l.s.Warnings, fmt.Sprintf("%s: %s is read as a single cumulative sample, numbers since the proxy started", why, p.second))
 				}
+			} else if second != nil {
+				l.s.Warnings = append(l.s.Warnings, fmt.Sprintf("%s holds no Envoy stats: %s is read alone, numbers since the proxy started", p.second, p.first))
 			}
 		}
 		l.unpairedSeconds(p.first)
@@ -223,7 +275,10 @@ func (l *loader) window() time.Duration {
 		return time.Duration(m.WindowSeconds * float64(time.Second))
 	}
 	if len(m.CaptureTimes) >= 2 {
-		return m.CaptureTimes[1].Sub(m.CaptureTimes[0])
+		if w := m.CaptureTimes[1].Sub(m.CaptureTimes[0]); w >= minWindow && w <= maxWindow {
+			return w
+		}
+		l.windowWhy = fmt.Sprintf("%s: the capture times are %v apart, not a window between two samples (%v to %v)", FileMeta, m.CaptureTimes[1].Sub(m.CaptureTimes[0]), minWindow, maxWindow)
 	}
 	return 0
 }
@@ -337,6 +392,10 @@ func (l *loader) pod() {
 	}
 	if pod.Kind != "" && pod.Kind != "Pod" {
 		l.warn(FilePod, fmt.Errorf("holds a %s, not a Pod", pod.Kind))
+		return
+	}
+	if pod.Name == "" && len(pod.Spec.Containers) == 0 {
+		l.warn(FilePod, fmt.Errorf("holds no Pod: no name and no containers"))
 		return
 	}
 	l.s.Pod = &pod

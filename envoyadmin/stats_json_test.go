@@ -134,16 +134,6 @@ func sampleDigest(s *StatsSample) string {
 	return b.String()
 }
 
-func sortedMapKeys[V any](m map[string]V) []string {
-	ks := keys(m)
-	for i := 1; i < len(ks); i++ {
-		for j := i; j > 0 && ks[j] < ks[j-1]; j-- {
-			ks[j], ks[j-1] = ks[j-1], ks[j]
-		}
-	}
-	return ks
-}
-
 // envoyDocJSON follows the shape of the example in Envoy's admin documentation.
 const envoyDocJSON = `{"stats":[
  {"name":"cluster.outbound|9080||reviews.default.svc.cluster.local.upstream_rq_pending_overflow","value":21},

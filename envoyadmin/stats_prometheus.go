@@ -49,6 +49,7 @@ func ParseStatsPrometheus(r io.Reader, opts ...StatsOption) (*StatsSample, error
 	}
 	b := newSampleBuilder(StatsPrometheus, opts)
 	b.s.Gauges = map[string]bool{}
+	text = dropLongLines(text, b)
 	if b.opts.families != nil {
 		text = keepFamilies(text, b.opts.families)
 	}

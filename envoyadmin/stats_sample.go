@@ -202,6 +202,7 @@ func (b *sampleBuilder) finish() *StatsSample {
 		b.putGlobal(canonicalStatName(clusterStatPrefix+p.rest), p.v)
 	}
 	b.pending = nil
+	b.s.checkNumbers()
 	return b.s
 }
 

@@ -28,6 +28,7 @@ func ParseStatsText(r io.Reader, opts ...StatsOption) (*StatsSample, error) {
 		return nil, fmt.Errorf("reading stats: %w", err)
 	}
 	b := newSampleBuilder(StatsText, opts)
+	text = dropLongLines(text, b)
 	p := statsTextParser{b: b}
 	lineNo, contentLines, firstLine := 0, 0, ""
 	for len(text) > 0 {
