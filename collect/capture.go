@@ -293,7 +293,7 @@ func (r *captureRun) admin(ctx context.Context, admin *envoyadmin.AdminClient) e
 		if err != nil {
 			return nil, err
 		}
-		return envoyadmin.RedactTokens(envoyadmin.RedactConfigDump(b)), nil
+		return b, nil // redacted by write, as every file
 	})
 	r.fetch(diagnose.FileClustersJS, func() ([]byte, error) { return admin.Clusters(ctx) })
 	r.fetch(diagnose.FileCerts, func() ([]byte, error) { return admin.Certs(ctx) })
@@ -338,7 +338,7 @@ func (r *captureRun) accessLog(ctx context.Context) {
 		if err != nil {
 			return nil, fmt.Errorf("logs of container %s: %w", SidecarContainer, err)
 		}
-		return envoyadmin.RedactTokens(b), nil
+		return b, nil // redacted by write, as every file
 	})
 }
 
@@ -354,7 +354,7 @@ func (r *captureRun) fetch(name string, get func() ([]byte, error)) {
 }
 
 func (r *captureRun) write(name string, b []byte) error {
-	r.res.Evidence.Add(name, b)
+	r.res.Evidence.Add(name, redactFile(name, b))
 	return nil
 }
 

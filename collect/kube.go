@@ -399,24 +399,57 @@ func sortedNamespaces(m map[string]map[string]bool) []string {
 
 // writeList writes a list as `kubectl get` prints it: JSON in memory, YAML on disk.
 func (r *captureRun) writeList(name, kind, apiVersion string, list any) {
-	b, err := json.Marshal(list)
-	var m map[string]any
-	if err == nil {
-		err = json.Unmarshal(b, &m)
-	}
-	if err == nil {
-		m["apiVersion"], m["kind"] = apiVersion, kind
-		if m["items"] == nil {
-			m["items"] = []any{}
-		}
-		delete(m, "metadata")
-		b, err = json.Marshal(m)
-	}
+	b, err := listJSON(kind, apiVersion, list)
 	if err != nil {
 		r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("%s not captured: %v", name, err))
 		return
 	}
 	_ = r.write(name, b)
+}
+
+// listJSON is a list as `kubectl get -o json` prints it, each object's annotations redacted.
+func listJSON(kind, apiVersion string, list any) ([]byte, error) {
+	b, err := json.Marshal(list)
+	var m map[string]any
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m["apiVersion"], m["kind"] = apiVersion, kind
+	if m["items"] == nil {
+		m["items"] = []any{}
+	}
+	delete(m, "metadata")
+	redactItems(m["items"])
+	return json.Marshal(m)
+}
+
+// redactItems drops kubectl's last-applied copy from each object of a list and redacts its
+// other annotations, as a pod's (redactPod).
+func redactItems(items any) {
+	list, _ := items.([]any)
+	for _, it := range list {
+		obj, _ := it.(map[string]any)
+		meta, _ := obj["metadata"].(map[string]any)
+		ann, _ := meta["annotations"].(map[string]any)
+		if ann == nil {
+			continue
+		}
+		strs := make(map[string]string, len(ann))
+		for k, v := range ann {
+			if s, ok := v.(string); ok {
+				strs[k] = s
+			}
+		}
+		strs = redactAnnotations(strs)
+		out := make(map[string]any, len(strs))
+		for k, v := range strs {
+			out[k] = v
+		}
+		meta["annotations"] = out
+	}
 }
 
 // kubeWarning turns a failed list into one line: the permission missing when it is forbidden.

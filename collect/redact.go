@@ -2,43 +2,104 @@ package collect
 
 import (
 	"regexp"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 )
 
-// secretEnvName matches the names of environment variables that usually hold a credential.
-var secretEnvName = regexp.MustCompile(`(?i)(token|secret|passw|pwd|credential|api_?key|private_?key|auth|cookie|session)`)
+// A capture leaves the cluster: users attach it to tickets. It never holds a private key, a
+// token or a password (README "Evidence from strangers"); what is redacted keeps its name, so
+// a reader still sees that it was there.
+
+// secretName matches the names of environment variables, annotations and flags that usually
+// hold a credential: DB_PASSWORD, SMTP_PASS, PASSPHRASE, SENTRY_DSN, AWS_SECRET_ACCESS_KEY,
+// GITHUB_TOKEN, CREDS, DATABASE_URL, MONGO_URI.
+var secretName = regexp.MustCompile(`(?i)(token|secret|passw|passphrase|(^|[_-])pass($|[_-])|pwd|credential|(^|[_-])creds?($|[_-])|api[_-]?key|private[_-]?key|(^|[_-])key$|auth|cookie|session|dsn|database[_-]?url|mongo[_-]?ur[il]|conn(ection)?[_-]?str)`)
 
 // lastApplied is kubectl's copy of the applied object: the spec again, env values included.
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
 // redactPod removes from a pod what may hold credentials and says nothing about its proxy: the
-// values of environment variables whose names say they are credentials (or whose values look
-// like tokens), and kubectl's last-applied copy of the spec. It changes pod in place.
+// values of environment variables and annotations whose names say they are credentials,
+// credentials in any other value and in containers' command and args, and kubectl's
+// last-applied copy of the spec. It changes pod in place.
 func redactPod(pod *corev1.Pod) {
-	delete(pod.Annotations, lastApplied)
-	redactEnv := func(env []corev1.EnvVar) {
+	pod.Annotations = redactAnnotations(pod.Annotations)
+	redactContainer := func(env []corev1.EnvVar, command, args []string) {
 		for i := range env {
-			v := env[i].Value
-			if v == "" {
-				continue
-			}
-			if secretEnvName.MatchString(env[i].Name) {
-				env[i].Value = envoyadmin.Redacted
-			} else {
-				env[i].Value = string(envoyadmin.RedactTokens([]byte(v)))
+			if v := env[i].Value; v != "" {
+				env[i].Value = redactValue(env[i].Name, v)
 			}
 		}
+		redactArgs(command)
+		redactArgs(args)
 	}
 	for i := range pod.Spec.InitContainers {
-		redactEnv(pod.Spec.InitContainers[i].Env)
+		c := &pod.Spec.InitContainers[i]
+		redactContainer(c.Env, c.Command, c.Args)
 	}
 	for i := range pod.Spec.Containers {
-		redactEnv(pod.Spec.Containers[i].Env)
+		c := &pod.Spec.Containers[i]
+		redactContainer(c.Env, c.Command, c.Args)
 	}
 	for i := range pod.Spec.EphemeralContainers {
-		redactEnv(pod.Spec.EphemeralContainers[i].Env)
+		c := &pod.Spec.EphemeralContainers[i]
+		redactContainer(c.Env, c.Command, c.Args)
 	}
+}
+
+// redactValue redacts a named value: whole when its name says it is a credential, else the
+// credentials in it.
+func redactValue(name, v string) string {
+	if secretName.MatchString(name) {
+		return envoyadmin.Redacted
+	}
+	return string(envoyadmin.RedactTokens([]byte(v)))
+}
+
+// redactAnnotations drops kubectl's last-applied copy and redacts the other values.
+func redactAnnotations(a map[string]string) map[string]string {
+	delete(a, lastApplied)
+	for k, v := range a {
+		// An annotation's key is a domain and a name: the name says what the value is.
+		name := k[strings.LastIndexByte(k, '/')+1:]
+		a[k] = redactValue(name, v)
+	}
+	return a
+}
+
+// redactArgs redacts credentials in a command line: "--password=x" and "--token x" (the value
+// in the next argument), and any credential RedactTokens finds.
+func redactArgs(args []string) {
+	for i, a := range args {
+		flag, _, hasValue := strings.Cut(a, "=")
+		isFlag := strings.HasPrefix(flag, "-") && secretName.MatchString(strings.TrimLeft(flag, "-"))
+		switch {
+		case isFlag && hasValue:
+			args[i] = flag + "=" + envoyadmin.Redacted
+		case isFlag && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-"):
+			args[i+1] = envoyadmin.Redacted
+		default:
+			args[i] = string(envoyadmin.RedactTokens([]byte(a)))
+		}
+	}
+}
+
+// redactFile is the last pass over every file a capture writes: credentials in any text that
+// is not a stats sample (stats hold names and numbers, and are the largest files).
+func redactFile(name string, b []byte) []byte {
+	switch name {
+	case evidence.StatsProm, evidence.Stats2Prom, evidence.StatsText, evidence.Stats2Text, evidence.StatsJSON, evidence.Stats2JSON,
+		evidence.Cadvisor, evidence.Cadvisor2, evidence.Node, evidence.Node2:
+		return b
+	case evidence.ConfigDump:
+		return envoyadmin.RedactTokens(envoyadmin.RedactConfigDump(b))
+	}
+	if evidence.Known(name) && strings.HasPrefix(name, "hop-") {
+		return b
+	}
+	return envoyadmin.RedactTokens(b)
 }

@@ -20,7 +20,18 @@ var secretFields = map[string]bool{
 	"private_key": true, "privateKey": true,
 	"password":       true,
 	"generic_secret": true, "genericSecret": true,
+	"pkcs12":              true,
+	"session_ticket_keys": true, "sessionTicketKeys": true,
+	"local_jwks": true, "localJwks": true, // a JWKS may hold symmetric keys ("kty": "oct")
+	"client_secret": true, "clientSecret": true,
+	"token_secret": true, "tokenSecret": true,
+	"hmac_secret": true, "hmacSecret": true,
 }
+
+// credentialHeaderName matches the names of headers whose value is a credential, where a
+// config dump writes a header as {"key": NAME, "value": VALUE} (header_value, request headers
+// an EnvoyFilter adds).
+var credentialHeaderName = regexp.MustCompile(`(?i)^(authorization|proxy-authorization|cookie|set-cookie|x-api-key|api-key|x-auth-token|x-access-token|private-token|x-vault-token|x-amz-security-token)$`)
 
 // keptFields under a secret field name where the secret is, not what it is.
 var keptFields = map[string]bool{
@@ -29,7 +40,7 @@ var keptFields = map[string]bool{
 
 // pemPrivateKey matches a PEM private key block as raw JSON string text (newlines escaped as \n),
 // or up to the end of the string when the END line is missing (a truncated dump).
-var pemPrivateKey = regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)`)
+var pemPrivateKey = regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|$)`)
 
 // RedactConfigDump returns a copy of a config dump with no private key material in it:
 //   - every string inside the value of a private_key, privateKey, password or generic_secret
@@ -51,6 +62,9 @@ func RedactConfigDump(data []byte) []byte {
 		secretDepth = -1 // depth of the secret field's key, -1 outside a secret value
 		awaiting    bool // a secret key was read and its value has not started
 		lastKey     string
+		// headerDepth is the depth of an object whose "key" names a credential header: its
+		// "value" string is redacted. -1 when none.
+		headerDepth = -1
 	)
 	for i := 0; i < len(data); i++ {
 		c := data[i]
@@ -68,8 +82,13 @@ func RedactConfigDump(data []byte) []byte {
 				continue
 			}
 			inSecret := secretDepth >= 0 && (awaiting || depth > secretDepth)
+			if (lastKey == "key" || lastKey == "name") && credentialHeaderName.Match(raw) {
+				headerDepth = depth
+			}
 			out = append(out, '"')
 			switch {
+			case headerDepth == depth && lastKey == "value" && string(raw) != Redacted:
+				out = append(out, Redacted...)
 			case inSecret && !keptFields[lastKey] && string(raw) != Redacted && string(raw) != redactedBase64:
 				if isBytesField(lastKey) {
 					out = append(out, redactedBase64...)
@@ -91,6 +110,9 @@ func RedactConfigDump(data []byte) []byte {
 			awaiting = false
 			depth++
 		case '}', ']':
+			if depth == headerDepth {
+				headerDepth = -1
+			}
 			depth--
 			if depth <= secretDepth && !awaiting || depth < secretDepth {
 				secretDepth, awaiting = -1, false

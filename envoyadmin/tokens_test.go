@@ -12,7 +12,7 @@ func TestRedactTokens(t *testing.T) {
 		{`[2024-04-16T14:02:15.000Z] "GET /api HTTP/1.1" 503 UF "Bearer ` + token + `" "curl/8"`, `[2024-04-16T14:02:15.000Z] "GET /api HTTP/1.1" 503 UF "Bearer [redacted]" "curl/8"`},
 		{`authorization=basic dXNlcjpwYXNzd29yZA==`, `authorization=basic [redacted]`},
 		{`x-jwt=` + token + ` next`, `x-jwt=[redacted] next`},
-		{`GET /?access_token=Bearer%20abcdefghijkl`, `GET /?access_token=Bearer%20[redacted]`},
+		{`GET /?access_token=Bearer%20abcdefghijkl`, `GET /?access_token=[redacted]`},
 		// Not credentials: a short word after "basic", a base64 blob that is not a JWT.
 		{`basic auth failed`, `basic auth failed`},
 		{`inline_bytes: "eyJhIjoxfQ=="`, `inline_bytes: "eyJhIjoxfQ=="`},
