@@ -13,10 +13,14 @@ import (
 // the command would show if the name were unknown, and a warning shows the name quoted.
 
 // kubeName reports whether s is a valid name of a Kubernetes object (a DNS-1123 subdomain).
-func kubeName(s string) bool { return len(validation.IsDNS1123Subdomain(s)) == 0 }
+func kubeName(s string) bool {
+	return len(s) <= validation.DNS1123SubdomainMaxLength && len(validation.IsDNS1123Subdomain(s)) == 0
+}
 
 // kubeLabel reports whether s is a valid namespace or Service name (a DNS-1123 label).
-func kubeLabel(s string) bool { return len(validation.IsDNS1123Label(s)) == 0 }
+func kubeLabel(s string) bool {
+	return len(s) <= validation.DNS1123LabelMaxLength && len(validation.IsDNS1123Label(s)) == 0
+}
 
 // checkedName returns name when it is a Kubernetes name (or empty), else the placeholder, and
 // says so in the snapshot's warnings.

@@ -17,7 +17,7 @@ func seedAdminFuzzFromCaptures(f *testing.F, endpoint string) [][]byte {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(data)
+		captures.Seed(f, data)
 		all = append(all, data)
 	}
 	return all

@@ -27,11 +27,11 @@ func FuzzParseConfigDump(f *testing.F) {
 		rel, _ := filepath.Rel(captures.Dir(f), path)
 		data := captures.Read(f, rel)
 		if len(data) > cut {
-			f.Add(data[:cut])
+			captures.Seed(f, data[:cut])
 		} else {
-			f.Add(data)
+			captures.Seed(f, data)
 		}
-		f.Add(cdShrinkDump(f, data, 2))
+		captures.Seed(f, cdShrinkDump(f, data, 2))
 	}
 	for _, s := range [][]byte{
 		cdDump(cdAutoMTLSCluster),

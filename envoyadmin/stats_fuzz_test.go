@@ -35,7 +35,7 @@ func addCaptureSeeds(f *testing.F, endpoint string) [][]byte {
 	var seeds [][]byte
 	for _, path := range captures.Files(f, endpoint) {
 		for _, seed := range seedsFrom(captures.Read(f, filepath.Join(endpoint, filepath.Base(path)))) {
-			f.Add(seed)
+			captures.Seed(f, seed)
 			seeds = append(seeds, seed)
 		}
 	}

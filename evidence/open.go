@@ -25,6 +25,18 @@ const (
 // maxFile and maxTotal are the caps in force: the constants, lowered by tests.
 var maxFile, maxTotal int64 = MaxFile, MaxTotal
 
+// MaxSmallFile bounds the files a capture writes itself, which hold a few names and times.
+const MaxSmallFile = 1 << 20
+
+// capOf is the cap of one evidence file.
+func capOf(name string) int64 {
+	switch name {
+	case Meta, Hops, ServerInfo:
+		return min(MaxSmallFile, maxFile)
+	}
+	return maxFile
+}
+
 // Set is evidence read from a folder or an archive: the evidence files it holds, and what was
 // refused or skipped, each in one line that names the file.
 type Set struct {
@@ -117,9 +129,9 @@ func ReadDir(dir string) (*Set, error) {
 
 // sizeOK checks a file's size against the caps, counting it into total, and warns when not.
 func (s *Set) sizeOK(name string, size int64, total *int64) bool {
-	switch {
-	case size > maxFile:
-		s.warnf("%s is %d MiB, over the %d MiB cap for one evidence file; not read", name, size>>20, maxFile>>20)
+	switch c := capOf(name); {
+	case size > c:
+		s.warnf("%s is %d KiB, over the %d KiB cap for this evidence file; not read", name, size>>10, c>>10)
 		return false
 	case *total+size > maxTotal:
 		s.warnf("%s would take the capture past %d MiB in all; not read", name, maxTotal>>20)

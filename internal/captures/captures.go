@@ -6,6 +6,7 @@
 package captures
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -24,12 +25,34 @@ func Dir(tb testing.TB) string {
 	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		msg := "real Envoy captures not found at " + dir + ": put the shared folder beside the repository or set MESH_CAPTURES_DIR"
-		if os.Getenv("CI") == "true" {
+		if os.Getenv("CI") == "true" || Fuzzing() {
+			// A fuzz run is asked for: one without its seeds would pass having tested nothing.
 			tb.Fatal(msg)
 		}
 		tb.Skip(msg)
 	}
 	return dir
+}
+
+// Fuzzing reports whether this test binary runs a fuzz target (go test -fuzz), not only its
+// seeds as regression tests.
+func Fuzzing() bool {
+	fl := flag.Lookup("test.fuzz")
+	return fl != nil && fl.Value.String() != ""
+}
+
+// MaxFuzzSeed bounds the seeds a fuzz run starts from: the fuzzer runs every seed before it
+// mutates, and a seed of hundreds of KiB would take all of a short run (make fuzz gives each
+// target seconds). Larger captures stay seeds of the plain test run, where they are the
+// regression tests.
+const MaxFuzzSeed = 16 << 10
+
+// Seed adds data to a fuzz target's seeds, unless a fuzz run is on and it is over MaxFuzzSeed.
+func Seed(f *testing.F, data []byte) {
+	if Fuzzing() && len(data) > MaxFuzzSeed {
+		return
+	}
+	f.Add(data)
 }
 
 // Files returns the files of one endpoint's folder ("config_dump", "stats_text", ...), sorted.
