@@ -130,6 +130,7 @@ func TestCaptureArchiveRedacted(t *testing.T) {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "productpage-v1", Namespace: "default", Annotations: map[string]string{
 			"kubectl.kubernetes.io/last-applied-configuration": `{"spec":{"containers":[{"env":[{"name":"DB_URL","value":"postgres://app:` + leakedPassword + `@db"}]}]}}`,
+			// The corpus's annotation forms (testdata/secrets/forms.yaml) are added below.
 		}},
 		Spec: corev1.PodSpec{NodeName: c.Nodes[0], Containers: []corev1.Container{
 			{Name: "app", Image: "example.invalid/app", Env: []corev1.EnvVar{
@@ -137,6 +138,19 @@ func TestCaptureArchiveRedacted(t *testing.T) {
 			}},
 			{Name: "istio-proxy", Image: "example.invalid/proxyv2"},
 		}},
+	}
+	forms := podSecretForms(t)
+	for _, f := range forms {
+		switch f.Where {
+		case "env":
+			name, value, _ := strings.Cut(f.Text, "=")
+			pod.Spec.Containers[0].Env = append(pod.Spec.Containers[0].Env, corev1.EnvVar{Name: name, Value: value})
+		case "args":
+			pod.Spec.Containers[0].Args = append(pod.Spec.Containers[0].Args, strings.Fields(f.Text)...)
+		case "annotation":
+			k, v, _ := strings.Cut(f.Text, "=")
+			pod.Annotations[k] = v
+		}
 	}
 	if _, err := c.Client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -178,6 +192,15 @@ func TestCaptureArchiveRedacted(t *testing.T) {
 			if strings.Contains(string(b), secret) {
 				t.Errorf("%s holds %s", name, what)
 			}
+		}
+	}
+	for _, f := range forms {
+		in := string(ev.File(diagnose.FilePod))
+		if f.Secret != "" && strings.Contains(in, f.Secret) {
+			t.Errorf("pod.yaml holds the corpus's %s (%s)", f.Form, f.Where)
+		}
+		if f.Keep != "" && !strings.Contains(in, f.Keep) {
+			t.Errorf("pod.yaml lost the look-alike %s (%s)", f.Form, f.Where)
 		}
 	}
 	var got corev1.Pod
@@ -243,4 +266,34 @@ func TestCaptureFollowsHop(t *testing.T) {
 	if !found {
 		t.Errorf("the captured folder does not split the latency (no MESH1105); warnings %v", snap.Warnings)
 	}
+}
+
+// podSecretForm is an entry of testdata/secrets/forms.yaml that a pod's spec can hold.
+type podSecretForm struct {
+	Form, Where, Text, Secret, Keep string
+}
+
+// podSecretForms reads the corpus's forms that live in a pod: env, args and annotations.
+func podSecretForms(t *testing.T) []podSecretForm {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "secrets", "forms.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var corpus struct {
+		Secrets, Keep []podSecretForm
+	}
+	if err := yaml.Unmarshal(b, &corpus); err != nil {
+		t.Fatal(err)
+	}
+	var out []podSecretForm
+	for _, f := range append(corpus.Secrets, corpus.Keep...) {
+		if f.Where == "env" || f.Where == "args" || f.Where == "annotation" {
+			out = append(out, f)
+		}
+	}
+	if len(out) < 10 {
+		t.Fatalf("only %d pod forms in the corpus", len(out))
+	}
+	return out
 }

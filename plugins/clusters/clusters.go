@@ -71,7 +71,7 @@ func (o *Options) configDump() (string, []byte, error) {
 		return "", nil, err
 	}
 	for _, w := range set.Warnings {
-		fmt.Fprintf(o.ErrOut, "warning: %s\n", w)
+		fmt.Fprintf(o.ErrOut, "warning: %s\n", diagnose.TermSafe(w))
 	}
 	b := set.File(evidence.ConfigDump)
 	if b == nil {
@@ -91,7 +91,7 @@ func (o *Options) Run() error {
 		return cli.UsageError("%s: %v", path, err)
 	}
 	for _, w := range cfg.Warnings {
-		fmt.Fprintf(o.ErrOut, "warning: %s: %s\n", path, w)
+		fmt.Fprintf(o.ErrOut, "warning: %s: %s\n", diagnose.TermSafe(path), diagnose.TermSafe(w))
 	}
 	settings := diagnose.Settings(cfg)
 	if done, err := cli.PrintStructured(o.Out, o.Output, settings); done {
