@@ -1,6 +1,7 @@
 package diagnose
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"math"
@@ -57,7 +58,9 @@ func (p palette) severity(s Severity) *color.Color {
 func RenderText(w io.Writer, r *Report, opts TextOptions) error {
 	r = r.forTerminal()
 	p := newPalette(opts.Color)
-	tw := &errWriter{w: w}
+	bw := bufio.NewWriterSize(w, 32<<10) // one write for the report, not one per line
+	defer bw.Flush()
+	tw := &errWriter{w: bw}
 	tw.printf("%s %s\n", p.bold.Sprint("Diagnosis of"), r.Target)
 	tw.printf("%s\n", p.dim.Sprint("Numbers: "+r.Basis))
 	for _, warn := range r.Warnings {
@@ -81,7 +84,10 @@ func RenderText(w io.Writer, r *Report, opts TextOptions) error {
 		tw.printf("\n")
 	}
 	tw.printf("%s\n", summaryLine(r))
-	return tw.err
+	if tw.err != nil {
+		return tw.err
+	}
+	return bw.Flush()
 }
 
 func renderFinding(tw *errWriter, p palette, n int, f Finding) {

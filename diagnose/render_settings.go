@@ -1,6 +1,7 @@
 package diagnose
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"strings"
@@ -10,7 +11,10 @@ import (
 // RenderSettingsText writes upstream settings as a table, one cluster a line; * marks Envoy's
 // defaults for unset fields.
 func RenderSettingsText(w io.Writer, settings []UpstreamSettings) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	// One write per table, not per cell: a dump of thousands of clusters printed cell by cell
+	// to an unbuffered stdout spends its time in write system calls.
+	bw := bufio.NewWriterSize(w, 64<<10)
+	tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
 	ew := &errWriter{w: tw}
 	ew.printf("CLUSTER\tTYPE\tTLS\tCONNECT\tIDLE\tMAX CONN/PEND/REQ/RETRY\tRQ/CONN\tOUTLIER\tROUTE TIMEOUT\tRETRIES\n")
 	for _, s := range settings {
@@ -31,7 +35,10 @@ func RenderSettingsText(w io.Writer, settings []UpstreamSettings) error {
 	if ew.err != nil {
 		return ew.err
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 func dash(s string) string {
