@@ -15,17 +15,7 @@ import (
 
 func benchCapture(b *testing.B, change map[string]func([]byte) []byte) string {
 	b.Helper()
-	src := filepath.Join("..", "testdata", "incidents", "keepalive-race")
-	dir := b.TempDir()
-	entries, _ := os.ReadDir(src)
-	for _, e := range entries {
-		data, _ := os.ReadFile(filepath.Join(src, e.Name()))
-		if f := change[e.Name()]; f != nil {
-			data = f(data)
-		}
-		os.WriteFile(filepath.Join(dir, e.Name()), data, 0o644)
-	}
-	return dir
+	return hostileCopy(b, "keepalive-race", change)
 }
 
 func benchWhole(b *testing.B, dir string) int {

@@ -15,7 +15,7 @@ import (
 // from evidence reaches a terminal raw.
 
 // hostileCopy copies an incident into a temp folder and lets the test change its files.
-func hostileCopy(t *testing.T, incident string, change map[string]func([]byte) []byte) string {
+func hostileCopy(t testing.TB, incident string, change map[string]func([]byte) []byte) string {
 	t.Helper()
 	src := filepath.Join("..", "testdata", "incidents", incident)
 	dir := t.TempDir()
