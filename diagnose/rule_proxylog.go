@@ -84,7 +84,7 @@ var proxyLogKnowledge = map[envoyadmin.ProxyLogKind]struct {
 	envoyadmin.ProxyLogCrashed: {CodeProxyCrashed, "The proxy crashed or was killed",
 		"Envoy stopped: an assertion or a signal ended it, or the kernel killed it (\"signal: killed\" is usually the OOM killer at the container's memory limit). Until it is back the pod's traffic fails, and a proxy that keeps dying restarts in a loop.",
 		Fix{Summary: "Read the container's last state and previous log; for an OOM kill raise the proxy's memory limit (sidecar.istio.io/proxyMemoryLimit) and narrow its configuration with a Sidecar resource.", Command: "kubectl get pod <pod> -n <namespace> -o jsonpath='{.status.containerStatuses[?(@.name==\"istio-proxy\")].lastState}'\nkubectl logs <pod> -n <namespace> -c istio-proxy --previous | tail -50"}},
-	envoyadmin.ProxyLogFileHandles: {CodeProxyCrashed, "The proxy ran out of file descriptors (Too many open files)",
+	envoyadmin.ProxyLogFileHandles: {CodeFileHandlesFull, "The proxy ran out of file descriptors (Too many open files)",
 		"Envoy could not accept or open a connection because the process reached its open-file limit: every connection and listener takes a descriptor. Envoy aborts on a failed accept, so the proxy restarts and its traffic fails meanwhile.",
 		Fix{Summary: "Raise the container's open-file limit (the container runtime's LimitNOFILE or ulimit -n) and the node's fs.file-max, and look for connections that leak (many idle upstream connections).", Command: "kubectl exec <pod> -n <namespace> -c istio-proxy -- sh -c 'ulimit -n; ls /proc/1/fd | wc -l'"}},
 }

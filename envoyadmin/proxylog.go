@@ -65,6 +65,7 @@ var proxyLogPatterns = []proxyLogPattern{
 	{kind: ProxyLogFetchTimeout, all: []string{"initial fetch timeout"}},
 	{kind: ProxyLogFetchTimeout, all: []string{"cannot find secret"}},
 	{kind: ProxyLogFileHandles, all: []string{"too many open files"}},
+	{kind: ProxyLogFileHandles, all: []string{"assert failure", "fd_ != -1"}}, // a socket not created: no descriptor left
 	{kind: ProxyLogCertExpired, all: []string{"certificate has expired"}},
 	{kind: ProxyLogCertExpired, all: []string{"certificate_expired"}},
 	{kind: ProxyLogControlPlane, all: []string{"grpc config stream", "closed"}},
@@ -83,6 +84,7 @@ var proxyLogPatterns = []proxyLogPattern{
 	{kind: ProxyLogCrashed, all: []string{"caught segmentation fault"}},
 	{kind: ProxyLogCrashed, all: []string{"caught aborted"}},
 	{kind: ProxyLogCrashed, all: []string{"[critical]", "panic: "}},
+	{kind: ProxyLogCrashed, all: []string{"[critical]", "assert failure"}},
 	{kind: ProxyLogCrashed, all: []string{"oomkilled"}},
 	{kind: ProxyLogControlPlane, all: []string{"xds proxy", "fail"}},
 	{kind: ProxyLogControlPlane, all: []string{"xdsproxy", "fail"}},

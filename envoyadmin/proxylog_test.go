@@ -23,6 +23,8 @@ func TestClassifyProxyLogLine(t *testing.T) {
 		{"2019-03-15T09:03:56.220651Z     warn    Epoch 0 terminated with an error: signal: killed", ProxyLogCrashed, ""},
 		{"[2020-03-27 21:54:04.212][81][critical][assert] [source/common/network/listener_impl.cc:79] panic: listener accept failure: Too many open files", ProxyLogFileHandles, ""},
 		{"2022-01-01T00:00:00Z\terror\tx509: certificate has expired or is not yet valid", ProxyLogCertExpired, ""},
+		{"[2017-05-17 03:00:52.735][14236][critical][assert] assert failure: fd_ != -1: external/envoy/source/common/network/connection_impl.cc:58", ProxyLogFileHandles, ""},
+		{"[2020-01-01 00:00:00.000][1][critical][assert] assert failure: false. Details: unexpected state", ProxyLogCrashed, ""},
 	} {
 		ev, ok := ClassifyProxyLogLine(tc.line)
 		if !ok || ev.Kind != tc.kind || ev.Resource != tc.resource {
