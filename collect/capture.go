@@ -22,6 +22,7 @@ import (
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 )
 
 const (
@@ -101,7 +102,7 @@ type Result struct {
 	// Namespace and Pod name the captured pod.
 	Namespace, Pod string
 	// Evidence holds the evidence files by name; WriteDir and WriteTarGz store them.
-	Evidence Evidence
+	Evidence evidence.Set
 	// Warnings name each piece of evidence that could not be read and why; the capture went on
 	// without it.
 	Warnings []string
@@ -124,7 +125,7 @@ const adminUnread = "Envoy admin API not read: "
 // Partial says why the capture lacks the sidecar's own evidence (no stats and no config dump:
 // its admin API could not be read), "" when it has it.
 func (r *Result) Partial() string {
-	if r.Evidence.File(diagnose.FileStatsProm) != nil || r.Evidence.File(diagnose.FileConfigDump) != nil {
+	if r.Evidence.File(evidence.StatsProm) != nil || r.Evidence.File(evidence.ConfigDump) != nil {
 		return ""
 	}
 	for _, w := range r.Warnings {
@@ -253,18 +254,18 @@ func checkSidecar(pod *corev1.Pod) error {
 }
 
 // writePod writes the pod as `kubectl get` prints it, without managed fields, which are long and
-// say nothing about the proxy, and without credentials in its environment (redactPod). Like
+// say nothing about the proxy, and without credentials in its environment (evidence.RedactPod). Like
 // every .yaml evidence file it is JSON in memory and YAML on disk (Evidence.WriteDir).
 func (r *captureRun) writePod(pod *corev1.Pod) error {
 	p := pod.DeepCopy()
 	p.ManagedFields = nil
-	redactPod(p)
+	evidence.RedactPod(p)
 	p.APIVersion, p.Kind = "v1", "Pod" // a typed Get leaves TypeMeta empty
 	b, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("pod %s/%s as JSON: %w", pod.Namespace, pod.Name, err)
 	}
-	return r.write(diagnose.FilePod, b)
+	return r.write(evidence.Pod, b)
 }
 
 // admin reads the admin API: a stats sample, another after the window, then the rest once.
@@ -274,7 +275,7 @@ func (r *captureRun) admin(ctx context.Context, admin *envoyadmin.AdminClient) e
 	}
 	r.progress("stats sample 1 of 2")
 	t1 := r.o.Now()
-	r.fetch(diagnose.FileStatsProm, stats)
+	r.fetch(evidence.StatsProm, stats)
 	p1 := admin.ProxyTime()
 	r.node(ctx, 1)
 	r.progress("waiting %v for the second stats sample", r.o.Window)
@@ -283,21 +284,21 @@ func (r *captureRun) admin(ctx context.Context, admin *envoyadmin.AdminClient) e
 	}
 	r.progress("stats sample 2 of 2")
 	t2 := r.o.Now()
-	r.fetch(diagnose.FileStats2Prom, stats)
+	r.fetch(evidence.Stats2Prom, stats)
 	p2 := admin.ProxyTime()
 	r.node(ctx, 2)
 
 	r.progress("config dump, clusters, certificates, server info")
-	r.fetch(diagnose.FileConfigDump, func() ([]byte, error) {
+	r.fetch(evidence.ConfigDump, func() ([]byte, error) {
 		b, err := admin.ConfigDump(ctx, true)
 		if err != nil {
 			return nil, err
 		}
 		return b, nil // redacted by write, as every file
 	})
-	r.fetch(diagnose.FileClustersJS, func() ([]byte, error) { return admin.Clusters(ctx) })
-	r.fetch(diagnose.FileCerts, func() ([]byte, error) { return admin.Certs(ctx) })
-	r.fetch(diagnose.FileServerInfo, func() ([]byte, error) { return admin.ServerInfo(ctx) })
+	r.fetch(evidence.ClustersJSON, func() ([]byte, error) { return admin.Clusters(ctx) })
+	r.fetch(evidence.Certs, func() ([]byte, error) { return admin.Certs(ctx) })
+	r.fetch(evidence.ServerInfo, func() ([]byte, error) { return admin.ServerInfo(ctx) })
 
 	window := t2.Sub(t1).Seconds()
 	if window <= 0 { // a clock that did not move, as in tests
@@ -309,7 +310,7 @@ func (r *captureRun) admin(ctx context.Context, admin *envoyadmin.AdminClient) e
 	if !p1.IsZero() && !p2.IsZero() && !p2.Before(p1) {
 		t1, t2 = p1, p1.Add(t2.Sub(t1))
 	}
-	meta := diagnose.Meta{
+	meta := evidence.MetaFile{
 		Pod: r.o.Pod, Namespace: r.o.Namespace,
 		CaptureTimes:  []time.Time{t1.UTC(), t2.UTC()},
 		WindowSeconds: window,
@@ -320,7 +321,7 @@ func (r *captureRun) admin(ctx context.Context, admin *envoyadmin.AdminClient) e
 	if err != nil {
 		return fmt.Errorf("meta.json: %w", err)
 	}
-	return r.write(diagnose.FileMeta, append(b, '\n'))
+	return r.write(evidence.Meta, append(b, '\n'))
 }
 
 // accessLog reads the sidecar's recent log lines with their timestamps; the diagnosis picks the
@@ -328,7 +329,7 @@ func (r *captureRun) admin(ctx context.Context, admin *envoyadmin.AdminClient) e
 func (r *captureRun) accessLog(ctx context.Context) {
 	r.progress("access log of %s (last %d lines)", SidecarContainer, LogTailLines)
 	tail := int64(LogTailLines)
-	r.fetch(diagnose.FileAccessLog, func() ([]byte, error) {
+	r.fetch(evidence.AccessLog, func() ([]byte, error) {
 		b, err := r.o.Client.CoreV1().Pods(r.o.Namespace).GetLogs(r.o.Pod, &corev1.PodLogOptions{
 			Container: SidecarContainer, TailLines: &tail, Timestamps: true,
 		}).DoRaw(ctx)
@@ -354,7 +355,7 @@ func (r *captureRun) fetch(name string, get func() ([]byte, error)) {
 }
 
 func (r *captureRun) write(name string, b []byte) error {
-	r.res.Evidence.Add(name, redactFile(name, b))
+	r.res.Evidence.Add(name, evidence.RedactFile(name, b))
 	return nil
 }
 

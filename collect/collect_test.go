@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/adminreplay"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/incidentpod"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
@@ -72,17 +73,17 @@ func TestCaptureLive(t *testing.T) {
 		// The incident folder has no clusters.json or certs.json: the replay answers 404 for
 		// them, which must be warnings and nothing else.
 		for _, w := range res.Warnings {
-			if !strings.Contains(w, diagnose.FileClustersJS) && !strings.Contains(w, diagnose.FileCerts) {
+			if !strings.Contains(w, evidence.ClustersJSON) && !strings.Contains(w, evidence.Certs) {
 				t.Errorf("unexpected warning: %s", w)
 			}
 		}
-		for _, f := range []string{diagnose.FilePod, diagnose.FileStatsProm, diagnose.FileStats2Prom, diagnose.FileConfigDump,
-			diagnose.FileServerInfo, diagnose.FileMeta, diagnose.FileAccessLog} {
+		for _, f := range []string{evidence.Pod, evidence.StatsProm, evidence.Stats2Prom, evidence.ConfigDump,
+			evidence.ServerInfo, evidence.Meta, evidence.AccessLog} {
 			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 				t.Errorf("%s not written: %v", f, err)
 			}
 		}
-		podYAML, _ := os.ReadFile(filepath.Join(dir, diagnose.FilePod))
+		podYAML, _ := os.ReadFile(filepath.Join(dir, evidence.Pod))
 		if bytes.Contains(podYAML, []byte("managedFields")) || !bytes.Contains(podYAML, []byte("kind: Pod")) {
 			t.Errorf("pod.yaml should be a Pod without managedFields:\n%s", podYAML)
 		}
@@ -110,8 +111,8 @@ func TestCaptureLive(t *testing.T) {
 		if want := diagnose.Diagnose(orig, diagnose.Rules()).Findings[0]; want.Code != top.Code || want.Subject != top.Subject {
 			t.Errorf("top finding %s %v differs from the original folder's %s %v", top.Code, top.Subject, want.Code, want.Subject)
 		}
-		origLog, _ := os.ReadFile(filepath.Join(incident, diagnose.FileAccessLog))
-		gotLog, _ := os.ReadFile(filepath.Join(dir, diagnose.FileAccessLog))
+		origLog, _ := os.ReadFile(filepath.Join(incident, evidence.AccessLog))
+		gotLog, _ := os.ReadFile(filepath.Join(dir, evidence.AccessLog))
 		if !bytes.Equal(bytes.TrimSpace(origLog), bytes.TrimSpace(gotLog)) {
 			t.Errorf("access.log differs from the replayed log:\n%.300s", gotLog)
 		}
@@ -141,7 +142,7 @@ func TestCaptureLive(t *testing.T) {
 		if len(forbidden) != 1 {
 			t.Errorf("warnings = %q, want one naming the missing pods/portforward permission", res.Warnings)
 		}
-		if res.Evidence.File(diagnose.FilePod) == nil || res.Evidence.File(diagnose.FileStatsProm) != nil {
+		if res.Evidence.File(evidence.Pod) == nil || res.Evidence.File(evidence.StatsProm) != nil {
 			t.Errorf("files = %v, want pod.yaml and no admin output", res.Evidence.Names())
 		}
 	})

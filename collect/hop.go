@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 )
 
 // MaxHopPods bounds the upstream pods sampled when following a hop: enough to tell the
@@ -27,7 +28,7 @@ func followHop(ctx context.Context, o CaptureOptions, res *Result, t diagnose.Ho
 	if err != nil {
 		return err
 	}
-	hf := diagnose.HopFile{Upstream: t.Cluster, ServiceNamespace: t.ServiceNamespace, ServiceName: t.ServiceName,
+	hf := evidence.HopFile{Upstream: t.Cluster, ServiceNamespace: t.ServiceNamespace, ServiceName: t.ServiceName,
 		Port: port, WindowSeconds: o.Window.Seconds()}
 	if o.Progress != nil {
 		fmt.Fprintf(o.Progress, "following the hop to %s.%s: sampling %d of its pods for %v\n", t.ServiceName, t.ServiceNamespace, len(pods), o.Window)
@@ -58,13 +59,13 @@ func followHop(ctx context.Context, o CaptureOptions, res *Result, t diagnose.Ho
 		first, second := fmt.Sprintf("hop-%d.prom", n), fmt.Sprintf("hop-%d-2.prom", n)
 		res.Evidence.Add(first, out[i].first)
 		res.Evidence.Add(second, out[i].second)
-		hf.Pods = append(hf.Pods, diagnose.HopPodFile{Namespace: t.ServiceNamespace, Pod: p, Stats: first, Stats2: second})
+		hf.Pods = append(hf.Pods, evidence.HopPodFile{Namespace: t.ServiceNamespace, Pod: p, Stats: first, Stats2: second})
 	}
 	b, err := json.MarshalIndent(hf, "", " ")
 	if err != nil {
 		return err
 	}
-	res.Evidence.Add(diagnose.FileHops, append(b, '\n'))
+	res.Evidence.Add(evidence.Hops, append(b, '\n'))
 	return nil
 }
 

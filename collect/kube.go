@@ -22,6 +22,7 @@ import (
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 )
 
 // MaxUpstreamServices bounds the upstream Services whose EndpointSlices and Istio objects a
@@ -91,7 +92,7 @@ func (r *captureRun) kube(ctx context.Context, pod *corev1.Pod) {
 	r.progress("events, Services, EndpointSlices and Istio configuration of %s/%s", pod.Namespace, pod.Name)
 	r.events(ctx, pod)
 	own := r.services(ctx, pod)
-	upstreams := upstreamHosts(r.res.Evidence)
+	upstreams := upstreamHosts(&r.res.Evidence)
 	r.endpointSlices(ctx, own, upstreams)
 	if r.o.Dynamic != nil {
 		r.istio(ctx, pod, upstreams)
@@ -101,14 +102,14 @@ func (r *captureRun) kube(ctx context.Context, pod *corev1.Pod) {
 func (r *captureRun) events(ctx context.Context, pod *corev1.Pod) {
 	items, err := r.podEvents(ctx, pod)
 	if err != nil {
-		r.kubeWarning(diagnose.FileEvents, "events", "", pod.Namespace, err)
+		r.kubeWarning(evidence.Events, "events", "", pod.Namespace, err)
 		return
 	}
 	out := corev1.EventList{Items: items}
 	for i := range out.Items {
 		out.Items[i].ManagedFields = nil
 	}
-	r.writeList(diagnose.FileEvents, "EventList", "v1", &out)
+	r.writeList(evidence.Events, "EventList", "v1", &out)
 }
 
 // podEvents lists the events of the pod: its own (a field selector on its name and UID), or,
@@ -151,7 +152,7 @@ func (r *captureRun) services(ctx context.Context, pod *corev1.Pod) []corev1.Ser
 		return l.Items, nil
 	})
 	if err != nil {
-		r.kubeWarning(diagnose.FileServices, "services", "", pod.Namespace, err)
+		r.kubeWarning(evidence.Services, "services", "", pod.Namespace, err)
 		return nil
 	}
 	var own []corev1.Service
@@ -161,7 +162,7 @@ func (r *captureRun) services(ctx context.Context, pod *corev1.Pod) []corev1.Ser
 			own = append(own, s)
 		}
 	}
-	r.writeList(diagnose.FileServices, "ServiceList", "v1", &corev1.ServiceList{Items: own})
+	r.writeList(evidence.Services, "ServiceList", "v1", &corev1.ServiceList{Items: own})
 	return own
 }
 
@@ -207,12 +208,12 @@ func (r *captureRun) endpointSlices(ctx context.Context, own []corev1.Service, u
 		}
 	}
 	if len(failed) > 0 {
-		r.kubeWarning(diagnose.FileEndpointSlices, "endpointslices", "discovery.k8s.io", strings.Join(failedNS, ", "), failed[0])
+		r.kubeWarning(evidence.EndpointSlices, "endpointslices", "discovery.k8s.io", strings.Join(failedNS, ", "), failed[0])
 		if len(failed) == len(want) {
 			return
 		}
 	}
-	r.writeList(diagnose.FileEndpointSlices, "EndpointSliceList", "discovery.k8s.io/v1", &discoveryv1.EndpointSliceList{Items: out})
+	r.writeList(evidence.EndpointSlices, "EndpointSliceList", "discovery.k8s.io/v1", &discoveryv1.EndpointSliceList{Items: out})
 }
 
 // istio writes istio.yaml: the PeerAuthentications that apply to the pod or set its upstreams'
@@ -250,7 +251,7 @@ func (r *captureRun) istio(ctx context.Context, pod *corev1.Pod, upstreams []str
 	if items == nil {
 		items = []map[string]any{}
 	}
-	r.writeList(diagnose.FileIstio, "List", "v1", map[string]any{"items": items})
+	r.writeList(evidence.Istio, "List", "v1", map[string]any{"items": items})
 }
 
 // istioObjects lists one Istio kind in the namespaces; ok is false when the kind could not be
@@ -272,7 +273,7 @@ func (r *captureRun) istioObjects(ctx context.Context, k istioKind, namespaces [
 		}
 	}
 	if forbiddenErr != nil {
-		r.kubeWarning(k.kind+"s for "+diagnose.FileIstio, k.resource, k.group, strings.Join(forbidden, ", "), forbiddenErr)
+		r.kubeWarning(k.kind+"s for "+evidence.Istio, k.resource, k.group, strings.Join(forbidden, ", "), forbiddenErr)
 	}
 	return out, len(forbidden) < len(namespaces)
 }
@@ -335,10 +336,10 @@ func applies(k istioKind, o unstructured.Unstructured, pod *corev1.Pod, upstream
 // upstreamHosts returns the Kubernetes service hosts ("reviews.default.svc.cluster.local") the
 // proxy sent requests to, read from the stats already captured, busiest first, at most
 // MaxUpstreamServices.
-func upstreamHosts(ev Evidence) []string {
-	b := ev.File(diagnose.FileStats2Prom)
+func upstreamHosts(ev *evidence.Set) []string {
+	b := ev.File(evidence.Stats2Prom)
 	if b == nil {
-		b = ev.File(diagnose.FileStatsProm)
+		b = ev.File(evidence.StatsProm)
 	}
 	if b == nil {
 		return nil
@@ -422,34 +423,8 @@ func listJSON(kind, apiVersion string, list any) ([]byte, error) {
 		m["items"] = []any{}
 	}
 	delete(m, "metadata")
-	redactItems(m["items"])
+	evidence.RedactObjects(m["items"])
 	return json.Marshal(m)
-}
-
-// redactItems drops kubectl's last-applied copy from each object of a list and redacts its
-// other annotations, as a pod's (redactPod).
-func redactItems(items any) {
-	list, _ := items.([]any)
-	for _, it := range list {
-		obj, _ := it.(map[string]any)
-		meta, _ := obj["metadata"].(map[string]any)
-		ann, _ := meta["annotations"].(map[string]any)
-		if ann == nil {
-			continue
-		}
-		strs := make(map[string]string, len(ann))
-		for k, v := range ann {
-			if s, ok := v.(string); ok {
-				strs[k] = s
-			}
-		}
-		strs = redactAnnotations(strs)
-		out := make(map[string]any, len(strs))
-		for k, v := range strs {
-			out[k] = v
-		}
-		meta["annotations"] = out
-	}
 }
 
 // kubeWarning turns a failed list into one line: the permission missing when it is forbidden.

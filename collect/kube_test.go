@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
 )
 
@@ -102,7 +103,7 @@ func kubeCapture(ctx context.Context, t *testing.T, client kubernetes.Interface,
 	t.Helper()
 	r := &captureRun{o: CaptureOptions{Client: client, Dynamic: dyn, KubeCache: cache, Progress: io.Discard},
 		res: &Result{Namespace: pod.Namespace, Pod: pod.Name}}
-	for _, f := range []string{diagnose.FileStatsProm, diagnose.FileStats2Prom, diagnose.FileConfigDump, diagnose.FileAccessLog, diagnose.FileMeta} {
+	for _, f := range []string{evidence.StatsProm, evidence.Stats2Prom, evidence.ConfigDump, evidence.AccessLog, evidence.Meta} {
 		b, err := os.ReadFile(filepath.Join(kubeIncident, f))
 		if err != nil {
 			t.Fatal(err)
@@ -139,7 +140,7 @@ func TestKubeEvidence(t *testing.T) {
 		if len(crd) != 3 || !strings.Contains(strings.Join(crd, "\n"), "Istio's DestinationRule CRD is not installed") {
 			t.Errorf("warnings = %q, want one per Istio kind", crd)
 		}
-		if res.Evidence.File(diagnose.FileIstio) != nil || res.Evidence.File(diagnose.FileServices) == nil {
+		if res.Evidence.File(evidence.Istio) != nil || res.Evidence.File(evidence.Services) == nil {
 			t.Errorf("files = %v, want services.yaml and no istio.yaml", res.Evidence.Names())
 		}
 		if _, err := res.Snapshot(time.Now()); err != nil {
@@ -160,10 +161,10 @@ func TestKubeEvidence(t *testing.T) {
 			t.Errorf("warnings: %q", res.Warnings)
 		}
 		for file, want := range map[string][]string{
-			diagnose.FileServices:       {"kind: ServiceList", "name: productpage"},
-			diagnose.FileEndpointSlices: {"kind: EndpointSliceList", "name: reviews-abcde"},
-			diagnose.FileIstio:          {"kind: List", "name: reviews-external", "kind: PeerAuthentication", "kind: VirtualService"},
-			diagnose.FileEvents:         {"kind: EventList"},
+			evidence.Services:       {"kind: ServiceList", "name: productpage"},
+			evidence.EndpointSlices: {"kind: EndpointSliceList", "name: reviews-abcde"},
+			evidence.Istio:          {"kind: List", "name: reviews-external", "kind: PeerAuthentication", "kind: VirtualService"},
+			evidence.Events:         {"kind: EventList"},
 		} {
 			got := stored(t, res, file)
 			for _, w := range want {
@@ -172,10 +173,10 @@ func TestKubeEvidence(t *testing.T) {
 				}
 			}
 		}
-		if got := stored(t, res, diagnose.FileServices); strings.Contains(got, "name: reviews") {
+		if got := stored(t, res, evidence.Services); strings.Contains(got, "name: reviews") {
 			t.Errorf("services.yaml holds reviews, which does not select the pod:\n%s", got)
 		}
-		if got := stored(t, res, diagnose.FileIstio); strings.Contains(got, "name: ratings") || strings.Contains(got, "managedFields") {
+		if got := stored(t, res, evidence.Istio); strings.Contains(got, "name: ratings") || strings.Contains(got, "managedFields") {
 			t.Errorf("istio.yaml holds the ratings DestinationRule or managed fields:\n%s", got)
 		}
 		snap, err := res.Snapshot(time.Now())
@@ -215,7 +216,7 @@ func TestKubeEvidence(t *testing.T) {
 		} else {
 			t.Log(res.Warnings[0])
 		}
-		istio := stored(t, res, diagnose.FileIstio)
+		istio := stored(t, res, evidence.Istio)
 		if !strings.Contains(istio, "kind: PeerAuthentication") || strings.Contains(istio, "kind: DestinationRule") {
 			t.Errorf("istio.yaml should hold what the user may read:\n%s", istio)
 		}
@@ -269,7 +270,11 @@ func TestKubeCacheListsOnce(t *testing.T) {
 // stored is an evidence file as a capture writes it to disk (YAML for .yaml files).
 func stored(t *testing.T, res *Result, name string) string {
 	t.Helper()
-	b, err := res.Evidence.onDisk(name)
+	dir := t.TempDir()
+	if err := res.Evidence.WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
@@ -325,7 +330,7 @@ func TestSweepSharesEvents(t *testing.T) {
 		for i, p := range pods {
 			res := kubeCapture(ctx, t, client, nil, cache, p)
 			var list corev1.EventList
-			if err := json.Unmarshal(res.Evidence.File(diagnose.FileEvents), &list); err != nil {
+			if err := json.Unmarshal(res.Evidence.File(evidence.Events), &list); err != nil {
 				t.Fatal(err)
 			}
 			if len(list.Items) != 1 || list.Items[0].InvolvedObject.UID != p.UID || !strings.Contains(list.Items[0].Message, fmt.Sprintf("(pod %d)", i)) {

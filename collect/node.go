@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 
-	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 	"github.com/kubectl-mesh/kubectl-mesh/nodeinfo"
 )
 
@@ -65,9 +65,9 @@ func (r *captureRun) node(ctx context.Context, sample int) {
 			return
 		}
 	}
-	file, cadvisorFile := diagnose.FileNode, diagnose.FileCadvisor
+	file, cadvisorFile := evidence.Node, evidence.Cadvisor
 	if sample == 2 {
-		file, cadvisorFile = diagnose.FileNode2, diagnose.FileCadvisor2
+		file, cadvisorFile = evidence.Node2, evidence.Cadvisor2
 	}
 	if !st.probeOff {
 		r.progress("node sample %d of 2 (exec in %s)", sample, st.container)

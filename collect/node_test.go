@@ -20,6 +20,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/adminreplay"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/nodereplay"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
@@ -74,13 +75,13 @@ func TestCaptureNodeLive(t *testing.T) {
 		if cadvisorWarnings != 1 {
 			t.Errorf("warnings %q, want one about cAdvisor (the node proxy refuses loopback)", res.Warnings)
 		}
-		for _, f := range []string{diagnose.FileNode, diagnose.FileNode2} {
+		for _, f := range []string{evidence.Node, evidence.Node2} {
 			if res.Evidence.File(f) == nil {
 				t.Errorf("%s not captured; files %v", f, res.Evidence.Names())
 			}
 		}
-		var meta diagnose.Meta
-		if err := json.Unmarshal(res.Evidence.File(diagnose.FileMeta), &meta); err != nil || len(meta.NodeTimes) != 2 {
+		var meta evidence.MetaFile
+		if err := json.Unmarshal(res.Evidence.File(evidence.Meta), &meta); err != nil || len(meta.NodeTimes) != 2 {
 			t.Errorf("meta.json node times %v (%v)", meta.NodeTimes, err)
 		}
 		snap, err := res.Snapshot(time.Now())
@@ -132,7 +133,7 @@ func TestCaptureNodeLive(t *testing.T) {
 		if len(execW) != 1 || len(proxyW) != 1 {
 			t.Errorf("warnings %q, want one naming pods/exec and one naming nodes/proxy", res.Warnings)
 		}
-		if res.Evidence.File(diagnose.FileNode) != nil || res.Evidence.File(diagnose.FileStatsProm) == nil {
+		if res.Evidence.File(evidence.Node) != nil || res.Evidence.File(evidence.StatsProm) == nil {
 			t.Errorf("files %v, want the stats and no node.txt", res.Evidence.Names())
 		}
 		if _, err := res.Snapshot(time.Now()); err != nil {
@@ -150,7 +151,7 @@ func TestCaptureNodeLive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Evidence.File(diagnose.FileNode) != nil || res.Evidence.File(diagnose.FileCadvisor) != nil {
+		if res.Evidence.File(evidence.Node) != nil || res.Evidence.File(evidence.Cadvisor) != nil {
 			t.Errorf("files %v with SkipNode", res.Evidence.Names())
 		}
 	})
@@ -283,10 +284,10 @@ func TestCadvisorThroughNodeProxy(t *testing.T) {
 	r := &captureRun{o: CaptureOptions{Client: client, Namespace: "default", Pod: "productpage-v1-6c5b8d6b9f-k7x2m"}, res: &Result{},
 		pod: &corev1.Pod{Spec: corev1.PodSpec{NodeName: "node-a"}}}
 	st := &nodeState{}
-	if err := r.cadvisor(context.Background(), st, diagnose.FileCadvisor); err != nil {
+	if err := r.cadvisor(context.Background(), st, evidence.Cadvisor); err != nil {
 		t.Fatal(err)
 	}
-	got := r.res.Evidence.File(diagnose.FileCadvisor)
+	got := r.res.Evidence.File(evidence.Cadvisor)
 	if asked == "" || strings.Contains(string(got), "details-v1") || !strings.Contains(string(got), `container="istio-proxy"`) {
 		t.Errorf("asked %q, kept:\n%s", asked, got)
 	}
@@ -294,7 +295,7 @@ func TestCadvisorThroughNodeProxy(t *testing.T) {
 		t.Errorf("kept lines parse to %+v, %v", c, err)
 	}
 	st.node = "node-b"
-	if err := r.cadvisor(context.Background(), st, diagnose.FileCadvisor2); err == nil || !strings.Contains(err.Error(), "needs get on nodes/proxy") {
+	if err := r.cadvisor(context.Background(), st, evidence.Cadvisor2); err == nil || !strings.Contains(err.Error(), "needs get on nodes/proxy") {
 		t.Errorf("err = %v, want the missing nodes/proxy permission named", err)
 	}
 }

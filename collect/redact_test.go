@@ -26,7 +26,7 @@ type secretForm struct {
 }
 
 // TestRedactionCorpus pushes every secret form of the corpus, and every look-alike, through
-// what a capture does to each file it writes (redactPod, listJSON, redactFile), writes the
+// what a capture does to each file it writes (evidence.RedactPod, listJSON, evidence.RedactFile), writes the
 // evidence as a folder and as an archive, and greps both for each secret and each keep.
 func TestRedactionCorpus(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join("..", "testdata", "secrets", "forms.yaml"))
@@ -82,18 +82,18 @@ func TestRedactionCorpus(t *testing.T) {
 			t.Fatalf("%s: where %q", f.Form, f.Where)
 		}
 	}
-	ev := &Evidence{}
+	ev := &evidence.Set{}
 	dumpBytes, _ = json.MarshalIndent(dump, "", " ")
-	ev.Add(evidence.ConfigDump, redactFile(evidence.ConfigDump, dumpBytes))
-	redactPod(pod)
+	ev.Add(evidence.ConfigDump, evidence.RedactFile(evidence.ConfigDump, dumpBytes))
+	evidence.RedactPod(pod)
 	pb, _ := json.Marshal(pod)
-	ev.Add(evidence.Pod, redactFile(evidence.Pod, pb))
+	ev.Add(evidence.Pod, evidence.RedactFile(evidence.Pod, pb))
 	sb, err := listJSON("ServiceList", "v1", &corev1.ServiceList{Items: []corev1.Service{svc}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev.Add(evidence.Services, redactFile(evidence.Services, sb))
-	ev.Add(evidence.AccessLog, redactFile(evidence.AccessLog, []byte(strings.Join(log, "\n")+"\n")))
+	ev.Add(evidence.Services, evidence.RedactFile(evidence.Services, sb))
+	ev.Add(evidence.AccessLog, evidence.RedactFile(evidence.AccessLog, []byte(strings.Join(log, "\n")+"\n")))
 
 	dir := t.TempDir()
 	if err := ev.WriteDir(dir); err != nil {

@@ -18,30 +18,11 @@ const FileHops = evidence.Hops
 // maxHopPods bounds the hop's pods read from hops.json: a capture samples a few.
 const maxHopPods = 16
 
-// HopFile is hops.json.
-type HopFile struct {
-	// Upstream is the cluster of this proxy whose hop was followed.
-	Upstream string `json:"upstream"`
-	// ServiceNamespace and ServiceName name the upstream's Service.
-	ServiceNamespace string `json:"serviceNamespace"`
-	ServiceName      string `json:"serviceName"`
-	// Port is the endpoints' port: the server's sidecar names its inbound cluster after it
-	// (inbound|PORT||).
-	Port int `json:"port"`
-	// WindowSeconds is the time between each server pod's two samples.
-	WindowSeconds float64      `json:"windowSeconds"`
-	Pods          []HopPodFile `json:"pods"`
-	// Warnings say which of the upstream's pods could not be sampled, and why.
-	Warnings []string `json:"warnings,omitempty"`
-}
-
-// HopPodFile names one server pod's two stats files (Prometheus format).
-type HopPodFile struct {
-	Namespace string `json:"namespace"`
-	Pod       string `json:"pod"`
-	Stats     string `json:"stats"`
-	Stats2    string `json:"stats2"`
-}
+// HopFile is hops.json, and HopPodFile one of its pods; the evidence package owns them.
+type (
+	HopFile    = evidence.HopFile
+	HopPodFile = evidence.HopPodFile
+)
 
 // Hop is the followed hop as rules read it.
 type Hop struct {

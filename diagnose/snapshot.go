@@ -7,6 +7,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 	"github.com/kubectl-mesh/kubectl-mesh/nodeinfo"
 )
 
@@ -45,20 +46,8 @@ const (
 // taken: judgments against it (certificate expiry) may not hold for the capture.
 func (s *Snapshot) captureTimeUnknown() bool { return s.NowSource == NowFromClock }
 
-// Meta is the capture's meta.json: which pod, and when each sample was taken.
-type Meta struct {
-	Pod       string `json:"pod,omitempty"`
-	Namespace string `json:"namespace,omitempty"`
-	// CaptureTimes are the times of the first and second stats samples.
-	CaptureTimes []time.Time `json:"captureTimes,omitempty"`
-	// WindowSeconds is the time between the two stats samples.
-	WindowSeconds float64 `json:"windowSeconds,omitempty"`
-	// CapturedBy names the tool and version that wrote the folder.
-	CapturedBy string `json:"capturedBy,omitempty"`
-	// NodeTimes are the times of the first and second node samples (node.txt, node-2.txt), when
-	// they were taken apart from the stats samples.
-	NodeTimes []time.Time `json:"nodeTimes,omitempty"`
-}
+// Meta is the capture's meta.json; the evidence package owns it.
+type Meta = evidence.MetaFile
 
 // Snapshot is all the evidence about one proxy, read live or from a captured folder. Rules read
 // it and nothing else. Absent evidence is nil or empty; Has says what is present.

@@ -43,9 +43,24 @@ type Set struct {
 	// Where names the folder or archive in messages.
 	Where string
 	files map[string][]byte
+	names []string // in the order they were added
 	// Warnings say which files were not read, and why.
 	Warnings []string
 }
+
+// Add stores a file (a capture's, as it takes it), replacing one of the same name.
+func (s *Set) Add(name string, b []byte) {
+	if s.files == nil {
+		s.files = map[string][]byte{}
+	}
+	if _, ok := s.files[name]; !ok {
+		s.names = append(s.names, name)
+	}
+	s.files[name] = b
+}
+
+// Names returns the file names in the order they were added.
+func (s *Set) Names() []string { return slices.Clone(s.names) }
 
 // FS returns the files as a read-only file system of plain names.
 func (s *Set) FS() fs.FS { return MemFS(s.files) }
@@ -122,7 +137,7 @@ func ReadDir(dir string) (*Set, error) {
 			s.warnf("%s grew past the %d MiB cap for one evidence file while it was read; not read", name, maxFile>>20)
 			continue
 		}
-		s.files[name] = b
+		s.Add(name, b)
 	}
 	return s, nil
 }
@@ -200,7 +215,7 @@ func ReadArchive(r io.Reader, where string) (*Set, error) {
 		if err != nil {
 			return nil, fmt.Errorf("evidence archive %q: reading %s: %w", where, name, err)
 		}
-		s.files[name] = b
+		s.Add(name, b)
 	}
 	if len(s.files) == 0 && len(s.Warnings) == 0 {
 		return nil, fmt.Errorf("evidence archive %q holds no evidence file: expected some of %s", where, strings.Join(Names()[:8], ", "))

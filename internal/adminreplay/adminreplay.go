@@ -25,7 +25,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 )
 
 const (
@@ -57,8 +57,8 @@ func New(dir string) (*Handler, error) {
 		return nil, &fs.PathError{Op: "replay", Path: dir, Err: errors.New("not a folder: pass an evidence folder")}
 	}
 	h := &Handler{dir: dir, served: map[string]int{}, started: time.Now()}
-	if b, err := os.ReadFile(filepath.Join(dir, diagnose.FileMeta)); err == nil {
-		var m diagnose.Meta
+	if b, err := os.ReadFile(filepath.Join(dir, evidence.Meta)); err == nil {
+		var m evidence.MetaFile
 		if json.Unmarshal(b, &m) == nil && len(m.CaptureTimes) > 0 {
 			h.captured = m.CaptureTimes[0]
 		}
@@ -89,28 +89,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/stats":
 		switch q.Get("format") {
 		case "json":
-			h.serveStats(w, r, diagnose.FileStatsJSON, diagnose.FileStats2JSON, contentJSON)
+			h.serveStats(w, r, evidence.StatsJSON, evidence.Stats2JSON, contentJSON)
 		case "prometheus":
-			h.serveStats(w, r, diagnose.FileStatsProm, diagnose.FileStats2Prom, contentProm)
+			h.serveStats(w, r, evidence.StatsProm, evidence.Stats2Prom, contentProm)
 		case "":
-			h.serveStats(w, r, diagnose.FileStatsText, diagnose.FileStats2Text, contentText)
+			h.serveStats(w, r, evidence.StatsText, evidence.Stats2Text, contentText)
 		default:
 			http.Error(w, "usage: /stats?format=(json|prometheus)", http.StatusBadRequest)
 		}
 	case "/stats/prometheus":
-		h.serveStats(w, r, diagnose.FileStatsProm, diagnose.FileStats2Prom, contentProm)
+		h.serveStats(w, r, evidence.StatsProm, evidence.Stats2Prom, contentProm)
 	case "/config_dump":
-		h.serveFile(w, r, diagnose.FileConfigDump, contentJSON)
+		h.serveFile(w, r, evidence.ConfigDump, contentJSON)
 	case "/clusters":
 		if q.Get("format") == "json" {
-			h.serveFile(w, r, diagnose.FileClustersJS, contentJSON)
+			h.serveFile(w, r, evidence.ClustersJSON, contentJSON)
 		} else {
-			h.serveFile(w, r, diagnose.FileClustersTxt, contentText)
+			h.serveFile(w, r, evidence.ClustersText, contentText)
 		}
 	case "/certs":
-		h.serveFile(w, r, diagnose.FileCerts, contentJSON)
+		h.serveFile(w, r, evidence.Certs, contentJSON)
 	case "/server_info":
-		h.serveFile(w, r, diagnose.FileServerInfo, contentJSON)
+		h.serveFile(w, r, evidence.ServerInfo, contentJSON)
 	case "/ready":
 		w.Header().Set("Content-Type", contentText)
 		_, _ = w.Write([]byte("LIVE\n"))

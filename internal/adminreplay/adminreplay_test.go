@@ -9,16 +9,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 )
 
 func TestHandler(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string]string{
-		diagnose.FileStatsText: "text-1", diagnose.FileStats2Text: "text-2",
-		diagnose.FileStatsProm: "prom-1", diagnose.FileStats2Prom: "prom-2",
-		diagnose.FileStatsJSON:  "json-1", // no second JSON sample
-		diagnose.FileConfigDump: "dump", diagnose.FileClustersJS: "clusters-json", diagnose.FileServerInfo: "info",
+		evidence.StatsText: "text-1", evidence.Stats2Text: "text-2",
+		evidence.StatsProm: "prom-1", evidence.Stats2Prom: "prom-2",
+		evidence.StatsJSON:  "json-1", // no second JSON sample
+		evidence.ConfigDump: "dump", evidence.ClustersJSON: "clusters-json", evidence.ServerInfo: "info",
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {

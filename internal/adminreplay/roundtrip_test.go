@@ -15,6 +15,7 @@ import (
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/adminreplay"
 )
 
@@ -32,7 +33,7 @@ func incidents(t *testing.T) []string {
 	}
 	var names []string
 	for _, e := range entries {
-		if _, err := os.Stat(filepath.Join(incidentsDir, e.Name(), diagnose.FileMeta)); e.IsDir() && err == nil {
+		if _, err := os.Stat(filepath.Join(incidentsDir, e.Name(), evidence.Meta)); e.IsDir() && err == nil {
 			names = append(names, e.Name())
 		}
 	}
@@ -97,9 +98,9 @@ func collect(t *testing.T, c *envoyadmin.AdminClient, src, dst string) {
 		format        envoyadmin.StatsFormat
 		first, second string
 	}{
-		{envoyadmin.StatsPrometheus, diagnose.FileStatsProm, diagnose.FileStats2Prom},
-		{envoyadmin.StatsJSON, diagnose.FileStatsJSON, diagnose.FileStats2JSON},
-		{envoyadmin.StatsText, diagnose.FileStatsText, diagnose.FileStats2Text},
+		{envoyadmin.StatsPrometheus, evidence.StatsProm, evidence.Stats2Prom},
+		{envoyadmin.StatsJSON, evidence.StatsJSON, evidence.Stats2JSON},
+		{envoyadmin.StatsText, evidence.StatsText, evidence.Stats2Text},
 	}
 	for _, f := range formats {
 		b, err := c.Stats(ctx, f.format, envoyadmin.DefaultStatsFilter)
@@ -110,18 +111,18 @@ func collect(t *testing.T, c *envoyadmin.AdminClient, src, dst string) {
 		}
 	}
 	b, err := c.ConfigDump(ctx, true)
-	write(diagnose.FileConfigDump, envoyadmin.RedactConfigDump(b), err)
+	write(evidence.ConfigDump, envoyadmin.RedactConfigDump(b), err)
 	b, err = c.Clusters(ctx)
-	write(diagnose.FileClustersJS, b, err)
+	write(evidence.ClustersJSON, b, err)
 	b, err = c.Certs(ctx)
-	write(diagnose.FileCerts, b, err)
+	write(evidence.Certs, b, err)
 	b, err = c.ServerInfo(ctx)
-	write(diagnose.FileServerInfo, b, err)
+	write(evidence.ServerInfo, b, err)
 
 	// What does not come from the admin API (the pod, its log, node counters, Kubernetes
 	// objects, the hop's samples) a capture reads elsewhere: copy it as it is.
-	fromAdmin := map[string]bool{diagnose.FileMeta: true, diagnose.FileConfigDump: true, diagnose.FileClustersJS: true,
-		diagnose.FileCerts: true, diagnose.FileServerInfo: true}
+	fromAdmin := map[string]bool{evidence.Meta: true, evidence.ConfigDump: true, evidence.ClustersJSON: true,
+		evidence.Certs: true, evidence.ServerInfo: true}
 	for _, f := range formats {
 		fromAdmin[f.first], fromAdmin[f.second] = true, true
 	}
@@ -135,15 +136,15 @@ func collect(t *testing.T, c *envoyadmin.AdminClient, src, dst string) {
 			write(e.Name(), b, err)
 		}
 	}
-	var meta diagnose.Meta
-	if b, err := os.ReadFile(filepath.Join(src, diagnose.FileMeta)); err == nil {
+	var meta evidence.MetaFile
+	if b, err := os.ReadFile(filepath.Join(src, evidence.Meta)); err == nil {
 		if err := json.Unmarshal(b, &meta); err != nil {
-			t.Fatalf("%s: %v", diagnose.FileMeta, err)
+			t.Fatalf("%s: %v", evidence.Meta, err)
 		}
 	}
 	meta.CapturedBy = "adminreplay round-trip test"
 	b, err = json.Marshal(meta)
-	write(diagnose.FileMeta, b, err)
+	write(evidence.Meta, b, err)
 }
 
 // diagnoseDir returns the findings of a folder's diagnosis, one "code subject" per line after

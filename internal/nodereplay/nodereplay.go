@@ -19,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 	"github.com/kubectl-mesh/kubectl-mesh/nodeinfo"
 )
 
@@ -90,18 +90,18 @@ func load(incidentDir string) (*Replay, error) {
 		b, err := os.ReadFile(filepath.Join(incidentDir, name))
 		return string(b), err
 	}
-	t1, err := read(diagnose.FileNode)
+	t1, err := read(evidence.Node)
 	if err != nil {
 		return nil, fmt.Errorf("node replay: %w", err)
 	}
-	t2, err := read(diagnose.FileNode2)
+	t2, err := read(evidence.Node2)
 	if err != nil {
 		return nil, fmt.Errorf("node replay: %w", err)
 	}
-	var meta diagnose.Meta
-	if b, err := os.ReadFile(filepath.Join(incidentDir, diagnose.FileMeta)); err == nil {
+	var meta evidence.MetaFile
+	if b, err := os.ReadFile(filepath.Join(incidentDir, evidence.Meta)); err == nil {
 		if err := json.Unmarshal(b, &meta); err != nil {
-			return nil, fmt.Errorf("node replay: %s: %w", diagnose.FileMeta, err)
+			return nil, fmt.Errorf("node replay: %s: %w", evidence.Meta, err)
 		}
 	}
 	r := &Replay{window: meta.WindowSeconds}
@@ -109,7 +109,7 @@ func load(incidentDir string) (*Replay, error) {
 		r.window = meta.NodeTimes[1].Sub(meta.NodeTimes[0]).Seconds()
 	}
 	if r.window <= 0 {
-		return nil, fmt.Errorf("node replay: %s/%s has no window between the node samples", incidentDir, diagnose.FileMeta)
+		return nil, fmt.Errorf("node replay: %s/%s has no window between the node samples", incidentDir, evidence.Meta)
 	}
 	second := map[string]string{}
 	for _, s := range nodeinfo.SplitSections(t2) {
@@ -118,12 +118,12 @@ func load(incidentDir string) (*Replay, error) {
 	for _, s := range nodeinfo.SplitSections(t1) {
 		rel := filepath.FromSlash(strings.TrimPrefix(s.Path, "/"))
 		if rel == "" || strings.HasPrefix(filepath.Clean(rel), "..") {
-			return nil, fmt.Errorf("node replay: %s names %q, not a path under the root", diagnose.FileNode, s.Path)
+			return nil, fmt.Errorf("node replay: %s names %q, not a path under the root", evidence.Node, s.Path)
 		}
 		r.files = append(r.files, file{path: rel, first: trimSeparator(s.Body), second: trimSeparator(second[s.Path])})
 	}
 	if len(r.files) == 0 {
-		return nil, errors.New("node replay: " + diagnose.FileNode + " holds no probe file")
+		return nil, errors.New("node replay: " + evidence.Node + " holds no probe file")
 	}
 	return r, nil
 }

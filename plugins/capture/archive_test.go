@@ -24,8 +24,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/yaml"
 
-	"github.com/kubectl-mesh/kubectl-mesh/collect"
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/adminreplay"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/incidentpod"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/meshtest"
@@ -178,7 +178,7 @@ func TestCaptureArchiveRedacted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	ev, err := collect.ReadTarGz(f)
+	ev, err := evidence.ReadArchive(f, archive)
 	if err != nil {
 		t.Fatal(err)
 	}

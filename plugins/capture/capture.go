@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-mesh/kubectl-mesh/collect"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/cli"
 )
 
@@ -155,8 +156,8 @@ func (o *Options) Run(ctx context.Context) error {
 
 // write stores the evidence as a folder or, for a .tar.gz name, as an archive written to a
 // temporary file first so an interrupted write never leaves half an archive under the name.
-func (o *Options) write(e *collect.Evidence) error {
-	if !collect.IsArchive(o.Dir) {
+func (o *Options) write(e *evidence.Set) error {
+	if !evidence.IsArchive(o.Dir) {
 		return e.WriteDir(o.Dir)
 	}
 	f, err := os.CreateTemp(filepath.Dir(o.Dir), "."+filepath.Base(o.Dir)+".*")
@@ -164,7 +165,7 @@ func (o *Options) write(e *collect.Evidence) error {
 		return fmt.Errorf("evidence archive: %w", err)
 	}
 	defer os.Remove(f.Name()) // fails harmlessly after the rename
-	if err := e.WriteTarGz(f, collect.ArchiveFolderName(o.Dir), o.Now()); err != nil {
+	if err := e.WriteTarGz(f, evidence.ArchiveFolderName(o.Dir), o.Now()); err != nil {
 		f.Close()
 		return fmt.Errorf("evidence archive %s: %w", o.Dir, err)
 	}

@@ -1,4 +1,4 @@
-package collect
+package evidence
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 // YAML under their .yaml names, in a folder and in an archive, and that other files are stored
 // byte for byte.
 func TestEvidenceOnDisk(t *testing.T) {
-	var e Evidence
+	var e Set
 	e.Add("pod.yaml", []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-0"}}`))
 	e.Add("events.yaml", []byte("apiVersion: v1\nkind: EventList\nitems: []\n")) // already YAML
 	e.Add("meta.json", []byte(`{"pod":"web-0"}`))
@@ -37,7 +37,7 @@ func TestEvidenceOnDisk(t *testing.T) {
 	if err := e.WriteTarGz(&archive, "capture", time.Unix(0, 0)); err != nil {
 		t.Fatal(err)
 	}
-	back, err := ReadTarGz(&archive)
+	back, err := ReadArchive(&archive, "capture.tar.gz")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package collect
+package evidence
 
 import (
 	"regexp"
@@ -7,7 +7,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
-	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 )
 
 // A capture leaves the cluster: users attach it to tickets. It never holds a private key, a
@@ -22,11 +21,11 @@ var secretName = regexp.MustCompile(`(?i)(token|secret|passw|passphrase|(^|[_-])
 // lastApplied is kubectl's copy of the applied object: the spec again, env values included.
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
-// redactPod removes from a pod what may hold credentials and says nothing about its proxy: the
+// RedactPod removes from a pod what may hold credentials and says nothing about its proxy: the
 // values of environment variables and annotations whose names say they are credentials,
 // credentials in any other value and in containers' command and args, and kubectl's
 // last-applied copy of the spec. It changes pod in place.
-func redactPod(pod *corev1.Pod) {
+func RedactPod(pod *corev1.Pod) {
 	pod.Annotations = redactAnnotations(pod.Annotations)
 	redactContainer := func(env []corev1.EnvVar, command, args []string) {
 		for i := range env {
@@ -88,18 +87,44 @@ func redactArgs(args []string) {
 	}
 }
 
-// redactFile is the last pass over every file a capture writes: credentials in any text that
+// RedactFile is the last pass over every file a capture writes: credentials in any text that
 // is not a stats sample (stats hold names and numbers, and are the largest files).
-func redactFile(name string, b []byte) []byte {
+func RedactFile(name string, b []byte) []byte {
 	switch name {
-	case evidence.StatsProm, evidence.Stats2Prom, evidence.StatsText, evidence.Stats2Text, evidence.StatsJSON, evidence.Stats2JSON,
-		evidence.Cadvisor, evidence.Cadvisor2, evidence.Node, evidence.Node2:
+	case StatsProm, Stats2Prom, StatsText, Stats2Text, StatsJSON, Stats2JSON,
+		Cadvisor, Cadvisor2, Node, Node2:
 		return b
-	case evidence.ConfigDump:
+	case ConfigDump:
 		return envoyadmin.RedactTokens(envoyadmin.RedactConfigDump(b))
 	}
-	if evidence.Known(name) && strings.HasPrefix(name, "hop-") {
+	if Known(name) && strings.HasPrefix(name, "hop-") {
 		return b
 	}
 	return envoyadmin.RedactTokens(b)
+}
+
+// RedactObjects drops kubectl's last-applied copy from each object of a list and redacts its
+// other annotations, as a pod's (RedactPod).
+func RedactObjects(items any) {
+	list, _ := items.([]any)
+	for _, it := range list {
+		obj, _ := it.(map[string]any)
+		meta, _ := obj["metadata"].(map[string]any)
+		ann, _ := meta["annotations"].(map[string]any)
+		if ann == nil {
+			continue
+		}
+		strs := make(map[string]string, len(ann))
+		for k, v := range ann {
+			if s, ok := v.(string); ok {
+				strs[k] = s
+			}
+		}
+		strs = redactAnnotations(strs)
+		out := make(map[string]any, len(strs))
+		for k, v := range strs {
+			out[k] = v
+		}
+		meta["annotations"] = out
+	}
 }
