@@ -295,7 +295,7 @@ func (l *loader) config() {
 		if !ok {
 			return
 		}
-		l.s.Warnings = append(l.s.Warnings, FileConfigDump+": read as an excerpt: only the warming clusters it shows")
+		l.s.Warnings = append(l.s.Warnings, FileConfigDump+": read as an excerpt of a config dump: only what it shows")
 		cfg = excerpt
 	}
 	for _, w := range cfg.Warnings {

@@ -117,6 +117,27 @@ func heldCerts(s *Snapshot) []heldCert {
 	return out
 }
 
+// envoysDaysLeft judges a certificate at the capture when the folder has no capture time but
+// /certs has Envoy's own days_until_expiration, which Envoy counted when it answered: a
+// pasted or old capture judged against today's clock would show every certificate expired.
+// Envoy counts whole days, so a short-lived certificate (SPIFFE SVIDs of an hour or a day)
+// always shows 0: its time left at capture cannot be told, it is judged against the clock, and
+// what that finds is a warning, not an error. A count over a century is Envoy's underflow for
+// a certificate already expired (envoyproxy/envoy#20573).
+func envoysDaysLeft(s *Snapshot, c envoyadmin.Cert, lifetime, clockLeft time.Duration) (left time.Duration, byEnvoy, uncertain bool) {
+	d := c.DaysUntilExpiration
+	if !s.captureTimeUnknown() || d < 0 || c.NotAfter.IsZero() {
+		return clockLeft, false, false
+	}
+	switch {
+	case d > 36500:
+		return -time.Hour, true, false
+	case d == 0 && lifetime > 0 && lifetime < 48*time.Hour:
+		return clockLeft, false, true
+	}
+	return time.Duration(d)*24*time.Hour + 12*time.Hour, true, false
+}
+
 func certFinding(s *Snapshot, c heldCert) (Finding, bool) {
 	kind := c.kind
 	left := c.NotAfter.Sub(s.Now)
@@ -124,6 +145,7 @@ func certFinding(s *Snapshot, c heldCert) (Finding, bool) {
 	if !c.NotBefore.IsZero() && c.NotAfter.After(c.NotBefore) {
 		lifetime = c.NotAfter.Sub(c.NotBefore)
 	}
+	left, byEnvoy, uncertain := envoysDaysLeft(s, c.Cert, lifetime, left)
 	limit, limitWords := certLimit(kind, lifetime)
 	if left >= limit {
 		return Finding{}, false
@@ -145,7 +167,11 @@ func certFinding(s *Snapshot, c heldCert) (Finding, bool) {
 		f.Evidence = append(f.Evidence, Evidence{Label: "subject", Text: c.Subject, Source: source})
 	}
 	f.Evidence = append(f.Evidence, Evidence{Label: "expires (NotAfter)", Text: c.NotAfter.UTC().Format(time.RFC3339), Source: source})
-	f.Evidence = append(f.Evidence, expiryEvidence(s, left)...)
+	if byEnvoy {
+		f.Evidence = append(f.Evidence, Evidence{Label: "days until expiration, as Envoy counted them at capture", Value: float64(c.DaysUntilExpiration), Unit: UnitDays, Source: source + " days_until_expiration"})
+	} else {
+		f.Evidence = append(f.Evidence, expiryEvidence(s, left)...)
+	}
 	if lifetime > 0 {
 		f.Evidence = append(f.Evidence, durationEvidence("lifetime", lifetime, "NotAfter minus NotBefore"))
 	}
@@ -193,6 +219,11 @@ func certFinding(s *Snapshot, c heldCert) (Finding, bool) {
 			f.Explanation += " The TLS failures above are what it causes; the TLS findings they would otherwise raise are folded into this one."
 		}
 		f.Impact = rate
+	}
+	if uncertain && f.Severity == SeverityError {
+		// Judged against today's clock, not the capture's: it may have been valid then.
+		f.Severity = SeverityWarning
+		f.Evidence = append(f.Evidence, Evidence{Label: "days until expiration, as Envoy counted them at capture (whole days: a short-lived certificate always shows 0)", Value: 0, Unit: UnitDays, Source: orDefault(s.CertsFile, "certs") + " days_until_expiration"})
 	}
 	return f, true
 }

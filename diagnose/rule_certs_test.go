@@ -29,8 +29,9 @@ func TestCertExpiryRule(t *testing.T) {
 	}
 	// /certs names every Istio secret <inline>; the config dump names them default and ROOTCA.
 	inline := func(withDump bool) *Snapshot {
-		leafCert := envoyadmin.Cert{Secret: "<inline>", SerialNumber: "7e41", SubjectAltNames: []string{"spiffe://cluster.local/ns/default/sa/reviews"}, NotBefore: fxNow.Add(-26 * time.Hour), NotAfter: fxNow.Add(-2 * time.Hour)}
-		root := envoyadmin.Cert{Secret: "<inline>", CA: true, SerialNumber: "3f1c", NotBefore: fxNow.Add(-24 * time.Hour), NotAfter: fxNow.Add(20 * 24 * time.Hour)}
+		// DaysUntilExpiration -1: absent, as for secrets read from a config dump.
+		leafCert := envoyadmin.Cert{Secret: "<inline>", SerialNumber: "7e41", SubjectAltNames: []string{"spiffe://cluster.local/ns/default/sa/reviews"}, NotBefore: fxNow.Add(-26 * time.Hour), NotAfter: fxNow.Add(-2 * time.Hour), DaysUntilExpiration: -1}
+		root := envoyadmin.Cert{Secret: "<inline>", CA: true, SerialNumber: "3f1c", NotBefore: fxNow.Add(-24 * time.Hour), NotAfter: fxNow.Add(20 * 24 * time.Hour), DaysUntilExpiration: -1}
 		s := &Snapshot{Now: fxNow, NowSource: NowFromMeta, CertsFile: "certs.json", Certs: []envoyadmin.Cert{root, leafCert, root}}
 		if withDump {
 			named := func(c envoyadmin.Cert, secret string) envoyadmin.Cert { c.Secret = secret; return c }
@@ -90,6 +91,33 @@ func TestCertExpiryRule(t *testing.T) {
 			f := fxFindCode(t, fs, "MESH0901")
 			if f.Severity != SeverityInfo || !strings.Contains(f.Title, "(judged against the current time; the capture time is unknown)") || !fxHasEvidence(f, "time left at the current time", "no meta.json capture time") {
 				t.Errorf("%s %q %+v", f.Severity, f.Title, f.Evidence)
+			}
+		}},
+		{"no capture time, Envoy's count: judged at the capture, not today", func(t *testing.T) *Snapshot {
+			// An old /certs: both certificates lapsed long before today, but Envoy counted 300
+			// and 3,000 days left when it answered.
+			old := fxNow.Add(-5 * 365 * 24 * time.Hour)
+			return &Snapshot{Now: fxNow, NowSource: NowFromClock, CertsFile: "certs.json", Certs: []envoyadmin.Cert{
+				{Secret: "default", SerialNumber: "a", SubjectAltNames: []string{"spiffe://cluster.local/ns/default/sa/reviews"}, NotBefore: old, NotAfter: old.Add(365 * 24 * time.Hour), DaysUntilExpiration: 300},
+				{Secret: "ROOTCA", CA: true, SerialNumber: "b", NotBefore: old, NotAfter: old.Add(3650 * 24 * time.Hour), DaysUntilExpiration: 3000},
+			}}
+		}, nil, nil},
+		{"no capture time, a short-lived certificate: Envoy's 0 days cannot tell, the clock's expiry is a warning", func(t *testing.T) *Snapshot {
+			return &Snapshot{Now: fxNow, NowSource: NowFromClock, CertsFile: "certs.json", Certs: []envoyadmin.Cert{
+				{Secret: "<inline>", SerialNumber: "c", SubjectAltNames: []string{"spiffe://example.org/workload"}, NotBefore: fxNow.Add(-49 * time.Hour), NotAfter: fxNow.Add(-48 * time.Hour), DaysUntilExpiration: 0},
+			}}
+		}, []string{"MESH0902"}, func(t *testing.T, fs []Finding) {
+			if fs[0].Severity != SeverityWarning {
+				t.Errorf("severity %s", fs[0].Severity)
+			}
+		}},
+		{"no capture time, Envoy's underflowed count: expired at the capture", func(t *testing.T) *Snapshot {
+			return &Snapshot{Now: fxNow, NowSource: NowFromClock, CertsFile: "certs.json", Certs: []envoyadmin.Cert{
+				{Secret: "default", SerialNumber: "d", SubjectAltNames: []string{"spiffe://cluster.local/ns/default/sa/reviews"}, NotBefore: fxNow.Add(-90 * 24 * time.Hour), NotAfter: fxNow.Add(30 * 24 * time.Hour), DaysUntilExpiration: 18446744073709551613 % (1 << 62)},
+			}}
+		}, []string{"MESH0902"}, func(t *testing.T, fs []Finding) {
+			if fs[0].Severity != SeverityError || !fxHasEvidence(fs[0], "days until expiration, as Envoy counted them at capture", "days_until_expiration") {
+				t.Errorf("%s %+v", fs[0].Severity, fs[0].Evidence)
 			}
 		}},
 		{"real capture: fresh workload certificate", func(t *testing.T) *Snapshot { return real(t, "2023-05-15T02:00:00Z") }, nil, nil},

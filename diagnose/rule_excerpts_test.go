@@ -50,6 +50,10 @@ func TestSmallCountsAreReported(t *testing.T) {
 		{"a closed connection among 455 healthy requests", UpstreamResetRule{}, []string{"cluster.in.8080.upstream_cx_destroy_remote_with_active_rq: 1", "cluster.in.8080.upstream_rq_5xx: 0", "cluster.in.8080.upstream_rq_total: 455"}, false},
 		{"retries that never succeed", RetriesExhaustedRule{}, []string{"cluster.httpbin_service.upstream_rq_retry: 3", "cluster.httpbin_service.upstream_rq_retry_success: 0"}, true},
 		{"retries that succeed", RetriesExhaustedRule{}, []string{"cluster.httpbin_service.upstream_rq_retry: 3", "cluster.httpbin_service.upstream_rq_retry_success: 3"}, false},
+		{"retries half of which fail again", RetriesExhaustedRule{}, []string{"cluster.color_server.upstream_rq_retry: 52", "cluster.color_server.upstream_rq_retry_success: 29"}, true},
+		{"health checks that fail", NoHealthyUpstreamRule{}, []string{"cluster.sample.health_check.attempt: 12", "cluster.sample.health_check.failure: 12", "cluster.sample.health_check.success: 0"}, true},
+		{"health checks that pass", NoHealthyUpstreamRule{}, []string{"cluster.sample.health_check.attempt: 229", "cluster.sample.health_check.failure: 0", "cluster.sample.health_check.success: 229"}, false},
+		{"ejections of one kind in an excerpt", NoHealthyUpstreamRule{}, []string{"cluster.kube_httpbin_8000.outlier_detection.ejections_enforced_consecutive_5xx: 1"}, true},
 		{"504s with no route timeout counter", TimeoutRule{}, []string{"cluster.api.external.upstream_rq_504: 5", "cluster.api.external.upstream_rq_2xx: 5"}, true},
 		{"an old Envoy's ejections total", NoHealthyUpstreamRule{}, []string{"cluster.outbound|80||web.default.svc.cluster.local.outlier_detection.ejections_total: 4"}, true},
 		{"no ejection", NoHealthyUpstreamRule{}, []string{"cluster.outbound|80||web.default.svc.cluster.local.outlier_detection.ejections_total: 0"}, false},
@@ -75,6 +79,8 @@ func TestFilterDenialsRule(t *testing.T) {
 	}{
 		{"RBAC denials in an excerpt", []string{"http.ingress_http.rbac.allowed: 1", "http.ingress_http.rbac.denied: 1", "http.ingress_http.rbac.shadow_denied: 0"}, []string{"MESH0804"}},
 		{"a local rate limit", []string{"http_local_rate_limiter.http_local_rate_limit.rate_limited: 7"}, []string{"MESH0306"}},
+		{"a network global rate limit", []string{"ratelimit.inbound_demo/fortio_8078_tcp.over_limit: 6", "ratelimit.inbound_demo/fortio_8078_tcp.ok: 1"}, []string{"MESH0306"}},
+		{"CSRF refusals", []string{"http.ingress_http.csrf.request_invalid: 1", "http.ingress_http.csrf.request_valid: 0"}, []string{"MESH0804"}},
 		{"shadow denials only", []string{"http.ingress_http.rbac.allowed: 10", "http.ingress_http.rbac.shadow_denied: 4"}, nil},
 		{"one denial among 10000 requests", []string{"http.ingress_http.rbac.denied: 1", "http.ingress_http.downstream_rq_total: 10000"}, nil},
 	} {

@@ -23,6 +23,7 @@ func (FilterDenialsRule) Meta() RuleMeta {
 // filterDenial is a counter suffix of a filter that refuses requests.
 type filterDenial struct {
 	suffix, unless string
+	within         string // a word the stat's name must hold too ("ratelimit")
 	code           Code
 	what           string
 }
@@ -33,6 +34,8 @@ var filterDenials = []filterDenial{
 	{suffix: "ext_authz_error", code: CodeAuthzDenied, what: "requests refused because the external authorization service failed"},
 	{suffix: "rate_limited", code: CodeRateLimited, what: "requests or connections a local rate limit refused"},
 	{suffix: "ratelimit_over_limit", code: CodeRateLimited, what: "requests the global rate-limit service refused"},
+	{suffix: "_over_limit", within: "ratelimit", code: CodeRateLimited, what: "requests or connections the global rate-limit service refused"},
+	{suffix: "csrf_request_invalid", code: CodeAuthzDenied, what: "requests the CSRF filter refused (their origin does not match)"},
 }
 
 // Check runs the rule.
@@ -45,7 +48,7 @@ func (FilterDenialsRule) Check(s *Snapshot) []Finding {
 	var order []Code
 	for _, k := range sortedKeys(ss.Stats) {
 		for _, d := range filterDenials {
-			if !strings.HasSuffix(k, d.suffix) || (d.unless != "" && strings.HasSuffix(k, d.unless)) {
+			if !strings.HasSuffix(k, d.suffix) || (d.unless != "" && strings.HasSuffix(k, d.unless)) || !strings.Contains(k, d.within) {
 				continue
 			}
 			m, ok := s.Counter(k)
@@ -68,6 +71,7 @@ func (FilterDenialsRule) Check(s *Snapshot) []Finding {
 				f.Impact = g.impact(s)
 			}
 			f.Evidence = append(f.Evidence, g.evidence(s, fmt.Sprintf("%s (%s)", d.what, k), "")...)
+			break // one reading of a counter
 		}
 	}
 	var out []Finding

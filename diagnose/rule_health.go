@@ -107,9 +107,38 @@ func (NoHealthyUpstreamRule) Check(s *Snapshot) []Finding {
 		// are not counted again as MESH0503.
 		if f, ok := failingHealthFinding(s, c, hh); ok && !(noHealthy && hh.allUnhealthy()) {
 			out = append(out, f)
+		} else if !ok {
+			if f, ok := failingChecksFinding(s, c); ok {
+				out = append(out, f)
+			}
 		}
 	}
 	return out
+}
+
+// failingChecksFinding reads a cluster's active health check counters when /clusters does not
+// show which hosts fail them (a stats excerpt): checks that fail and none that succeed.
+func failingChecksFinding(s *Snapshot, c string) (Finding, bool) {
+	fail := s.clusterSignal(c, "health_check_failure", nil)
+	success, successOK := s.ClusterCounter(c, "health_check_success")
+	if !fail.counted() || (successOK && success.Value >= fail.m.Value) {
+		return Finding{}, false
+	}
+	host := ServiceHost(c)
+	f := NewFinding(CodeHostsFailingHealth, ClusterSubject(c))
+	f.Title = fmt.Sprintf("Active health checks of %s fail", host)
+	f.Severity = fail.severity(f.Severity)
+	f.Evidence = fail.evidence(s, "failed health checks (health_check.failure)", "")
+	for _, stat := range []string{"health_check_success", "health_check_network_failure", "health_check_healthy", "membership_healthy"} {
+		if m, ok := s.ClusterCounter(c, stat); ok {
+			f.Evidence = append(f.Evidence, m.Evidence(stat))
+		} else if v, src, ok := s.ClusterGauge(c, stat); ok {
+			f.Evidence = append(f.Evidence, Evidence{Label: stat, Value: v, Unit: UnitCount, Source: src})
+		}
+	}
+	f.Explanation = fmt.Sprintf("The proxy's active health checks to %s fail more than they succeed (network_failure: the check could not connect), so it takes the failing hosts out of load balancing; with none left, requests get 503 \"no healthy upstream\". The hosts are down, unreachable from the proxy, or the check's path or port is wrong.", host)
+	f.Fix = Fix{Summary: "Check the hosts the health check targets: that they run, are reachable from the proxy, and answer the check's path and port.", Command: s.proxyCommand("curl -s localhost:15000/clusters") + " | grep -F -- " + shellQuote(c+"::") + " | grep -E 'health_flags|cx_connect_fail'"}
+	return f, true
 }
 
 func isNoHealthy(e *envoyadmin.AccessLogEntry) bool {
@@ -229,9 +258,17 @@ func hostList(s *Snapshot, c, label string, addrs []string) Evidence {
 func ejectedFinding(s *Snapshot, c string, hh hostHealth) (Finding, bool) {
 	active, activeSrc, activeOK := s.ClusterGauge(c, "outlier_detection_ejections_active")
 	enforced := s.clusterSignal(c, "outlier_detection_ejections_enforced_total", nil)
-	if !enforced.ok {
-		// Envoy before 1.x wrote only the deprecated total, which counts enforced ejections.
-		enforced = s.clusterSignal(c, "outlier_detection_ejections_total", nil)
+	// Older releases write only the deprecated total (it counts enforced ejections), and
+	// excerpts hold what the user grepped: one kind's counter.
+	for _, stat := range []string{"outlier_detection_ejections_total", "outlier_detection_ejections_enforced_consecutive_5xx",
+		"outlier_detection_ejections_consecutive_5xx", "outlier_detection_ejections_enforced_consecutive_gateway_failure",
+		"outlier_detection_ejections_enforced_success_rate", "outlier_detection_ejections_enforced_consecutive_local_origin_failure"} {
+		if enforced.ok && enforced.m.Value > 0 {
+			break
+		}
+		if g := s.clusterSignal(c, stat, nil); g.ok && (!enforced.ok || g.m.Value > 0) {
+			enforced = g
+		}
 	}
 	ejected := hh.byFlag["failed_outlier_check"]
 	if !(activeOK && active > 0) && len(ejected) == 0 && !enforced.counted() {

@@ -115,17 +115,17 @@ func (RetriesExhaustedRule) Check(s *Snapshot) []Finding {
 	return out
 }
 
-// retriesFutile reports retries that never succeed when the stats hold no retry limit count
+// retriesFutile reports retries that fail again when the stats hold no retry limit count
 // (Envoy writes upstream_rq_retry_limit_exceeded only where a route has a retry policy, and
-// excerpts leave it out): every attempt after the first failed again.
+// excerpts leave it out): fewer retries succeeded than were made.
 func retriesFutile(s *Snapshot, c string) (Finding, bool) {
 	retry, ok := s.ClusterCounter(c, "upstream_rq_retry")
 	if !ok || retry.Value <= 0 {
 		return Finding{}, false
 	}
 	success, successOK := s.ClusterCounter(c, "upstream_rq_retry_success")
-	if successOK && success.Value > 0 {
-		return Finding{}, false
+	if successOK && success.Value >= retry.Value {
+		return Finding{}, false // every retry recovered its request
 	}
 	if _, limitOK := s.ClusterCounter(c, "upstream_rq_retry_limit_exceeded"); limitOK && !successOK {
 		return Finding{}, false
@@ -138,6 +138,9 @@ func retriesFutile(s *Snapshot, c string) (Finding, bool) {
 	}
 	f := NewFinding(CodeRetriesExhausted, ClusterSubject(c))
 	f.Title = fmt.Sprintf("Retries to %s do not succeed", ServiceHost(c))
+	if successOK && success.Value > 0 {
+		f.Title = fmt.Sprintf("Retries to %s hide failures: %.0f of %.0f retried attempts failed again", ServiceHost(c), retry.Value-success.Value, retry.Value)
+	}
 	f.Severity, f.Impact = g.severity(SeverityWarning), g.impact(s)
 	f.Evidence = g.evidence(s, "retried attempts (upstream_rq_retry)", "")
 	if successOK {
@@ -145,7 +148,7 @@ func retriesFutile(s *Snapshot, c string) (Finding, bool) {
 	} else {
 		f.Evidence = append(f.Evidence, Evidence{Label: "retries that succeeded (upstream_rq_retry_success)", Text: "not in the stats", Source: retry.Source})
 	}
-	f.Explanation = fmt.Sprintf("The proxy retried attempts to %s and no retry succeeded: the upstream fails every attempt, so retries only multiply its load and the caller's wait. The failure the attempts hit is the cause to fix; the upstream's own 5xx answers (upstream_rq_5xx) are the usual one.", ServiceHost(c))
+	f.Explanation = fmt.Sprintf("The proxy retried attempts to %s and retries did not recover them all: the upstream fails attempts, and what retries recover still costs the caller the failed attempt's time and the upstream the load. The failure the attempts hit is the cause to fix; the upstream's own 5xx answers (upstream_rq_5xx) are the usual one.", ServiceHost(c))
 	f.Fix = Fix{Summary: "Find why the upstream fails the attempts (its log, its 5xx), and keep retries to failures that a second try can fix (connect-failure, refused-stream, reset).", Command: s.proxyCommand("curl -s localhost:15000/stats") + " | grep -F -- " + shellQuote(c) + " | grep -E 'upstream_rq_5|retry'"}
 	return f, true
 }

@@ -2,6 +2,7 @@ package envoyadmin
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -387,9 +388,29 @@ func (p *dumpParse) summary() *ConfigSummary {
 // not a whole dump (an excerpt that starts inside it).
 var warmingExcerpt = regexp.MustCompile(`"cluster":\s*\{\s*"@type":\s*"[^"]*Cluster",\s*"name":\s*"([^"]+)"`)
 
+// excerptSections wraps what users cut out of a config dump (jq '.configs[1]...', istioctl
+// proxy-config -o json) back into one: a section's list, by the key its entries carry.
+var excerptSections = []struct{ entryKey, dumpType, listKey string }{
+	{`"cluster"`, "ClustersConfigDump", "dynamic_active_clusters"},
+	{`"active_state"`, "ListenersConfigDump", "dynamic_listeners"},
+	{`"route_config"`, "RoutesConfigDump", "dynamic_route_configs"},
+}
+
 // ConfigDumpExcerpt reads what can be read of a config dump excerpt that does not parse as a
-// dump: today, the clusters it shows warming. ok is false when it shows nothing known.
+// dump: a section's list on its own (a JSON array of clusters, listeners or route configs), or
+// else the clusters it shows warming. ok is false when it shows nothing known.
 func ConfigDumpExcerpt(data []byte) (*ConfigSummary, bool) {
+	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '[' && json.Valid(t) {
+		for _, sec := range excerptSections {
+			if !bytes.Contains(t, []byte(sec.entryKey)) {
+				continue
+			}
+			wrapped := []byte(`{"configs": [{"@type": "type.googleapis.com/envoy.admin.v3.` + sec.dumpType + `", "` + sec.listKey + `": ` + string(t) + `}]}`)
+			if s, err := ParseConfigDump(wrapped); err == nil {
+				return s, len(s.Clusters)+len(s.Listeners)+len(s.Routes) > 0
+			}
+		}
+	}
 	i := bytes.Index(data, []byte(`"dynamic_warming_clusters"`))
 	if i < 0 {
 		return nil, false

@@ -104,6 +104,11 @@ func TestConfigDumpExcerptWarming(t *testing.T) {
 	if !ok || len(s.Warming) != 1 || s.Warming[0] != "cluster outbound|443||c.test.svc.cluster.local" {
 		t.Errorf("ConfigDumpExcerpt = %+v %v", s, ok)
 	}
+	// jq '.configs[1].dynamic_active_clusters': the section's list alone.
+	list := `[{"version_info": "1", "cluster": {"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "example_proxy_cluster", "type": "LOGICAL_DNS", "connect_timeout": "5s"}}]`
+	if s, ok := ConfigDumpExcerpt([]byte(list)); !ok || len(s.Clusters) != 1 || s.Clusters[0].Name.Raw != "example_proxy_cluster" {
+		t.Errorf("a list of clusters: %+v %v", s, ok)
+	}
 	if _, ok := ConfigDumpExcerpt([]byte(`"dynamic_active_clusters": []`)); ok {
 		t.Error("an excerpt without warming clusters was read as warming")
 	}
