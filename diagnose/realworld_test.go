@@ -22,7 +22,7 @@ import (
 // each mechanism fixed, never lower it to let a change through.
 const (
 	realWorldBar   = 0.95
-	realWorldFloor = 0.915 // 172 of 187 (92.0%) when the corpus was made
+	realWorldFloor = 0.93 // 217 of 232 (93.5%); 172 of the first 187
 )
 
 // realWorldCase is a case.yaml.
