@@ -38,7 +38,7 @@ func TestCatalogRulesAreDescribed(t *testing.T) {
 			t.Errorf("rule %s declares no evidence it needs", m.Name)
 		}
 		for _, c := range m.Codes {
-			if info, ok := LookupCode(c); !ok {
+			if info, ok := catalogByCode[c]; !ok {
 				t.Errorf("rule %s declares %s, which is not in the catalog", m.Name, c)
 			} else if info.Retired {
 				t.Errorf("rule %s declares the retired code %s", m.Name, c)
@@ -54,10 +54,10 @@ func TestCatalogCodesAreReported(t *testing.T) {
 			declared[c] = true
 		}
 	}
-	for _, c := range ExplainCodes() {
+	for _, c := range explainCodes() {
 		declared[c] = true
 	}
-	for _, c := range Catalog() {
+	for _, c := range catalog {
 		if !c.Retired && !declared[c.Code] {
 			t.Errorf("%s (%s) is reported by no rule and not by explain: retire it or report it", c.Code, c.Title)
 		}
@@ -67,12 +67,12 @@ func TestCatalogCodesAreReported(t *testing.T) {
 func TestCatalogIsWellFormed(t *testing.T) {
 	wellFormed := regexp.MustCompile(`^MESH(\d\d)\d\d$`)
 	block := map[Category]string{}
-	for i, cat := range Categories() {
+	for i, cat := range categories {
 		block[cat] = fmt.Sprintf("%02d", i+1)
 	}
 	seen := map[Code]bool{}
 	var prev Code
-	for _, c := range Catalog() {
+	for _, c := range catalog {
 		m := wellFormed.FindStringSubmatch(string(c.Code))
 		switch {
 		case m == nil:
@@ -85,7 +85,7 @@ func TestCatalogIsWellFormed(t *testing.T) {
 		}
 		seen[c.Code], prev = true, c.Code
 		if _, ok := block[c.Category]; !ok {
-			t.Errorf("%s: category %q is not in Categories()", c.Code, c.Category)
+			t.Errorf("%s: category %q is not in categories", c.Code, c.Category)
 		} else if m[1] != block[c.Category] {
 			t.Errorf("%s: category %s owns the block MESH%s00", c.Code, c.Category, block[c.Category])
 		}
@@ -95,20 +95,15 @@ func TestCatalogIsWellFormed(t *testing.T) {
 		if c.Title == "" || strings.Contains(c.Title, "\n") {
 			t.Errorf("%s: title %q", c.Code, c.Title)
 		}
-		if strings.TrimSpace(c.Hint()) == "" {
-			t.Errorf("%s has no hint in catalog_hints.go", c.Code)
+		if strings.TrimSpace(c.Hint) == "" {
+			t.Errorf("%s has no hint", c.Code)
 		}
 		if c.Doc() != "docs/findings.md#"+string(c.Code) {
 			t.Errorf("%s: doc anchor %s", c.Code, c.Doc())
 		}
 	}
-	for code := range codeHints {
-		if !seen[code] {
-			t.Errorf("catalog_hints.go has a hint for %s, which is not in the catalog", code)
-		}
-	}
 	cats := map[Category]bool{}
-	for _, c := range Categories() {
+	for _, c := range categories {
 		if cats[c] {
 			t.Errorf("category %s listed twice", c)
 		}
@@ -120,7 +115,7 @@ func TestCatalogIsWellFormed(t *testing.T) {
 // go test ./diagnose -update rewrites it.
 func TestFindingsDocIsCurrent(t *testing.T) {
 	var b bytes.Buffer
-	if err := WriteFindingsDoc(&b); err != nil {
+	if err := writeFindingsDoc(&b); err != nil {
 		t.Fatal(err)
 	}
 	if *update {
@@ -136,7 +131,7 @@ func TestFindingsDocIsCurrent(t *testing.T) {
 	if !bytes.Equal(have, b.Bytes()) {
 		t.Fatalf("%s is stale: run go test ./diagnose -update", findingsDoc)
 	}
-	for _, c := range Catalog() {
+	for _, c := range catalog {
 		if !bytes.Contains(have, []byte(`<a id="`+string(c.Code)+`"></a>`)) {
 			t.Errorf("%s has no anchor for %s", findingsDoc, c.Code)
 		}

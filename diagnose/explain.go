@@ -349,9 +349,9 @@ func mergeFindings(have, more []Finding) []Finding {
 	return have
 }
 
-// ExplainCodes lists the catalog codes Explain can report (and ProxyLogRule, which runs the
+// explainCodes lists the catalog codes Explain can report (and ProxyLogRule, which runs the
 // same scanner over a log's lines), in a fixed order.
-func ExplainCodes() []Code {
+func explainCodes() []Code {
 	seen := map[Code]bool{}
 	var out []Code
 	add := func(c Code) {

@@ -255,8 +255,8 @@ func TestExplainOtherLineFormats(t *testing.T) {
 }
 
 func TestExplainCodesAreInTheCatalog(t *testing.T) {
-	for _, c := range ExplainCodes() {
-		if info, ok := LookupCode(c); !ok || info.Retired {
+	for _, c := range explainCodes() {
+		if info, ok := catalogByCode[c]; !ok || info.Retired {
 			t.Errorf("Explain can report %s, which is not an active catalog code", c)
 		}
 	}

@@ -149,6 +149,3 @@ type Finding struct {
 	// Rule names the rule that reported the finding.
 	Rule string `json:"rule"`
 }
-
-// Categories returns the closed set of categories, in the order of the documentation.
-func Categories() []Category { return append([]Category(nil), categories...) }

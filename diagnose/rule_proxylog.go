@@ -22,7 +22,7 @@ func (ProxyLogRule) Meta() RuleMeta {
 	return RuleMeta{
 		Name:        "ProxyLogRule",
 		Description: "Reads the proxy's and istio-agent's own warnings and errors in its log: rejected config, initial fetch timeouts and missing secrets, readiness failures, xDS connection failures, certificate errors.",
-		Codes:       ExplainCodes(), // its own kinds, and whatever the explain scanner finds in other lines
+		Codes:       explainCodes(), // its own kinds, and whatever the explain scanner finds in other lines
 		Needs:       []Input{InputProxyLog},
 	}
 }

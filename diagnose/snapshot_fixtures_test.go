@@ -143,7 +143,7 @@ func fxCheck(t *testing.T, f Finding, wantCommandOrYAML bool) {
 	if wantCommandOrYAML && f.Fix.Command == "" && f.Fix.YAML == "" {
 		t.Errorf("%s: fix has neither command nor YAML", f.Code)
 	}
-	if _, ok := LookupCode(Code(f.Code)); !ok {
+	if _, ok := catalogByCode[Code(f.Code)]; !ok {
 		t.Errorf("code %s is not in the catalog", f.Code)
 	}
 }

@@ -262,7 +262,7 @@ func runUpCases(t *testing.T, rule Rule, cases []upCase) {
 // upCheckShape checks what every finding must have.
 func upCheckShape(t *testing.T, meta RuleMeta, f *Finding) {
 	t.Helper()
-	info, ok := LookupCode(Code(f.Code))
+	info, ok := catalogByCode[Code(f.Code)]
 	if !ok {
 		t.Fatalf("code %s not in the catalog", f.Code)
 	}
