@@ -179,8 +179,9 @@ func (r *captureRun) endpointSlices(ctx context.Context, own []corev1.Service, u
 		add(s.Namespace, s.Name)
 	}
 	for _, h := range upstreams {
-		name, ns := hostParts(h)
-		add(ns, name)
+		if name, ns, ok := envoyadmin.ServiceHostParts(h); ok {
+			add(ns, name)
+		}
 	}
 	if len(want) == 0 {
 		return
@@ -222,8 +223,9 @@ func (r *captureRun) endpointSlices(ctx context.Context, own []corev1.Service, u
 func (r *captureRun) istio(ctx context.Context, pod *corev1.Pod, upstreams []string) {
 	namespaces := map[string]bool{pod.Namespace: true, diagnose.IstioRootNamespace: true}
 	for _, h := range upstreams {
-		_, ns := hostParts(h)
-		namespaces[ns] = true
+		if _, ns, ok := envoyadmin.ServiceHostParts(h); ok {
+			namespaces[ns] = true
+		}
 	}
 	nsList := make([]string, 0, len(namespaces))
 	for ns := range namespaces {
@@ -313,7 +315,7 @@ func applies(k istioKind, o unstructured.Unstructured, pod *corev1.Pod, upstream
 		}
 		namespaceWide := pa.Spec.Selector == nil || len(pa.Spec.Selector.MatchLabels) == 0
 		for _, h := range upstreams {
-			if _, ns := hostParts(h); namespaceWide && pa.Namespace == ns {
+			if _, ns, ok := envoyadmin.ServiceHostParts(h); ok && namespaceWide && pa.Namespace == ns {
 				return true
 			}
 		}
@@ -376,15 +378,6 @@ func upstreamHosts(ev *evidence.Set) []string {
 		return hosts[i] < hosts[j]
 	})
 	return hosts[:min(len(hosts), MaxUpstreamServices)]
-}
-
-// hostParts splits "reviews.default.svc.cluster.local" into its name and namespace.
-func hostParts(host string) (name, ns string) {
-	parts := strings.SplitN(host, ".", 3)
-	if len(parts) < 3 {
-		return host, ""
-	}
-	return parts[0], parts[1]
 }
 
 func sortedNamespaces(m map[string]map[string]bool) []string {

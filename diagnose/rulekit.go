@@ -22,43 +22,12 @@ func (s *Snapshot) LogCount(label string, match func(e *envoyadmin.AccessLogEntr
 // IstioCount sums an Istio counter (istio_requests_total) over the series whose labels match,
 // as an increase over the window when two samples exist, else cumulative.
 func (s *Snapshot) IstioCount(metric string, match func(labels map[string]string) bool) (Measure, bool) {
-	sum := func(ss *envoyadmin.StatsSample) (v float64, found bool) {
-		if ss == nil {
-			return 0, false
-		}
-		for _, series := range ss.Istio {
-			if series.Metric == metric && match(series.Labels) {
-				v += series.Value
-				found = true
-			}
-		}
-		return v, found
-	}
-	iv := s.interval()
-	cur, found := sum(iv.Cur)
-	r := envoyadmin.StatReading{Found: found, Value: cur, Cumulative: !iv.Interval()}
-	if found && iv.Interval() {
-		// The same counter semantics as StatsInterval: a series absent before started at zero,
-		// and one that went down restarted with the proxy.
-		if before, _ := sum(iv.Prev); cur >= before {
-			r.Value = cur - before
-		} else {
-			r.Reset = true
-		}
-		r.Rate = r.Value / iv.Window.Seconds()
-	}
-	return s.measure(r, fmt.Sprintf("%s %s", orDefault(s.StatsFile, "stats"), metric))
+	return s.measure(s.interval().IstioWhere(metric, match), fmt.Sprintf("%s %s", orDefault(s.StatsFile, "stats"), metric))
 }
 
 // ServiceHost returns the Kubernetes service host of an Istio cluster name
 // ("reviews.default.svc.cluster.local"), or the raw name for other clusters.
-func ServiceHost(cluster string) string {
-	n := envoyadmin.ParseClusterName(cluster)
-	if n.Host != "" {
-		return n.Host
-	}
-	return cluster
-}
+func ServiceHost(cluster string) string { return orDefault(serviceHost(cluster), cluster) }
 
 // DestinationRuleYAML renders a DestinationRule for a service host with the given trafficPolicy
 // body (YAML indented by four spaces, under trafficPolicy:), as a fix a user can apply.
@@ -92,11 +61,10 @@ func VirtualServiceYAML(host, httpRoute string) string {
 
 // hostNameNamespace splits "reviews.default.svc.cluster.local" into ("reviews", "default").
 func hostNameNamespace(host string) (name, namespace string) {
-	parts := strings.Split(host, ".")
-	if len(parts) >= 3 && parts[2] == "svc" {
-		name, namespace = parts[0], parts[1]
-	} else {
-		name = strings.ReplaceAll(parts[0], "*", "wildcard")
+	name, namespace, ok := envoyadmin.ServiceHostParts(host)
+	if !ok {
+		first, _, _ := strings.Cut(host, ".")
+		name = strings.ReplaceAll(first, "*", "wildcard")
 	}
 	// The host comes from evidence: a part that is not a Kubernetes name never reaches a
 	// command or YAML (names.go).

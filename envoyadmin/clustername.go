@@ -51,3 +51,14 @@ func isIstioDirection(d string) bool {
 	}
 	return strings.HasPrefix(d, "inbound") || strings.HasPrefix(d, "outbound")
 }
+
+// ServiceHostParts splits a Kubernetes service host ("reviews.default.svc.cluster.local") into
+// the Service's name and namespace; ok is false for a host that is not a service's (an
+// external name, a short name), whose first labels say nothing of a namespace.
+func ServiceHostParts(host string) (name, namespace string, ok bool) {
+	parts := strings.SplitN(host, ".", 4)
+	if len(parts) < 3 || parts[2] != "svc" || parts[0] == "" || parts[1] == "" {
+		return "", "", false
+	}
+	return parts[0], parts[1], true
+}

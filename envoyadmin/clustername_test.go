@@ -39,3 +39,18 @@ func TestParseClusterName(t *testing.T) {
 		}
 	}
 }
+
+func TestServiceHostParts(t *testing.T) {
+	for host, want := range map[string][3]string{
+		"reviews.default.svc.cluster.local": {"reviews", "default", "ok"},
+		"reviews.default.svc":               {"reviews", "default", "ok"},
+		"api.example.com":                   {"", "", ""},
+		"reviews":                           {"", "", ""},
+		".default.svc.cluster.local":        {"", "", ""},
+	} {
+		name, ns, ok := ServiceHostParts(host)
+		if name != want[0] || ns != want[1] || ok != (want[2] == "ok") {
+			t.Errorf("ServiceHostParts(%q) = %q, %q, %v", host, name, ns, ok)
+		}
+	}
+}

@@ -175,12 +175,22 @@ func (iv *StatsInterval) readHistogram(get func(*StatsSample) *Histogram) Histog
 // pair in match (nil matches all), as a counter over the window. For histograms
 // (istio_request_duration_milliseconds) it counts observations.
 func (iv *StatsInterval) Istio(metric string, match map[string]string) StatReading {
+	return iv.IstioWhere(metric, func(labels map[string]string) bool { return labelsMatch(labels, match) })
+}
+
+// IstioWhere is Istio with any test of a series' labels: the sum of the series of metric whose
+// labels match, over the window (or cumulative with one sample). A series absent before the
+// window started at zero; a sum that went down means the proxy restarted (Reset).
+func (iv *StatsInterval) IstioWhere(metric string, match func(labels map[string]string) bool) StatReading {
 	if iv == nil || iv.Cur == nil {
 		return StatReading{}
 	}
 	sum := func(s *StatsSample) (total float64, found bool) {
+		if s == nil {
+			return 0, false
+		}
 		for _, series := range s.Istio {
-			if series.Metric == metric && labelsMatch(series.Labels, match) {
+			if series.Metric == metric && match(series.Labels) {
 				total += series.Value
 				found = true
 			}
