@@ -92,7 +92,7 @@ testcluster:
 	hack/testcluster/build.sh >/dev/null
 
 testcluster-test: testcluster
-	$(GO) test -count=1 ./internal/testcluster/...
+	$(GO) test -count=1 ./internal/testing/testcluster/...
 
 # The live path without a cluster: the control plane above, detached, with a namespace `demo`
 # of meshed pods whose sidecars replay testdata/incidents (state in .cache/sandbox).

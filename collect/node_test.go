@@ -21,9 +21,9 @@ import (
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 	"github.com/kubectl-mesh/kubectl-mesh/evidence"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/adminreplay"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/nodereplay"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/adminreplay"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/nodereplay"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
 	"github.com/kubectl-mesh/kubectl-mesh/nodeinfo"
 )
 

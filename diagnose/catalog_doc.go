@@ -11,7 +11,7 @@ import (
 func writeFindingsDoc(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("# Findings\n\n")
-	b.WriteString("<!-- Generated from diagnose/catalog.go by `go test ./diagnose -update`; do not edit. -->\n\n")
+	b.WriteString("<!-- Generated from diagnose/catalog.go by `UPDATE_GOLDEN=1 go test ./diagnose`; do not edit. -->\n\n")
 	b.WriteString("Every finding `kubectl mesh` reports has a code. Codes are stable: a code keeps its meaning and is never reused. The severity is the usual one; a rule may raise or lower it from the evidence.\n\n")
 	b.WriteString("| code | category | severity | title |\n|---|---|---|---|\n")
 	for _, c := range catalog {

@@ -3,7 +3,6 @@ package diagnose
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/golden"
 )
 
 // findingsDoc is the documentation generated from the catalog.
@@ -112,25 +112,14 @@ func TestCatalogIsWellFormed(t *testing.T) {
 }
 
 // TestFindingsDocIsCurrent fails when docs/findings.md does not match the catalog;
-// go test ./diagnose -update rewrites it.
+// UPDATE_GOLDEN=1 go test ./diagnose rewrites it.
 func TestFindingsDocIsCurrent(t *testing.T) {
 	var b bytes.Buffer
 	if err := writeFindingsDoc(&b); err != nil {
 		t.Fatal(err)
 	}
-	if *update {
-		if err := os.WriteFile(findingsDoc, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	have, err := os.ReadFile(findingsDoc)
-	if err != nil {
-		t.Fatalf("%v: run go test ./diagnose -update to write it", err)
-	}
-	if !bytes.Equal(have, b.Bytes()) {
-		t.Fatalf("%s is stale: run go test ./diagnose -update", findingsDoc)
-	}
+	golden.Check(t, findingsDoc, b.Bytes())
+	have := b.Bytes()
 	for _, c := range catalog {
 		if !bytes.Contains(have, []byte(`<a id="`+string(c.Code)+`"></a>`)) {
 			t.Errorf("%s has no anchor for %s", findingsDoc, c.Code)

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/captures"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/captures"
 )
 
 // The corpus tests run the whole engine (LoadDir, every rule, ranking) on evidence folders built

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/golden"
 )
 
 // incidentsDir holds one evidence folder per incident, in the formats the admin API and kubectl
@@ -170,7 +171,7 @@ func TestIncidentsAllListed(t *testing.T) {
 }
 
 // TestIncidentsGolden pins the whole text report of every incident, and the JSON of one (its
-// field names are what scripts read). Rewrite with: go test ./diagnose -run IncidentsGolden -update
+// field names are what scripts read). Rewrite with: UPDATE_GOLDEN=1 go test ./diagnose -run IncidentsGolden
 func TestIncidentsGolden(t *testing.T) {
 	for _, tc := range incidentCases {
 		t.Run(tc.incident, func(t *testing.T) {
@@ -179,55 +180,14 @@ func TestIncidentsGolden(t *testing.T) {
 			if err := RenderText(&buf, r, TextOptions{Color: false}); err != nil {
 				t.Fatal(err)
 			}
-			compareGolden(t, filepath.Join("testdata", "golden", tc.incident+".txt"), buf.Bytes())
+			golden.Check(t, filepath.Join("testdata", "golden", tc.incident+".txt"), buf.Bytes())
 			if tc.incident == "timeout" {
 				b, err := json.MarshalIndent(r, "", "  ")
 				if err != nil {
 					t.Fatal(err)
 				}
-				compareGolden(t, filepath.Join("testdata", "golden", tc.incident+".json"), append(b, '\n'))
+				golden.Check(t, filepath.Join("testdata", "golden", tc.incident+".json"), append(b, '\n'))
 			}
 		})
 	}
-}
-
-func compareGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (create it with: go test ./diagnose -run IncidentsGolden -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the report (go test ./diagnose -run IncidentsGolden -update rewrites it):\n%s", path, lineDiff(string(want), string(got)))
-	}
-}
-
-// lineDiff shows the first lines that differ, enough to see what changed.
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	shown := 0
-	for i := 0; i < max(len(w), len(g)) && shown < 8; i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			fmt.Fprintf(&b, "line %d:\n  want: %s\n  got:  %s\n", i+1, wl, gl)
-			shown++
-		}
-	}
-	return b.String()
 }

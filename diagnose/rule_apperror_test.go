@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/captures"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/captures"
 )
 
 func TestAppErrorRule(t *testing.T) {

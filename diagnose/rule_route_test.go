@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/captures"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/captures"
 )
 
 func nrLines(n int, authority, path, details string) []envoyadmin.AccessLogEntry {

@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/captures"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/captures"
 )
 
 func fxPod(name string) *corev1.Pod {

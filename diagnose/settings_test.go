@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/captures"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/golden"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/captures"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/golden"
 )
 
 func TestSettingsFillsEnvoyDefaults(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/captures"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/captures"
 )
 
 // Fixtures shared by the tests of the mTLS, certificate, config, latency, stats, sidecar and

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/golden"
 )
 
 func sweepPod(ns, name string, sev Severity, impact float64) PodDiagnosis {
@@ -71,5 +73,5 @@ func TestRenderSweepText(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	compareGolden(t, filepath.Join("testdata", "golden", "sweep-refused.txt"), buf.Bytes())
+	golden.Check(t, filepath.Join("testdata", "golden", "sweep-refused.txt"), buf.Bytes())
 }

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kubectl-mesh/kubectl-mesh/internal/captures"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/captures"
 )
 
 // envoyJSONFromText rewrites a /stats text dump as Envoy's /stats?format=json would render the

@@ -11,8 +11,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/captures"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/golden"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/captures"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/golden"
 )
 
 // render prints everything a profile renders, as a YAML stream: each chart's values, the

@@ -24,7 +24,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
 )
 
 // Plugin is krew's manifest (krew.googlecontainertools.github.com/v1alpha2 Plugin), the fields

@@ -23,10 +23,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/kubectl-mesh/kubectl-mesh/internal/adminreplay"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/meshtest"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/nodereplay"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/adminreplay"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/meshtest"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/nodereplay"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
 )
 
 // TestExamples writes docs/examples.md: every command's output, run by the built binaries

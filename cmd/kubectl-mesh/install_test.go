@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kubectl-mesh/kubectl-mesh/internal/meshtest"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/meshtest"
 )
 
 // TestInstallRunsItsSibling drives `kubectl mesh install` through the built binaries: it runs

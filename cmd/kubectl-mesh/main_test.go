@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kubectl-mesh/kubectl-mesh/internal/captures"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/golden"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/captures"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/golden"
 )
 
 // The binary is built once and driven as a user would, in a temp dir: exit codes, streams and

@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/incidentpod"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/incidentpod"
 )
 
 const (

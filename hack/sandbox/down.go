@@ -5,7 +5,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
 )
 
 // down stops the replay process and the control plane by the PIDs up recorded, then

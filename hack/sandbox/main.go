@@ -1,5 +1,5 @@
 // Command sandbox runs the live path of `kubectl mesh` without a real cluster: `up` starts
-// the test control plane (internal/testcluster) detached, with a namespace `demo` holding
+// the test control plane (internal/testing/testcluster) detached, with a namespace `demo` holding
 // one meshed pod per incident folder of testdata/incidents, whose sidecar admin APIs,
 // node files and logs are replayed from the folder; `down` stops it. `make sandbox` and
 // `make sandbox-down` run it.

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/nodereplay"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/nodereplay"
 )
 
 // startNodeReplay keeps a /proc-like tree in workDir moving from the incident's node

@@ -20,7 +20,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
 )
 
 // envRunMain makes the test binary act as the sandbox program, so the test runs `up`,

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/adminreplay"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/adminreplay"
 )
 
 // replay is what the serve process replays for one incident, as it reports it to up in

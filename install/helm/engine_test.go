@@ -24,8 +24,8 @@ import (
 
 	"github.com/kubectl-mesh/kubectl-mesh/install"
 	"github.com/kubectl-mesh/kubectl-mesh/install/apply"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/meshtest"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/meshtest"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
 )
 
 func testCharts(t testing.TB) string { return meshtest.Charts(t, "../../testdata/charts") }

@@ -26,10 +26,10 @@ import (
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 	"github.com/kubectl-mesh/kubectl-mesh/evidence"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/adminreplay"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/incidentpod"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/meshtest"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/adminreplay"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/incidentpod"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/meshtest"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/whyslow"
 )
 

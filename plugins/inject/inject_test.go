@@ -18,8 +18,8 @@ import (
 
 	"github.com/kubectl-mesh/kubectl-mesh/install/inject"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/cli"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/meshtest"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/meshtest"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
 )
 
 func run(ctx context.Context, kubeconfig string, args ...string) (*inject.Result, string, error) {

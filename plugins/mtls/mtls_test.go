@@ -18,10 +18,10 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-mesh/kubectl-mesh/install/mtls"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/adminreplay"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/cli"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/meshtest"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/adminreplay"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/meshtest"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
 )
 
 const incidents = "../../testdata/incidents"

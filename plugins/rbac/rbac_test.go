@@ -15,8 +15,8 @@ import (
 
 	"github.com/kubectl-mesh/kubectl-mesh/collect"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/cli"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/golden"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/golden"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
 )
 
 func TestPrint(t *testing.T) {

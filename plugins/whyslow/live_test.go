@@ -18,8 +18,8 @@ import (
 
 	"github.com/kubectl-mesh/kubectl-mesh/collect"
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/meshtest"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/meshtest"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
 )
 
 const incidents = "../../testdata/incidents"

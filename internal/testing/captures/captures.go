@@ -20,8 +20,8 @@ func Dir(tb testing.TB) string {
 	dir := os.Getenv("MESH_CAPTURES_DIR")
 	if dir == "" {
 		_, file, _, _ := runtime.Caller(0)
-		// internal/captures/captures.go -> repository root -> ../shared/captures
-		dir = filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "captures")
+		// internal/testing/captures/captures.go -> repository root -> ../shared/captures
+		dir = filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "shared", "captures")
 	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		msg := "real Envoy captures not found at " + dir + ": put the shared folder beside the repository or set MESH_CAPTURES_DIR"

@@ -63,7 +63,7 @@ func readProbe(t *testing.T, dir string) *nodeinfo.Sample {
 // measure the incident's 38% steal.
 func TestReplayMeasuresTheIncident(t *testing.T) {
 	dir := t.TempDir()
-	r, err := Start(context.Background(), "../../testdata/incidents/node-cpu-steal", dir)
+	r, err := Start(context.Background(), "../../../testdata/incidents/node-cpu-steal", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestReplayMeasuresTheIncident(t *testing.T) {
 }
 
 func TestStartErrors(t *testing.T) {
-	if _, err := Start(context.Background(), "../../testdata/incidents/timeout", t.TempDir()); err == nil || !strings.Contains(err.Error(), "node.txt") {
+	if _, err := Start(context.Background(), "../../../testdata/incidents/timeout", t.TempDir()); err == nil || !strings.Contains(err.Error(), "node.txt") {
 		t.Errorf("err = %v, want the missing node.txt named", err)
 	}
 }

@@ -16,10 +16,10 @@ import (
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
 	"github.com/kubectl-mesh/kubectl-mesh/evidence"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/adminreplay"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/adminreplay"
 )
 
-const incidentsDir = "../../testdata/incidents"
+const incidentsDir = "../../../testdata/incidents"
 
 // incidentNow only matters for a folder whose meta.json has no capture times.
 var incidentNow = time.Date(2024, 4, 16, 14, 2, 21, 0, time.UTC)

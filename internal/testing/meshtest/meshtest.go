@@ -19,10 +19,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/adminreplay"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/incidentpod"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/nodereplay"
-	"github.com/kubectl-mesh/kubectl-mesh/internal/testcluster"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/adminreplay"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/incidentpod"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/nodereplay"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
 )
 
 // Pod is a pod of the test cluster whose sidecar replays an incident folder (a name in the
