@@ -8,13 +8,11 @@
 package canary
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -367,55 +365,27 @@ func (o *Options) progressive(ctx context.Context, res *Result, split func(int) 
 // measure samples the canary pods' sidecars over the interval: their inbound requests, the 5xx
 // among them, and the p99 of their durations.
 func (o *Options) measure(ctx context.Context, pods []corev1.Pod) (StepResult, error) {
+	const requests, durations = "istio_requests_total", "istio_request_duration_milliseconds"
+	destination := map[string]string{"reporter": "destination"}
+	co := collect.CaptureOptions{Client: o.Client, RESTConfig: o.RESTConfig, Window: o.Interval}
 	var (
-		mu                  sync.Mutex
-		total, errs         float64
-		hist                *envoyadmin.Histogram
-		firstErr            error
-		wg                  sync.WaitGroup
-		destination         = map[string]string{"reporter": "destination"}
-		requests, durations = "istio_requests_total", "istio_request_duration_milliseconds"
-		co                  = collect.CaptureOptions{Client: o.Client, RESTConfig: o.RESTConfig, Window: o.Interval}
-		families            = envoyadmin.WithPrometheusFamilies(requests, durations)
-		parse               = func(b []byte) (*envoyadmin.StatsSample, error) {
-			return envoyadmin.ParseStatsPrometheus(bytes.NewReader(b), families)
-		}
+		total, errs float64
+		hist        *envoyadmin.Histogram
 	)
-	for _, p := range pods {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a, b, err := collect.SampleStats(ctx, co, p.Namespace, p.Name)
-			var sa, sb *envoyadmin.StatsSample
-			if err == nil {
-				sa, err = parse(a)
+	for _, p := range collect.SampleIntervals(ctx, co, pods, requests, durations) {
+		if p.Err != nil {
+			return StepResult{}, fmt.Errorf("sampling canary pod %s/%s: %w", p.Namespace, p.Pod, p.Err)
+		}
+		iv := p.Interval
+		total += iv.Istio(requests, destination).Value
+		for _, s := range iv.Cur.Istio {
+			if s.Metric == requests && s.Labels["reporter"] == "destination" && strings.HasPrefix(s.Labels["response_code"], "5") {
+				errs += iv.Istio(requests, s.Labels).Value
 			}
-			if err == nil {
-				sb, err = parse(b)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if firstErr == nil {
-					firstErr = fmt.Errorf("sampling canary pod %s/%s: %w", p.Namespace, p.Name, err)
-				}
-				return
-			}
-			iv := envoyadmin.NewStatsInterval(sa, sb, o.Interval)
-			total += iv.Istio(requests, destination).Value
-			for _, s := range iv.Cur.Istio {
-				if s.Metric == requests && s.Labels["reporter"] == "destination" && strings.HasPrefix(s.Labels["response_code"], "5") {
-					errs += iv.Istio(requests, s.Labels).Value
-				}
-			}
-			if h := iv.IstioHistogram(durations, destination); h != nil && h.Count > 0 {
-				hist = envoyadmin.MergeHistograms(hist, h)
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return StepResult{}, firstErr
+		}
+		if h := iv.IstioHistogram(durations, destination); h != nil && h.Count > 0 {
+			hist = envoyadmin.MergeHistograms(hist, h)
+		}
 	}
 	st := StepResult{Requests: total}
 	if total > 0 {

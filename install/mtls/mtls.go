@@ -6,13 +6,11 @@
 package mtls
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -220,49 +218,24 @@ func hasSidecar(p *corev1.Pod) bool {
 // plaintextClients samples the sidecars' inbound side and lists the pods without a sidecar in
 // the namespaces that call them.
 func (o *Options) plaintextClients(ctx context.Context, pods []corev1.Pod) (clients []Client, sampled, unsampled, warnings []string, err error) {
-	type sample struct {
-		iv  *envoyadmin.StatsInterval
-		err error
-	}
-	samples := make([]sample, len(pods))
 	if len(pods) > 0 {
 		o.progress("sampling the inbound traffic of %d sidecars for %v to find plaintext clients", len(pods), o.Window)
 	}
-	var wg sync.WaitGroup
 	co := collect.CaptureOptions{Client: o.Client, RESTConfig: o.RESTConfig, Window: o.Window}
-	for i := range pods {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			a, b, err := collect.SampleStats(ctx, co, pods[i].Namespace, pods[i].Name)
-			if err != nil {
-				samples[i].err = err
-				return
-			}
-			families := envoyadmin.WithPrometheusFamilies("istio_requests_total", "istio_tcp_connections_opened_total")
-			sa, err1 := envoyadmin.ParseStatsPrometheus(bytes.NewReader(a), families)
-			sb, err2 := envoyadmin.ParseStatsPrometheus(bytes.NewReader(b), families)
-			if err1 != nil || err2 != nil {
-				samples[i].err = fmt.Errorf("stats do not parse: %v %v", err1, err2)
-				return
-			}
-			samples[i].iv = envoyadmin.NewStatsInterval(sa, sb, o.Window)
-		}(i)
-	}
-	wg.Wait()
+	samples := collect.SampleIntervals(ctx, co, pods, "istio_requests_total", "istio_tcp_connections_opened_total")
 	if err := ctx.Err(); err != nil {
 		return nil, nil, nil, nil, err
 	}
 	callers := map[string]bool{o.Namespace: !o.Mesh}
-	for i, s := range samples {
-		pod := pods[i].Namespace + "/" + pods[i].Name
-		if s.err != nil {
-			warnings = append(warnings, fmt.Sprintf("sidecar of %s not sampled: %v", pod, s.err))
+	for _, s := range samples {
+		pod := s.Namespace + "/" + s.Pod
+		if s.Err != nil {
+			warnings = append(warnings, fmt.Sprintf("sidecar of %s not sampled: %v", pod, s.Err))
 			unsampled = append(unsampled, pod)
 			continue
 		}
 		sampled = append(sampled, pod)
-		clients = append(clients, plaintextSeen(s.iv, pod, callers)...)
+		clients = append(clients, plaintextSeen(s.Interval, pod, callers)...)
 	}
 	unmeshed, err := o.unmeshedCallers(ctx, callers)
 	if err != nil {
