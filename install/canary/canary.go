@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -58,6 +59,9 @@ type Options struct {
 	DryRun       apply.DryRun
 	Force        bool
 	Progress     io.Writer
+	// Sample samples the canary pods' sidecars over Interval; nil is collect.SampleIntervals
+	// (a port-forward to each). Tests give the progressive mode its measurements this way.
+	Sample func(ctx context.Context, pods []corev1.Pod, families ...string) []collect.PodInterval
 }
 
 // StepResult is one weight the canary ran at, and what its sidecars measured.
@@ -372,7 +376,13 @@ func (o *Options) measure(ctx context.Context, pods []corev1.Pod) (StepResult, e
 		total, errs float64
 		hist        *envoyadmin.Histogram
 	)
-	for _, p := range collect.SampleIntervals(ctx, co, pods, requests, durations) {
+	sample := o.Sample
+	if sample == nil {
+		sample = func(ctx context.Context, pods []corev1.Pod, families ...string) []collect.PodInterval {
+			return collect.SampleIntervals(ctx, co, pods, families...)
+		}
+	}
+	for _, p := range sample(ctx, pods, requests, durations) {
 		if p.Err != nil {
 			return StepResult{}, fmt.Errorf("sampling canary pod %s/%s: %w", p.Namespace, p.Pod, p.Err)
 		}
@@ -392,7 +402,10 @@ func (o *Options) measure(ctx context.Context, pods []corev1.Pod) (StepResult, e
 		st.ErrorRate = errs / total
 	}
 	if hist != nil {
-		st.P99Millis = hist.Quantile(0.99)
+		// A histogram Envoy did not close with +Inf has no p99: none, rather than NaN in -o json.
+		if p99 := hist.Quantile(0.99); !math.IsNaN(p99) && !math.IsInf(p99, 0) {
+			st.P99Millis = p99
+		}
 	}
 	return st, nil
 }
