@@ -11,7 +11,7 @@ BIN_INSTALL := bin/kubectl-mesh-install
 DEMO ?= testdata/incidents/keepalive-race
 FUZZTIME ?= 3s
 
-.PHONY: all build demo test unit vet fuzz realworld bench bench-startup bench-go bench-live clean dist krew-manifest release-check
+.PHONY: all build demo test unit vet fuzz realworld bench bench-process bench-go bench-live clean dist krew-manifest release-check
 
 all: build
 
@@ -48,11 +48,14 @@ fuzz:
 	  done; \
 	done
 
-# Start-up time and peak memory of `kubectl-mesh version`, then the Go benchmarks.
-bench: bench-startup bench-go
+# Whole processes as a user feels them (version beside the start-up baseline, clusters --file
+# on a 5,000-cluster dump grown from a real one, why-slow --from an incident), then the Go
+# benchmarks.
+bench: bench-process bench-go
 
-bench-startup: build
-	hack/bench-startup.sh $(BIN)
+bench-process: build
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/startup-baseline ./hack/startup-baseline
+	$(GO) run ./hack/benchprocess -bin $(BIN) -baseline bin/startup-baseline -incident $(DEMO)
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
