@@ -88,7 +88,7 @@ release-check:
 
 # The real control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)
 # that integration tests start on 127.0.0.1: built once per version into
-# .cache/testcluster (cold: about 12 minutes and 2 GB; cached: instant).
+# .cache/testcluster (cold: about 5 minutes and 2 GB; cached: instant).
 .PHONY: testcluster testcluster-test
 
 testcluster:

@@ -7,13 +7,10 @@
 //	go run ./hack/benchprocess -bin bin/kubectl-mesh -baseline bin/startup-baseline
 //
 // The config dump for `clusters --file` is grown from a real sidecar's dump in ../shared/captures
-// (-capture), its dynamic cluster copied 5,000 times under new names as the Go benchmark
-// BenchmarkParseConfigDump does, and printed with Envoy's two-space indentation.
+// (-capture) by benchdump.Grow, as for the Go benchmark BenchmarkParseConfigDump.
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +23,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/benchdump"
 )
 
 // command is one measured process: its arguments, the exit code it must give and its target.
@@ -42,7 +41,7 @@ type command struct {
 func main() {
 	bin := flag.String("bin", "bin/kubectl-mesh", "the kubectl-mesh binary")
 	baseline := flag.String("baseline", "bin/startup-baseline", "the start-up baseline binary")
-	capture := flag.String("capture", "../shared/captures/config_dump/istio-1.21-sidecar-full-with-eds-sds.json", "the real config dump the large dump is grown from")
+	capture := flag.String("capture", "../shared/captures/"+benchdump.Capture, "the real config dump the large dump is grown from")
 	incident := flag.String("incident", "testdata/incidents/keepalive-race", "the incident why-slow --from reads")
 	clusters := flag.Int("clusters", 5000, "clusters in the grown dump")
 	runs := flag.Int("runs", 30, "runs of each command")
@@ -58,7 +57,7 @@ func run(bin, baseline, capture, incident string, nClusters, runs int) error {
 	if err != nil {
 		return err
 	}
-	dump, err := growDump(src, nClusters)
+	dump, err := benchdump.Grow(src, nClusters)
 	if err != nil {
 		return fmt.Errorf("%s: %w", capture, err)
 	}
@@ -198,66 +197,4 @@ func median[T time.Duration | int64](xs []T) T {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
-}
-
-// growDump copies the dump's first dynamic cluster n times under new service names, with one
-// copy of its first dynamic listener for every 250 clusters and one route config for every 10,
-// as BenchmarkParseConfigDump does, and indents the result as Envoy prints it.
-func growDump(src []byte, n int) ([]byte, error) {
-	var top struct {
-		Configs []map[string]json.RawMessage `json:"configs"`
-	}
-	if err := json.Unmarshal(src, &top); err != nil {
-		return nil, err
-	}
-	const host = "httpbin.default.svc.cluster.local"
-	grown := 0
-	for _, sec := range top.Configs {
-		for key, count := range map[string]int{"dynamic_active_clusters": n, "dynamic_listeners": n / 250, "static_route_configs": n / 10} {
-			list, ok := sec[key]
-			if !ok {
-				continue
-			}
-			var items []json.RawMessage
-			if err := json.Unmarshal(list, &items); err != nil || len(items) == 0 {
-				return nil, fmt.Errorf("%s has no entry to copy", key)
-			}
-			copies := make([]json.RawMessage, count)
-			for i := range copies {
-				name := fmt.Sprintf("svc-%05d.ns-%03d.svc.cluster.local", i, i%300)
-				c := bytes.ReplaceAll(items[0], []byte(host), []byte(name))
-				if key == "dynamic_listeners" {
-					c = bytes.ReplaceAll(c, []byte(`"main_internal"`), fmt.Appendf(nil, `"main_internal_%d"`, i))
-				}
-				copies[i] = c
-			}
-			raw, err := marshal(copies)
-			if err != nil {
-				return nil, err
-			}
-			sec[key] = raw
-			grown++
-		}
-	}
-	if grown != 3 {
-		return nil, fmt.Errorf("found %d of the 3 lists to grow (clusters, listeners, routes)", grown)
-	}
-	flat, err := marshal(top)
-	if err != nil {
-		return nil, err
-	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, flat, "", "  "); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
-}
-
-// marshal is json.Marshal without HTML escaping, so copied regexes keep their bytes.
-func marshal(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	err := enc.Encode(v)
-	return b.Bytes(), err
 }

@@ -26,7 +26,7 @@ const (
 // binaries are the programs hack/testcluster/build.sh builds.
 var binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok"}
 
-const buildHint = "run `make testcluster` (hack/testcluster/build.sh: about 12 minutes and 2 GB cold, " +
+const buildHint = "run `make testcluster` (hack/testcluster/build.sh: about 5 minutes and 2 GB cold, " +
 	"seconds when cached) or set " + EnvBinDir + " to a directory with " +
 	"etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok"
 
