@@ -105,11 +105,11 @@ func (r *captureRun) probe(ctx context.Context, st *nodeState) ([]byte, error) {
 		// tail exits non-zero for the files a node lacks (cgroup v1 paths on v2): not a failure.
 		return out, nil
 	}
-	if forbidden(err) {
+	if Forbidden(err) {
 		return nil, fmt.Errorf("exec into %s is forbidden: needs get and create on pods/exec in namespace %s (get for the WebSocket exec, create for SPDY; `kubectl mesh rbac` prints the roles the tool needs)", st.container, r.o.Namespace)
 	}
 	if st.container != SidecarContainer || !notFound(err, stderr) {
-		return nil, fmt.Errorf("exec of tail in %s: %v%s", st.container, err, firstLine(stderr))
+		return nil, fmt.Errorf("exec of tail in %s: %v%s", st.container, err, FirstLine(stderr))
 	}
 	image := r.o.DebugImage
 	if image == "" {
@@ -128,7 +128,7 @@ func (r *captureRun) probe(ctx context.Context, st *nodeState) ([]byte, error) {
 	}
 	out, stderr, err = r.exec(ctx, st.container, nodeinfo.ProbeCommand(st.root))
 	if err != nil && !nodeinfo.HasSections(string(out)) {
-		return nil, fmt.Errorf("exec of tail in the debug container %s: %v%s", name, err, firstLine(stderr))
+		return nil, fmt.Errorf("exec of tail in the debug container %s: %v%s", name, err, FirstLine(stderr))
 	}
 	return out, nil
 }
@@ -136,17 +136,23 @@ func (r *captureRun) probe(ctx context.Context, st *nodeState) ([]byte, error) {
 // exec runs cmd in a container of the pod through the API server, as kubectl exec does: a
 // WebSocket first, SPDY when the server or a proxy does not upgrade to WebSockets.
 func (r *captureRun) exec(ctx context.Context, container string, cmd []string) (stdout, stderr []byte, err error) {
+	return Exec(ctx, r.o.Client, r.o.RESTConfig, r.o.Namespace, r.o.Pod, container, cmd)
+}
+
+// Exec runs a command in a pod's container through the API server, as kubectl exec does
+// (WebSocket, falling back to SPDY), bounded by the probe timeout, and returns what it wrote.
+func Exec(ctx context.Context, client kubernetes.Interface, cfg *rest.Config, namespace, pod, container string, cmd []string) (stdout, stderr []byte, err error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	req := r.o.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace(r.o.Namespace).Name(r.o.Pod).
+	req := client.CoreV1().RESTClient().Post().Resource("pods").Namespace(namespace).Name(pod).
 		SubResource("exec").VersionedParams(&corev1.PodExecOptions{
 		Container: container, Command: cmd, Stdout: true, Stderr: true,
 	}, scheme.ParameterCodec)
-	spdyExec, err := remotecommand.NewSPDYExecutor(r.o.RESTConfig, http.MethodPost, req.URL())
+	spdyExec, err := remotecommand.NewSPDYExecutor(cfg, http.MethodPost, req.URL())
 	if err != nil {
 		return nil, nil, err
 	}
-	wsExec, err := remotecommand.NewWebSocketExecutor(r.o.RESTConfig, http.MethodGet, req.URL().String())
+	wsExec, err := remotecommand.NewWebSocketExecutor(cfg, http.MethodGet, req.URL().String())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -220,7 +226,7 @@ func (r *captureRun) startDebugContainer(ctx context.Context, image string) (str
 		return "", err
 	}
 	if _, err := pods.Patch(ctx, r.o.Pod, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "ephemeralcontainers"); err != nil {
-		if forbidden(err) {
+		if Forbidden(err) {
 			return "", fmt.Errorf("%s has no tail and adding a debug container is forbidden: needs patch on pods/ephemeralcontainers in namespace %s", SidecarContainer, r.o.Namespace)
 		}
 		return "", fmt.Errorf("debug container: %w", err)
@@ -288,7 +294,9 @@ func (r *captureRun) cadvisor(ctx context.Context, st *nodeState, file string) e
 	return r.write(file, kept)
 }
 
-func forbidden(err error) bool {
+// Forbidden reports an error of a request RBAC refused, also as an exec or port-forward words it.
+// Forbidden reports an error of a request RBAC refused, also as an exec or port-forward words it.
+func Forbidden(err error) bool {
 	return apierrors.IsForbidden(err) || strings.Contains(err.Error(), "forbidden")
 }
 
@@ -299,7 +307,9 @@ func notFound(err error, stderr []byte) bool {
 	return strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory") && strings.Contains(msg, "exec")
 }
 
-func firstLine(b []byte) string {
+// FirstLine is the first line of a command's stderr, as " (line)" to follow an error, or "".
+// FirstLine is the first line of a command's stderr, as " (line)" to follow an error, or "".
+func FirstLine(b []byte) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
 	if line == "" {
 		return ""

@@ -111,10 +111,10 @@ func (n *nodeScrapes) dropStale(keep string, maxAge time.Duration) {
 func scrapeCadvisor(ctx context.Context, client kubernetes.Interface, node string) ([]byte, error) {
 	b, err := client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", node, "proxy", "metrics", "cadvisor").DoRaw(ctx)
 	if err != nil {
-		if forbidden(err) {
+		if Forbidden(err) {
 			return nil, errNodeProxyForbidden
 		}
-		return nil, fmt.Errorf("node %s /metrics/cadvisor: %w%s", node, err, firstLine(b[:min(len(b), 300)]))
+		return nil, fmt.Errorf("node %s /metrics/cadvisor: %w%s", node, err, FirstLine(b[:min(len(b), 300)]))
 	}
 	return b, nil
 }

@@ -106,7 +106,7 @@ func objectMeta(name string, labels map[string]string) metav1.ObjectMeta {
 // reports whether err was such a refusal. resource is "pods/log", "services"...; scope is
 // the namespace ("" for cluster-scoped resources).
 func refusal(err error, what, verb, resource, namespace string) (string, bool) {
-	if err == nil || !forbidden(err) {
+	if err == nil || !Forbidden(err) {
 		return "", false
 	}
 	where := "in namespace " + namespace

@@ -24,6 +24,7 @@ import (
 	"github.com/kubectl-mesh/kubectl-mesh/collect"
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
 	"github.com/kubectl-mesh/kubectl-mesh/install/apply"
+	"github.com/kubectl-mesh/kubectl-mesh/install/nodes"
 )
 
 // Modes of a PeerAuthentication this command sets.
@@ -301,7 +302,7 @@ func (o *Options) unmeshedCallers(ctx context.Context, callers map[string]bool) 
 		if p.Status.Phase != corev1.PodRunning || hasSidecar(&p) {
 			continue
 		}
-		if p.Labels[collect.NodeProbeLabel] == collect.NodeProbeValue {
+		if p.Labels[nodes.ProbeLabel] == nodes.ProbeValue {
 			continue // kubectl mesh nodes' own probe
 		}
 		if p.Namespace == RootNamespace {

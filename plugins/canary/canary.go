@@ -5,17 +5,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-mesh/kubectl-mesh/install/apply"
 	"github.com/kubectl-mesh/kubectl-mesh/install/canary"
@@ -37,6 +34,7 @@ const example = `  # Send 5% of reviews' requests to the pods labelled version=v
 type Options struct {
 	genericiooptions.IOStreams
 	ConfigFlags *genericclioptions.ConfigFlags
+	cli.WriteFlags
 
 	Service, Canary, Stable string
 	Weight, Step            int
@@ -44,17 +42,10 @@ type Options struct {
 	MaxErrorRate            string
 	MaxP99                  time.Duration
 	Promote, Rollback       bool
-	ForceConflicts          bool
-	DryRunFlag              string
-	Output                  string
 
+	args         []string
 	maxErrorRate float64
-	dryRun       apply.DryRun
-	Namespace    string
-	Client       kubernetes.Interface
-	Dynamic      dynamic.Interface
-	Mapper       meta.RESTMapper
-	RESTConfig   *rest.Config
+	rateErr      error
 }
 
 // NewCmd returns the `canary` command.
@@ -73,15 +64,7 @@ With --step it rolls out progressively: every --interval it samples the canary's
 raises the weight by --step while the canary's error rate and p99 stay within --max-error-rate
 and --max-p99, and rolls back to the stable version by itself (exit 1) when they do not.`,
 		Example: example,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Validate(args); err != nil {
-				return err
-			}
-			if err := o.Complete(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    cli.RunE(o),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Canary, "canary", "", "The canary's version (the value of its pods' version label)")
@@ -93,18 +76,30 @@ and --max-p99, and rolls back to the stable version by itself (exit 1) when they
 	f.DurationVar(&o.Interval, "interval", time.Minute, "Progressive mode: time at each weight, over which the canary's sidecars are sampled")
 	f.StringVar(&o.MaxErrorRate, "max-error-rate", "1%", "Progressive mode: the canary's 5xx share above which it is rolled back")
 	f.DurationVar(&o.MaxP99, "max-p99", 0, "Progressive mode: the canary's p99 above which it is rolled back (0: not checked)")
-	f.BoolVar(&o.ForceConflicts, "force-conflicts", false, "Apply even where another tool's DestinationRule or VirtualService routes the Service")
-	cli.AddDryRunFlag(f, &o.DryRunFlag, "client prints the objects, server validates them; nothing is changed")
-	f.StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (default: text)")
+	o.AddFlags(f, cli.WriteUsage{
+		DryRun:         "client prints the objects, server validates them; nothing is changed",
+		ForceConflicts: "Apply even where another tool's DestinationRule or VirtualService routes the Service",
+	})
 	return cmd
 }
 
+// Complete takes the Service, reads --max-error-rate and builds the clients (a client dry run
+// too: which versions exist is read from the cluster).
+func (o *Options) Complete(args []string) error {
+	o.args = args
+	if len(args) == 1 {
+		o.Service = strings.TrimPrefix(strings.TrimPrefix(args[0], "svc/"), "service/")
+	}
+	rate, err := strconv.ParseFloat(strings.TrimSuffix(o.MaxErrorRate, "%"), 64)
+	o.maxErrorRate, o.rateErr = rate/100, err
+	return o.WriteFlags.Complete(o.ConfigFlags, false, "")
+}
+
 // Validate checks the arguments and flags.
-func (o *Options) Validate(args []string) error {
-	if len(args) != 1 {
+func (o *Options) Validate() error {
+	if len(o.args) != 1 {
 		return cli.UsageError("canary takes one Service: kubectl mesh canary SERVICE --canary VERSION")
 	}
-	o.Service = strings.TrimPrefix(strings.TrimPrefix(args[0], "svc/"), "service/")
 	if o.Canary == "" {
 		return cli.UsageError("--canary names the canary's version (its pods' version label), e.g. --canary v2")
 	}
@@ -120,33 +115,10 @@ func (o *Options) Validate(args []string) error {
 	if o.Step > 0 && o.Interval <= 0 {
 		return cli.UsageError("--interval must be positive with --step")
 	}
-	rate, err := strconv.ParseFloat(strings.TrimSuffix(o.MaxErrorRate, "%"), 64)
-	if err != nil || rate < 0 || rate > 100 {
+	if o.rateErr != nil || math.IsNaN(o.maxErrorRate) || o.maxErrorRate < 0 || o.maxErrorRate > 1 {
 		return cli.UsageError("--max-error-rate is a percentage such as 1%% (got %q)", o.MaxErrorRate)
 	}
-	o.maxErrorRate = rate / 100
-	if err := cli.ValidateOutput(o.Output); err != nil {
-		return err
-	}
-	d, err := cli.ParseDryRun(o.DryRunFlag)
-	if err != nil {
-		return err
-	}
-	o.dryRun = d
-	return nil
-}
-
-// Complete builds the clients unless a test set them.
-func (o *Options) Complete() error {
-	if o.Client != nil {
-		return nil
-	}
-	c, mapper, err := cli.ConnectWriter(o.ConfigFlags)
-	if err != nil {
-		return err
-	}
-	o.Namespace, o.Client, o.Dynamic, o.Mapper, o.RESTConfig = c.Namespace, c.Client, c.Dynamic, mapper, c.Config
-	return nil
+	return o.WriteFlags.Validate()
 }
 
 // Run splits the traffic and prints what was applied.
@@ -156,19 +128,12 @@ func (o *Options) Run(ctx context.Context) error {
 		Namespace: o.Namespace, Service: o.Service, Canary: o.Canary, Stable: o.Stable,
 		Weight: o.Weight, Promote: o.Promote, Rollback: o.Rollback,
 		Step: o.Step, Interval: o.Interval, MaxErrorRate: o.maxErrorRate, MaxP99: o.MaxP99,
-		DryRun: o.dryRun, Force: o.ForceConflicts, Progress: o.ErrOut,
+		DryRun: o.DryRun, Force: o.ForceConflicts, Progress: o.ErrOut,
 	})
-	if err != nil {
+	if err != nil || o.DryRun == apply.DryRunClient {
 		return err
 	}
-	if o.dryRun == apply.DryRunClient {
-		return nil
-	}
-	if done, err := cli.PrintStructured(o.Out, o.Output, res); done {
-		if err != nil {
-			return err
-		}
-	} else if err := RenderText(o.Out, res); err != nil {
+	if err := cli.Print(o.Out, o.Output, res, func(w io.Writer) error { return RenderText(w, res) }); err != nil {
 		return err
 	}
 	if res.RolledBack != "" {

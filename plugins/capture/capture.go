@@ -52,6 +52,7 @@ type Options struct {
 	Now func() time.Time
 
 	args []string
+	kind string
 }
 
 // NewCmd returns the `capture` command.
@@ -62,15 +63,7 @@ func NewCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStr
 		Use:               "capture pod/NAME -o DIR|FILE.tar.gz",
 		Short:             "Capture a meshed pod's sidecar evidence into a folder for why-slow --from",
 		Example:           example,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Validate(args); err != nil {
-				return err
-			}
-			if err := o.Complete(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:              cli.RunE(o),
 	}
 	cmd.Flags().StringVarP(&o.Dir, "output", "o", "", "Folder to write the evidence to (created when missing), or an archive when the name ends in .tar.gz")
 	cmd.Flags().DurationVar(&o.Window, "window", collect.DefaultWindow, "Time between the two stats samples")
@@ -79,37 +72,15 @@ func NewCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStr
 	return cmd
 }
 
-// Validate checks the arguments and flags; it runs before Complete so bad usage is reported
-// without reading a kubeconfig.
-func (o *Options) Validate(args []string) error {
+// Complete takes the pod and builds the clients from the kubeconfig flags.
+func (o *Options) Complete(args []string) error {
 	o.args = args
-	if len(args) != 1 {
-		return cli.UsageError("capture takes one pod: kubectl mesh capture pod/NAME -o DIR (got %d arguments)", len(args))
+	if len(args) == 1 {
+		var hasKind bool
+		if o.kind, o.Pod, hasKind = strings.Cut(args[0], "/"); !hasKind {
+			o.kind, o.Pod = "pod", args[0]
+		}
 	}
-	kind, name, hasKind := strings.Cut(args[0], "/")
-	if !hasKind {
-		kind, name = "pod", args[0]
-	}
-	switch kind {
-	case "pod", "pods", "po":
-	default:
-		return cli.UsageError("capture reads one pod: pass pod/NAME or NAME, not %q", args[0])
-	}
-	if name == "" {
-		return cli.UsageError("capture: %q names no pod: pass pod/NAME", args[0])
-	}
-	o.Pod = name
-	if o.Dir == "" {
-		return cli.UsageError("capture needs a folder or archive to write to: add -o DIR or -o FILE.tar.gz")
-	}
-	if o.Window <= 0 {
-		return cli.UsageError("--window must be positive, for example 10s (got %v)", o.Window)
-	}
-	return nil
-}
-
-// Complete builds the clients from the kubeconfig flags.
-func (o *Options) Complete() error {
 	if o.Client != nil && o.RESTConfig != nil && o.Namespace != "" {
 		return nil // set by a test
 	}
@@ -121,11 +92,28 @@ func (o *Options) Complete() error {
 	return nil
 }
 
+// Validate checks the arguments and flags.
+func (o *Options) Validate() error {
+	if len(o.args) != 1 {
+		return cli.UsageError("capture takes one pod: kubectl mesh capture pod/NAME -o DIR (got %d arguments)", len(o.args))
+	}
+	if o.kind != "pod" && o.kind != "pods" && o.kind != "po" {
+		return cli.UsageError("capture reads one pod: pass pod/NAME or NAME, not %q", o.args[0])
+	}
+	if o.Pod == "" {
+		return cli.UsageError("capture: %q names no pod: pass pod/NAME", o.args[0])
+	}
+	if o.Dir == "" {
+		return cli.UsageError("capture needs a folder or archive to write to: add -o DIR or -o FILE.tar.gz")
+	}
+	if o.Window <= 0 {
+		return cli.UsageError("--window must be positive, for example 10s (got %v)", o.Window)
+	}
+	return nil
+}
+
 // Run captures the pod, printing progress and warnings on stderr.
 func (o *Options) Run(ctx context.Context) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	// The capture is diagnosed once, as why-slow would, to choose the hop worth following;
 	// only the evidence is kept.
 	_, res, err := collect.DiagnosePod(ctx, collect.CaptureOptions{

@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/cli"
@@ -42,8 +44,12 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o := &Options{Dir: tc.dir, Window: tc.window}
-			err := o.Validate(tc.args)
+			// Clients set as a test's: Complete builds none.
+			o := &Options{Dir: tc.dir, Window: tc.window, Client: fake.NewClientset(), RESTConfig: &rest.Config{}, Namespace: "default"}
+			err := o.Complete(tc.args)
+			if err == nil {
+				err = o.Validate()
+			}
 			if tc.wantErr == "" {
 				if err != nil || o.Pod != tc.wantPod {
 					t.Errorf("pod %q, err %v; want pod %q", o.Pod, err, tc.wantPod)

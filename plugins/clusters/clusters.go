@@ -2,6 +2,7 @@
 package clusters
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -34,19 +35,16 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 		Use:     "clusters --from DIR | --file config_dump.json",
 		Short:   "List every upstream with its effective timeouts, retries, circuit breakers, outlier detection and TLS mode",
 		Example: example,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run()
-		},
+		RunE:    cli.RunE(o),
 	}
 	cmd.Flags().StringVar(&o.From, "from", "", "A captured evidence folder or .tar.gz archive (reads its config_dump.json)")
 	cmd.Flags().StringVar(&o.File, "file", "", "A config dump file")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (default: table; * marks Envoy defaults)")
 	return cmd
 }
+
+// Complete takes no arguments: the input is a flag.
+func (o *Options) Complete(args []string) error { return cli.NoArgs("clusters", args) }
 
 // Validate checks the flags.
 func (o *Options) Validate() error {
@@ -81,7 +79,7 @@ func (o *Options) configDump() (string, []byte, error) {
 }
 
 // Run reads the config dump and prints the settings.
-func (o *Options) Run() error {
+func (o *Options) Run(context.Context) error {
 	path, data, err := o.configDump()
 	if err != nil {
 		return cli.UsageError("%v", err)

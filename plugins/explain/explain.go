@@ -2,6 +2,7 @@
 package explain
 
 import (
+	"context"
 	"io"
 	"strings"
 	"time"
@@ -55,37 +56,40 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 			"It exits 2 only when it found nothing it knows.",
 		Example: example,
 		Args:    cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Input = strings.TrimSpace(strings.Join(args, " "))
-			if o.Input == "-" {
-				b, err := io.ReadAll(io.LimitReader(o.In, maxStdin+1))
-				if err != nil {
-					return err
-				}
-				if len(b) > maxStdin {
-					return cli.UsageError("standard input is over %d MiB: give explain an excerpt", maxStdin>>20)
-				}
-				o.Input = string(b)
-			}
-			o.Color = cli.ColorEnabled(o.Out)
-			if err := cli.ValidateOutput(o.Output); err != nil {
-				return err
-			}
-			return o.Run()
-		},
+		RunE:    cli.RunE(o),
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (default: text)")
 	return cmd
 }
 
+// Complete takes the text from the arguments, or from standard input for -.
+func (o *Options) Complete(args []string) error {
+	o.Input = strings.TrimSpace(strings.Join(args, " "))
+	o.Color = cli.ColorEnabled(o.Out)
+	if o.Input != "-" {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(o.In, maxStdin+1))
+	if err != nil {
+		return err
+	}
+	if len(b) > maxStdin {
+		return cli.UsageError("standard input is over %d MiB: give explain an excerpt", maxStdin>>20)
+	}
+	o.Input = string(b)
+	return nil
+}
+
+// Validate checks -o; the engine says what an empty text lacks.
+func (o *Options) Validate() error { return cli.ValidateOutput(o.Output) }
+
 // Run explains the input.
-func (o *Options) Run() error {
+func (o *Options) Run(context.Context) error {
 	report, err := diagnose.Explain(o.Input, o.Now())
 	if err != nil {
 		return cli.UsageError("%v", err)
 	}
-	if done, err := cli.PrintStructured(o.Out, o.Output, report); done {
-		return err
-	}
-	return diagnose.RenderText(o.Out, report, diagnose.TextOptions{Color: o.Color})
+	return cli.Print(o.Out, o.Output, report, func(w io.Writer) error {
+		return diagnose.RenderText(w, report, diagnose.TextOptions{Color: o.Color})
+	})
 }

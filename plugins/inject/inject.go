@@ -10,11 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-mesh/kubectl-mesh/install/apply"
 	"github.com/kubectl-mesh/kubectl-mesh/install/inject"
@@ -37,19 +34,12 @@ const example = `  # Inject the default revision's sidecar into every workload o
 type Options struct {
 	genericiooptions.IOStreams
 	ConfigFlags *genericclioptions.ConfigFlags
+	cli.WriteFlags
 
-	Namespace      string
-	Revision       string
-	NoRestart      bool
-	Timeout        time.Duration
-	DryRunFlag     string
-	ForceConflicts bool
-	Output         string
-
-	dryRun  apply.DryRun
-	Client  kubernetes.Interface
-	Dynamic dynamic.Interface
-	Mapper  meta.RESTMapper
+	Namespace string
+	Revision  string
+	NoRestart bool
+	Timeout   time.Duration
 }
 
 // NewCmd returns the `inject` command.
@@ -66,63 +56,42 @@ sidecar, and explains the pods that do not: a sidecar not ready or OOM-killed, a
 memory, an injector that did not act. Workloads already meshed are not restarted, so running it
 twice changes nothing. Exit status 1 when a pod is not 2/2.`,
 		Example: example,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return cli.UsageError("inject takes one namespace: kubectl mesh inject NAMESPACE (got %d arguments)", len(args))
-			}
-			o.Namespace = args[0]
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.Complete(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    cli.RunE(o),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Revision, "revision", "", "Control plane revision to inject (istio.io/rev); empty for the default revision")
 	f.BoolVar(&o.NoRestart, "no-restart", false, "Only label the namespace; do not restart its workloads")
 	f.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "How long to wait for the restarted pods")
-	cli.AddDryRunFlag(f, &o.DryRunFlag, "client prints the changes, server validates them; nothing is changed")
-	f.BoolVar(&o.ForceConflicts, "force-conflicts", false, "Take over fields another manager owns (and remove istio-injection when moving to a revision)")
-	f.StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (default: text)")
+	o.AddFlags(f, cli.WriteUsage{
+		DryRun:         "client prints the changes, server validates them; nothing is changed",
+		ForceConflicts: "Take over fields another manager owns (and remove istio-injection when moving to a revision)",
+	})
 	return cmd
+}
+
+// Complete takes the namespace and builds the clients; a client dry run needs none.
+func (o *Options) Complete(args []string) error {
+	if len(args) != 1 {
+		return cli.UsageError("inject takes one namespace: kubectl mesh inject NAMESPACE (got %d arguments)", len(args))
+	}
+	o.Namespace = args[0]
+	return o.WriteFlags.Complete(o.ConfigFlags, true, "")
 }
 
 // Validate checks the flags.
 func (o *Options) Validate() error {
-	if err := cli.ValidateOutput(o.Output); err != nil {
+	if err := o.WriteFlags.Validate(); err != nil {
 		return err
 	}
-	d, err := cli.ParseDryRun(o.DryRunFlag)
-	if err != nil {
-		return err
-	}
-	o.dryRun = d
 	if strings.ContainsAny(o.Revision, ". /") {
 		return cli.UsageError("--revision %q: a revision is a DNS label such as 1-30", o.Revision)
 	}
 	return nil
 }
 
-// Complete builds the clients unless a test set them; a client dry run needs none.
-func (o *Options) Complete() error {
-	if o.Client != nil || o.dryRun == apply.DryRunClient {
-		return nil
-	}
-	c, mapper, err := cli.ConnectWriter(o.ConfigFlags)
-	if err != nil {
-		return err
-	}
-	o.Client, o.Dynamic, o.Mapper = c.Client, c.Dynamic, mapper
-	return nil
-}
-
-// Run injects and prints the result.
+// Run injects and prints the result; a client dry run prints the namespace's label only.
 func (o *Options) Run(ctx context.Context) error {
-	if o.dryRun == apply.DryRunClient {
-		// No cluster: print the namespace label; which workloads restart needs the cluster.
+	if o.DryRun == apply.DryRunClient {
 		a := &apply.Applier{Out: o.Out, Options: apply.Options{DryRun: apply.DryRunClient}}
 		_, err := (&inject.Options{Namespace: o.Namespace, Revision: o.Revision, DryRun: apply.DryRunClient}).Label(ctx, a)
 		fmt.Fprintln(o.ErrOut, "client dry run: printed the namespace's label; which workloads would restart needs the cluster: use --dry-run=server")
@@ -131,16 +100,12 @@ func (o *Options) Run(ctx context.Context) error {
 	res, err := inject.Run(ctx, inject.Options{
 		Client: o.Client, Dynamic: o.Dynamic, Mapper: o.Mapper,
 		Namespace: o.Namespace, Revision: o.Revision, Restart: !o.NoRestart,
-		Timeout: o.Timeout, DryRun: o.dryRun, ForceConflicts: o.ForceConflicts, Progress: o.ErrOut,
+		Timeout: o.Timeout, DryRun: o.DryRun, ForceConflicts: o.ForceConflicts, Progress: o.ErrOut,
 	})
 	if err != nil {
 		return err
 	}
-	if done, err := cli.PrintStructured(o.Out, o.Output, res); done {
-		if err != nil {
-			return err
-		}
-	} else if err := RenderText(o.Out, res); err != nil {
+	if err := cli.Print(o.Out, o.Output, res, func(w io.Writer) error { return RenderText(w, res) }); err != nil {
 		return err
 	}
 	if len(res.Problems) > 0 {

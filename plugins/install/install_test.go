@@ -10,10 +10,11 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-mesh/kubectl-mesh/collect"
 	"github.com/kubectl-mesh/kubectl-mesh/install/check"
+	"github.com/kubectl-mesh/kubectl-mesh/install/nodes"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/cli"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/meshtest"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
@@ -95,7 +96,7 @@ func TestInstallCommand(t *testing.T) {
 	if err != nil || !strings.Contains(text, "a dry run starts no probe pod") {
 		t.Errorf("--check --dry-run=server: %v\n%s", err, text)
 	}
-	probes := metav1.ListOptions{LabelSelector: collect.NodeProbeLabel + "=" + collect.NodeProbeValue}
+	probes := metav1.ListOptions{LabelSelector: nodes.ProbeLabel + "=" + nodes.ProbeValue}
 	if pods, err := c.Client.CoreV1().Pods("").List(ctx, probes); err != nil || len(pods.Items) != 0 {
 		t.Errorf("probe pods after a server dry run: %v %v", err, pods)
 	}
@@ -192,3 +193,5 @@ func TestDispatchArgs(t *testing.T) {
 		}
 	}
 }
+
+var telemetryGVR = schema.GroupVersionResource{Group: "telemetry.istio.io", Version: "v1", Resource: "telemetries"}

@@ -9,12 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-mesh/kubectl-mesh/install/apply"
 	"github.com/kubectl-mesh/kubectl-mesh/install/mtls"
@@ -37,22 +33,17 @@ const example = `  # Require mTLS for every workload of bookinfo, after checking
 type Options struct {
 	genericiooptions.IOStreams
 	ConfigFlags *genericclioptions.ConfigFlags
+	cli.WriteFlags
 
-	Namespace      string
-	Mesh           bool
-	Mode           string
-	Window         time.Duration
-	VerifyTimeout  time.Duration
-	Force          bool
-	ForceConflicts bool
-	DryRunFlag     string
-	Output         string
+	Mesh          bool
+	Mode          string
+	Window        time.Duration
+	VerifyTimeout time.Duration
+	Force         bool
 
-	dryRun     apply.DryRun
-	Client     kubernetes.Interface
-	Dynamic    dynamic.Interface
-	Mapper     meta.RESTMapper
-	RESTConfig *rest.Config
+	// target is the namespace argument, empty with --mesh.
+	target string
+	args   []string
 }
 
 // NewCmd returns the `mtls` command.
@@ -68,15 +59,7 @@ connections without mTLS, and lists the pods without a sidecar in the namespaces
 STRICT would cut them off, so it refuses (exit 1) with the list unless --force. After applying,
 it reads the sidecars' configuration until their inbound listeners are in the new mode.`,
 		Example: example,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Validate(args); err != nil {
-				return err
-			}
-			if err := o.Complete(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    cli.RunE(o),
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.Mesh, "mesh", false, "Set the mesh-wide mode (PeerAuthentication in istio-system) instead of a namespace's")
@@ -84,73 +67,55 @@ it reads the sidecars' configuration until their inbound listeners are in the ne
 	f.DurationVar(&o.Window, "window", 10*time.Second, "Time over which the sidecars' inbound traffic is sampled for plaintext clients")
 	f.DurationVar(&o.VerifyTimeout, "verify-timeout", time.Minute, "How long to wait for the sidecars to receive the new mode")
 	f.BoolVar(&o.Force, "force", false, "Apply STRICT even though plaintext clients were found")
-	f.BoolVar(&o.ForceConflicts, "force-conflicts", false, "Take over a PeerAuthentication (or its fields) another tool made")
-	cli.AddDryRunFlag(f, &o.DryRunFlag, "client prints the PeerAuthentication, server also looks for plaintext clients; nothing is changed")
-	f.StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (default: text)")
+	o.AddFlags(f, cli.WriteUsage{
+		DryRun:         "client prints the PeerAuthentication, server also looks for plaintext clients; nothing is changed",
+		ForceConflicts: "Take over a PeerAuthentication (or its fields) another tool made",
+	})
 	return cmd
 }
 
-// Validate checks the arguments and flags.
-func (o *Options) Validate(args []string) error {
-	switch {
-	case o.Mesh && len(args) > 0:
-		return cli.UsageError("mtls takes a namespace or --mesh, not both")
-	case !o.Mesh && len(args) != 1:
-		return cli.UsageError("mtls takes one namespace (or --mesh): kubectl mesh mtls NAMESPACE --mode strict")
-	case !o.Mesh:
-		o.Namespace = args[0]
+// Complete takes the namespace, reads --mode and builds the clients; a client dry run needs
+// none.
+func (o *Options) Complete(args []string) error {
+	o.args = args
+	if len(args) == 1 {
+		o.target = args[0]
 	}
-	switch strings.ToUpper(o.Mode) {
-	case mtls.ModeStrict, mtls.ModePermissive:
-		o.Mode = strings.ToUpper(o.Mode)
-	default:
-		return cli.UsageError("--mode is strict or permissive (got %q)", o.Mode)
-	}
-	if err := cli.ValidateOutput(o.Output); err != nil {
-		return err
-	}
-	d, err := cli.ParseDryRun(o.DryRunFlag)
-	if err != nil {
-		return err
-	}
-	o.dryRun = d
-	return nil
+	o.Mode = strings.ToUpper(o.Mode)
+	return o.WriteFlags.Complete(o.ConfigFlags, true, "")
 }
 
-// Complete builds the clients unless a test set them; a client dry run needs none.
-func (o *Options) Complete() error {
-	if o.Client != nil || o.dryRun == apply.DryRunClient {
-		return nil
+// Validate checks the arguments and flags.
+func (o *Options) Validate() error {
+	switch {
+	case o.Mesh && len(o.args) > 0:
+		return cli.UsageError("mtls takes a namespace or --mesh, not both")
+	case !o.Mesh && len(o.args) != 1:
+		return cli.UsageError("mtls takes one namespace (or --mesh): kubectl mesh mtls NAMESPACE --mode strict")
 	}
-	c, mapper, err := cli.ConnectWriter(o.ConfigFlags)
-	if err != nil {
-		return err
+	if o.Mode != mtls.ModeStrict && o.Mode != mtls.ModePermissive {
+		return cli.UsageError("--mode is strict or permissive (got %q)", o.Mode)
 	}
-	o.Client, o.Dynamic, o.Mapper, o.RESTConfig = c.Client, c.Dynamic, mapper, c.Config
-	return nil
+	return o.WriteFlags.Validate()
 }
 
 // Run checks, applies and verifies, and prints the result.
 func (o *Options) Run(ctx context.Context) error {
 	res, err := mtls.Run(ctx, mtls.Options{
 		Client: o.Client, Dynamic: o.Dynamic, Mapper: o.Mapper, RESTConfig: o.RESTConfig,
-		Namespace: o.Namespace, Mesh: o.Mesh, Mode: o.Mode, Window: o.Window, VerifyTimeout: o.VerifyTimeout,
-		Force: o.Force, DryRun: o.dryRun, ForceConflicts: o.ForceConflicts, Progress: o.ErrOut,
+		Namespace: o.target, Mesh: o.Mesh, Mode: o.Mode, Window: o.Window, VerifyTimeout: o.VerifyTimeout,
+		Force: o.Force, DryRun: o.DryRun, ForceConflicts: o.ForceConflicts, Progress: o.ErrOut,
 	})
 	if err != nil {
 		return err
 	}
-	if o.dryRun == apply.DryRunClient {
+	if o.DryRun == apply.DryRunClient {
 		for _, w := range res.Warnings {
 			fmt.Fprintln(o.ErrOut, w)
 		}
 		return nil
 	}
-	if done, err := cli.PrintStructured(o.Out, o.Output, res); done {
-		if err != nil {
-			return err
-		}
-	} else if err := RenderText(o.Out, res); err != nil {
+	if err := cli.Print(o.Out, o.Output, res, func(w io.Writer) error { return RenderText(w, res) }); err != nil {
 		return err
 	}
 	if res.Refused || !verified(res) {

@@ -11,7 +11,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-mesh/kubectl-mesh/collect"
+	"github.com/kubectl-mesh/kubectl-mesh/install/nodes"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/cli"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/nodereplay"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
@@ -46,7 +46,7 @@ func TestNodes(t *testing.T) {
 	if cli.Code(err) != cli.ExitFindings {
 		t.Fatalf("nodes: %v, want exit 1 for the stolen CPU\nstderr:\n%s", err, stderr)
 	}
-	var reports []collect.NodeReport
+	var reports []nodes.Report
 	if err := json.Unmarshal([]byte(stdout), &reports); err != nil || len(reports) != 2 {
 		t.Fatalf("reports (%v):\n%s", err, stdout)
 	}
@@ -64,7 +64,7 @@ func TestNodes(t *testing.T) {
 	if !strings.Contains(stderr, "probing node kwok-node-0") {
 		t.Errorf("no progress on stderr:\n%s", stderr)
 	}
-	left, err := c.Client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: collect.NodeProbeLabel + "=" + collect.NodeProbeValue})
+	left, err := c.Client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: nodes.ProbeLabel + "=" + nodes.ProbeValue})
 	if err != nil || len(left.Items) != 0 {
 		t.Errorf("probe pods left behind: %d (%v)", len(left.Items), err)
 	}
@@ -82,12 +82,12 @@ func TestNodes(t *testing.T) {
 	if err != nil || !strings.Contains(printed, "privileged: true") || !strings.Contains(printed, `sysctl -w net.ipv4.tcp_tw_reuse="1"`) {
 		t.Errorf("--apply --dry-run: %v\n%q", err, printed)
 	}
-	if _, err := c.Client.AppsV1().DaemonSets("default").Get(ctx, tuningDSName, metav1.GetOptions{}); err == nil {
+	if _, err := c.Client.AppsV1().DaemonSets("default").Get(ctx, nodes.TuningDaemonSetName, metav1.GetOptions{}); err == nil {
 		t.Error("--dry-run created the DaemonSet")
 	}
 	for _, want := range []string{"created", "unchanged"} {
 		out, _, err := run(ctx, c.Kubeconfig, "--apply", "--yes")
-		if err != nil || !strings.Contains(out, "DaemonSet default/"+tuningDSName+" "+want) {
+		if err != nil || !strings.Contains(out, "DaemonSet default/"+nodes.TuningDaemonSetName+" "+want) {
 			t.Errorf("--apply --yes: %v, want %s:\n%s", err, want, out)
 		}
 	}

@@ -51,26 +51,39 @@ RoleBinding per namespace, or a ClusterRoleBinding for -A), and NAME-nodes, with
 metrics it reads through the API server's node proxy (cluster-scoped). Every permission is
 optional but pods get: without one, the diagnosis goes on and says what it could not read.`,
 		Example: example,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return cli.UsageError("rbac takes no arguments (got %q)", args[0])
-			}
-			if err := cli.ValidateOutput(o.Output); err != nil {
-				return err
-			}
-			if o.Check {
-				if err := o.connect(); err != nil {
-					return err
-				}
-				return o.RunCheck(cmd.Context())
-			}
-			return o.RunPrint()
-		},
+		RunE:    cli.RunE(o),
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Output format: yaml (default) or json; with --check, json or yaml report the checks")
 	cmd.Flags().BoolVar(&o.Check, "check", false, "Check each permission for the current user in the namespace instead of printing roles")
 	cmd.Flags().StringVar(&o.Name, "name", "kubectl-mesh", "Name of the ClusterRoles")
 	return cmd
+}
+
+// Complete builds the client of --check, unless a test set it.
+func (o *Options) Complete(args []string) error {
+	if err := cli.NoArgs("rbac", args); err != nil {
+		return err
+	}
+	if !o.Check || o.Client != nil {
+		return nil
+	}
+	c, err := cli.Connect(o.ConfigFlags, 0, 0, "")
+	if err != nil {
+		return err
+	}
+	o.Client, o.Namespace = c.Client, c.Namespace
+	return nil
+}
+
+// Validate checks -o.
+func (o *Options) Validate() error { return cli.ValidateOutput(o.Output) }
+
+// Run prints the roles, or checks the permissions with --check.
+func (o *Options) Run(ctx context.Context) error {
+	if o.Check {
+		return o.RunCheck(ctx)
+	}
+	return o.RunPrint()
 }
 
 // RunPrint prints the roles as a YAML stream (or a JSON List).
@@ -92,18 +105,6 @@ func (o *Options) RunPrint() error {
 			return err
 		}
 	}
-	return nil
-}
-
-func (o *Options) connect() error {
-	if o.Client != nil {
-		return nil // set by a test
-	}
-	c, err := cli.Connect(o.ConfigFlags, 0, 0, "")
-	if err != nil {
-		return err
-	}
-	o.Client, o.Namespace = c.Client, c.Namespace
 	return nil
 }
 

@@ -3,6 +3,7 @@ package status
 
 import (
 	"context"
+	"io"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -44,36 +45,36 @@ revision each injected namespace asks for and whether a ready istiod serves it, 
 by proxy version and revision, with how many are ready (connected: a sidecar is ready once istiod
 has configured it). Exit status 1 when a check fails.`,
 		Example: example,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return cli.UsageError("status takes no arguments (got %q)", args[0])
-			}
-			if err := cli.ValidateOutput(o.Output); err != nil {
-				return err
-			}
-			if o.Client == nil {
-				c, err := cli.Connect(o.ConfigFlags, 0, 0, "")
-				if err != nil {
-					return err
-				}
-				o.Client, o.Dynamic = c.Client, c.Dynamic
-			}
-			o.Color = cli.ColorEnabled(o.Out)
-			return o.Run(cmd.Context())
-		},
+		RunE:    cli.RunE(o),
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (default: text)")
 	return cmd
 }
 
+// Complete builds the clients unless a test set them.
+func (o *Options) Complete(args []string) error {
+	if err := cli.NoArgs("status", args); err != nil {
+		return err
+	}
+	o.Color = cli.ColorEnabled(o.Out)
+	if o.Client != nil {
+		return nil
+	}
+	c, err := cli.Connect(o.ConfigFlags, 0, 0, "")
+	if err != nil {
+		return err
+	}
+	o.Client, o.Dynamic = c.Client, c.Dynamic
+	return nil
+}
+
+// Validate checks -o.
+func (o *Options) Validate() error { return cli.ValidateOutput(o.Output) }
+
 // Run prints the checks.
 func (o *Options) Run(ctx context.Context) error {
 	checks := (&status.Status{Client: o.Client, Dynamic: o.Dynamic}).Run(ctx)
-	if done, err := cli.PrintStructured(o.Out, o.Output, checks); done {
-		if err != nil {
-			return err
-		}
-	} else if err := check.Render(o.Out, "", checks, o.Color); err != nil {
+	if err := cli.Print(o.Out, o.Output, checks, func(w io.Writer) error { return check.Render(w, "", checks, o.Color) }); err != nil {
 		return err
 	}
 	if check.AnyFailed(checks) {

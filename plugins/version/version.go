@@ -2,6 +2,7 @@
 package version
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 
@@ -39,20 +40,20 @@ func NewCmd(streams genericiooptions.IOStreams) *cobra.Command {
 		Short: "Print the version of kubectl mesh",
 		Example: `  kubectl mesh version
   kubectl mesh version -o json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cli.ValidateOutput(o.Output); err != nil {
-				return err
-			}
-			return o.Run()
-		},
+		RunE: cli.RunE(o),
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml")
 	return cmd
 }
 
+// Complete takes no arguments.
+func (o *Options) Complete(args []string) error { return cli.NoArgs("version", args) }
+
+// Validate checks -o.
+func (o *Options) Validate() error { return cli.ValidateOutput(o.Output) }
+
 // Run prints the version.
-func (o *Options) Run() error {
+func (o *Options) Run(context.Context) error {
 	info := Info{Version: Version, Commit: Commit, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	if done, err := cli.PrintStructured(o.Out, o.Output, info); done {
 		return err

@@ -12,23 +12,7 @@ import (
 	"github.com/kubectl-mesh/kubectl-mesh/internal/cli"
 )
 
-// connect builds the clients from the kubeconfig flags, with the rate limit of --qps/--burst.
-func (o *Options) connect() error {
-	if o.Client != nil && o.RESTConfig != nil && o.Getter != nil {
-		return nil // set by a test
-	}
-	c, err := cli.Connect(o.ConfigFlags, o.QPS, o.Burst, "or diagnose a capture with --from DIR")
-	if err != nil {
-		return err
-	}
-	o.Namespace, o.RESTConfig, o.Client, o.Dynamic, o.Getter = c.Namespace, c.Config, c.Client, c.Dynamic, o.ConfigFlags
-	return nil
-}
-
 func (o *Options) runLive(ctx context.Context) error {
-	if err := o.connect(); err != nil {
-		return err
-	}
 	if o.DebugAgent {
 		if err := agent.Listen(agent.Options{}); err != nil {
 			return fmt.Errorf("--debug-agent: %w", err)

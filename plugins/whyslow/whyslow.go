@@ -89,15 +89,7 @@ and its node, and prints a ranked list of findings: what is wrong, the numbers t
 where they came from, and a fix. Without a pod it sweeps every meshed pod of the namespace (or
 of all namespaces with -A) and prints the worst first.`,
 		Example: example,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    cli.RunE(o),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.From, "from", "", "Read the evidence from a captured folder or .tar.gz archive instead of a live pod")
@@ -117,7 +109,8 @@ of all namespaces with -A) and prints the worst first.`,
 	return cmd
 }
 
-// Complete fills the options from the arguments and the environment.
+// Complete fills the options from the arguments and the environment, and builds the clients of
+// a live diagnosis (--from needs none).
 func (o *Options) Complete(args []string) error {
 	o.Args = args
 	o.Color = cli.ColorEnabled(o.Out)
@@ -128,6 +121,14 @@ func (o *Options) Complete(args []string) error {
 		}
 		o.failOn = sev
 	}
+	if o.From != "" || o.Client != nil && o.RESTConfig != nil && o.Getter != nil {
+		return nil // offline, or set by a test
+	}
+	c, err := cli.Connect(o.ConfigFlags, o.QPS, o.Burst, "or diagnose a capture with --from DIR")
+	if err != nil {
+		return err
+	}
+	o.Namespace, o.RESTConfig, o.Client, o.Dynamic, o.Getter = c.Namespace, c.Config, c.Client, c.Dynamic, o.ConfigFlags
 	return nil
 }
 
@@ -162,9 +163,6 @@ func (o *Options) Validate() error {
 
 // Run diagnoses the evidence and prints the report.
 func (o *Options) Run(ctx context.Context) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	if o.From != "" {
 		return o.runFrom()
 	}

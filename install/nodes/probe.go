@@ -1,4 +1,7 @@
-package collect
+// Package nodes is the engine of `kubectl mesh nodes` and of the install's node checks: a
+// short-lived probe pod per node reads its sysctls, CPU steal and disk latency, and a privileged
+// DaemonSet sets the recommended sysctls.
+package nodes
 
 import (
 	"context"
@@ -17,25 +20,26 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/kubectl-mesh/kubectl-mesh/collect"
 	"github.com/kubectl-mesh/kubectl-mesh/install/apply"
 	"github.com/kubectl-mesh/kubectl-mesh/nodeinfo"
 )
 
 // Node probe pods: what `kubectl mesh nodes` and the install's preflight start on each node.
 const (
-	// NodeProbeLabel marks the probe pods, so a leftover one can be found and removed.
-	NodeProbeLabel = "app.kubernetes.io/component"
-	NodeProbeValue = "kubectl-mesh-node-probe"
-	// DefaultNodeProbeWindow is the time between a probe's two samples (steal, disk latency).
-	DefaultNodeProbeWindow = 3 * time.Second
-	// nodeProbeLifetime bounds a probe pod that was never deleted (the command was killed):
+	// ProbeLabel marks the probe pods, so a leftover one can be found and removed.
+	ProbeLabel = "app.kubernetes.io/component"
+	ProbeValue = "kubectl-mesh-node-probe"
+	// DefaultWindow is the time between a probe's two samples (steal, disk latency).
+	DefaultWindow = 3 * time.Second
+	// probeLifetime bounds a probe pod that was never deleted (the command was killed):
 	// the kubelet ends it after this.
-	nodeProbeLifetime = 10 * time.Minute
-	nodeProbeStart    = 2 * time.Minute
+	probeLifetime = 10 * time.Minute
+	probeStart    = 2 * time.Minute
 )
 
-// NodeProbeOptions say where and how to probe nodes.
-type NodeProbeOptions struct {
+// ProbeOptions say where and how to probe nodes.
+type ProbeOptions struct {
 	Client     kubernetes.Interface
 	RESTConfig *rest.Config
 	// Namespace holds the probe pods.
@@ -44,11 +48,14 @@ type NodeProbeOptions struct {
 	Image string
 	// Nodes to probe; empty probes every node.
 	Nodes []string
-	// Window is the time between the two samples (DefaultNodeProbeWindow when 0).
+	// Window is the time between the two samples (DefaultWindow when 0).
 	Window time.Duration
 	// Concurrency bounds the nodes probed at once (4 when 0).
 	Concurrency int
 	Progress    io.Writer
+	// Exec runs a command in a probe pod's container (collect.Exec through the API server
+	// when nil). Tests replace it, as kubectl's tests replace a command's request function.
+	Exec func(ctx context.Context, namespace, pod string, cmd []string) (stdout, stderr []byte, err error)
 }
 
 // SysctlReading is one sysctl of a node against the recommended tuning.
@@ -66,8 +73,8 @@ type DiskReading struct {
 	IOs     float64 `json:"ios"`
 }
 
-// NodeReport is what the probe read on one node.
-type NodeReport struct {
+// Report is what the probe read on one node.
+type Report struct {
 	Node    string          `json:"node"`
 	Sysctls []SysctlReading `json:"sysctls,omitempty"`
 	// StealPct and IOWaitPct are the node's CPU time lost to steal and waiting for I/O over
@@ -90,7 +97,7 @@ func ProbePod(namespace, node, image string) *corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      "kubectl-mesh-node-probe-" + utilrand.String(6),
 			Namespace: namespace,
-			Labels:    map[string]string{NodeProbeLabel: NodeProbeValue, apply.ManagedByLabel: apply.ManagedBy},
+			Labels:    map[string]string{ProbeLabel: ProbeValue, apply.ManagedByLabel: apply.ManagedBy},
 		},
 		Spec: corev1.PodSpec{
 			NodeName:      node,
@@ -98,14 +105,14 @@ func ProbePod(namespace, node, image string) *corev1.Pod {
 			HostPID:       false,
 			RestartPolicy: corev1.RestartPolicyNever,
 			// The pod ends itself if nobody deletes it.
-			ActiveDeadlineSeconds:         ptr(int64(nodeProbeLifetime.Seconds())),
+			ActiveDeadlineSeconds:         ptr(int64(probeLifetime.Seconds())),
 			TerminationGracePeriodSeconds: ptr(int64(0)),
 			AutomountServiceAccountToken:  &no,
 			Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
 			Containers: []corev1.Container{{
 				Name:    "probe",
 				Image:   image,
-				Command: []string{"sleep", fmt.Sprint(int(nodeProbeLifetime.Seconds()))},
+				Command: []string{"sleep", fmt.Sprint(int(probeLifetime.Seconds()))},
 				SecurityContext: &corev1.SecurityContext{
 					RunAsUser: &uid, RunAsNonRoot: &yes, ReadOnlyRootFilesystem: &yes,
 					AllowPrivilegeEscalation: &no, Privileged: &no,
@@ -119,23 +126,28 @@ func ProbePod(namespace, node, image string) *corev1.Pod {
 
 func ptr[T any](v T) *T { return &v }
 
-// ProbeNodes starts a probe pod on each node, samples it twice a window apart, and deletes it.
+// Probe starts a probe pod on each node, samples it twice a window apart, and deletes it.
 // A node whose probe fails gets an Error; the others go on.
-func ProbeNodes(ctx context.Context, o NodeProbeOptions) ([]NodeReport, error) {
+func Probe(ctx context.Context, o ProbeOptions) ([]Report, error) {
 	if o.Window <= 0 {
-		o.Window = DefaultNodeProbeWindow
+		o.Window = DefaultWindow
 	}
 	if o.Image == "" {
-		o.Image = DefaultDebugImage
+		o.Image = collect.DefaultDebugImage
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
+	}
+	if o.Exec == nil {
+		o.Exec = func(ctx context.Context, namespace, pod string, cmd []string) ([]byte, []byte, error) {
+			return collect.Exec(ctx, o.Client, o.RESTConfig, namespace, pod, "probe", cmd)
+		}
 	}
 	nodes := o.Nodes
 	if len(nodes) == 0 {
 		l, err := o.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
-			if forbidden(err) {
+			if collect.Forbidden(err) {
 				return nil, errors.New("listing nodes is forbidden: it needs list on nodes (cluster-scoped); name the nodes to probe instead")
 			}
 			return nil, fmt.Errorf("listing nodes: %w", err)
@@ -145,7 +157,7 @@ func ProbeNodes(ctx context.Context, o NodeProbeOptions) ([]NodeReport, error) {
 		}
 	}
 	sort.Strings(nodes)
-	out := make([]NodeReport, len(nodes))
+	out := make([]Report, len(nodes))
 	slots := make(chan struct{}, o.Concurrency)
 	var wg sync.WaitGroup
 	for i, n := range nodes {
@@ -161,16 +173,16 @@ func ProbeNodes(ctx context.Context, o NodeProbeOptions) ([]NodeReport, error) {
 	return out, ctx.Err()
 }
 
-func probeNode(ctx context.Context, o NodeProbeOptions, node string) NodeReport {
-	rep := NodeReport{Node: node}
-	fail := func(err error) NodeReport {
+func probeNode(ctx context.Context, o ProbeOptions, node string) Report {
+	rep := Report{Node: node}
+	fail := func(err error) Report {
 		rep.Error = err.Error()
 		return rep
 	}
 	pods := o.Client.CoreV1().Pods(o.Namespace)
 	pod, err := pods.Create(ctx, ProbePod(o.Namespace, node, o.Image), metav1.CreateOptions{FieldManager: apply.FieldManager})
 	if err != nil {
-		if forbidden(err) {
+		if collect.Forbidden(err) {
 			return fail(fmt.Errorf("creating the probe pod is forbidden: it needs create on pods in namespace %s (and pods/exec get and create)", o.Namespace))
 		}
 		return fail(fmt.Errorf("creating the probe pod: %w", err))
@@ -181,7 +193,7 @@ func probeNode(ctx context.Context, o NodeProbeOptions, node string) NodeReport 
 		defer cancel()
 		grace := int64(0)
 		if err := pods.Delete(dctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil && !apierrors.IsNotFound(err) && o.Progress != nil {
-			fmt.Fprintf(o.Progress, "warning: probe pod %s/%s was not deleted (%v): it ends itself after %v\n", o.Namespace, pod.Name, err, nodeProbeLifetime)
+			fmt.Fprintf(o.Progress, "warning: probe pod %s/%s was not deleted (%v): it ends itself after %v\n", o.Namespace, pod.Name, err, probeLifetime)
 		}
 	}()
 	if o.Progress != nil {
@@ -190,15 +202,14 @@ func probeNode(ctx context.Context, o NodeProbeOptions, node string) NodeReport 
 	if err := waitPodRunning(ctx, o.Client, o.Namespace, pod.Name); err != nil {
 		return fail(err)
 	}
-	r := &captureRun{o: CaptureOptions{Client: o.Client, RESTConfig: o.RESTConfig, Namespace: o.Namespace, Pod: pod.Name}}
 	sample := func() (*nodeinfo.Sample, time.Time, error) {
 		t := time.Now()
-		out, stderr, err := r.exec(ctx, "probe", nodeinfo.ProbeCommand("/"))
+		out, stderr, err := o.Exec(ctx, o.Namespace, pod.Name, nodeinfo.ProbeCommand("/"))
 		if err != nil && !nodeinfo.HasSections(string(out)) {
-			if forbidden(err) {
+			if collect.Forbidden(err) {
 				return nil, t, fmt.Errorf("exec into the probe pod is forbidden: it needs get and create on pods/exec in namespace %s", o.Namespace)
 			}
-			return nil, t, fmt.Errorf("exec of tail in the probe pod: %v%s", err, firstLine(stderr))
+			return nil, t, fmt.Errorf("exec of tail in the probe pod: %v%s", err, collect.FirstLine(stderr))
 		}
 		s, err := nodeinfo.ParseProbe(string(out))
 		return s, t, err
@@ -238,7 +249,7 @@ func probeNode(ctx context.Context, o NodeProbeOptions, node string) NodeReport 
 // waitPodRunning waits for a pod to run, and says why when it cannot (an image that does not
 // pull, a node that refuses it).
 func waitPodRunning(ctx context.Context, client kubernetes.Interface, ns, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, nodeProbeStart)
+	ctx, cancel := context.WithTimeout(ctx, probeStart)
 	defer cancel()
 	var last string
 	for {
@@ -266,7 +277,7 @@ func waitPodRunning(ctx context.Context, client kubernetes.Interface, ns, name s
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the probe pod did not start in %v (%s)", nodeProbeStart, last)
+			return fmt.Errorf("the probe pod did not start in %v (%s)", probeStart, last)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -280,7 +291,7 @@ const (
 
 // Shortfalls says how the node falls short of the tuning meshed traffic needs: sysctls below
 // the recommended values, CPU steal, slow disks; a node not probed says why.
-func (r NodeReport) Shortfalls() []string {
+func (r Report) Shortfalls() []string {
 	if r.Error != "" {
 		return []string{"not probed: " + r.Error}
 	}
