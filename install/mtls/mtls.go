@@ -57,7 +57,15 @@ type Options struct {
 	ForceConflicts bool
 	// VerifyTimeout bounds the wait for the sidecars to receive the new mode.
 	VerifyTimeout time.Duration
-	Progress      io.Writer
+	// VerifyPoll is the interval between two reads of the sidecars' configuration (1 s when 0).
+	VerifyPoll time.Duration
+	Progress   io.Writer
+	// Sample samples the pods' sidecars over Window; nil is collect.SampleIntervals (a
+	// port-forward to each). ConfigDump reads one sidecar's config dump; nil is
+	// collect.ConfigDump. Tests give the plaintext check and the verification their sidecars
+	// this way.
+	Sample     func(ctx context.Context, pods []corev1.Pod, families ...string) []collect.PodInterval
+	ConfigDump func(ctx context.Context, namespace, pod string) ([]byte, error)
 }
 
 // Client is a client STRICT would cut off.
@@ -120,6 +128,20 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.VerifyTimeout <= 0 {
 		o.VerifyTimeout = time.Minute
+	}
+	if o.VerifyPoll <= 0 {
+		o.VerifyPoll = time.Second
+	}
+	co := collect.CaptureOptions{Client: o.Client, RESTConfig: o.RESTConfig, Window: o.Window}
+	if o.Sample == nil {
+		o.Sample = func(ctx context.Context, pods []corev1.Pod, families ...string) []collect.PodInterval {
+			return collect.SampleIntervals(ctx, co, pods, families...)
+		}
+	}
+	if o.ConfigDump == nil {
+		o.ConfigDump = func(ctx context.Context, namespace, pod string) ([]byte, error) {
+			return collect.ConfigDump(ctx, co, namespace, pod)
+		}
 	}
 	ns := o.Namespace
 	target := "namespace " + ns
@@ -221,8 +243,7 @@ func (o *Options) plaintextClients(ctx context.Context, pods []corev1.Pod) (clie
 	if len(pods) > 0 {
 		o.progress("sampling the inbound traffic of %d sidecars for %v to find plaintext clients", len(pods), o.Window)
 	}
-	co := collect.CaptureOptions{Client: o.Client, RESTConfig: o.RESTConfig, Window: o.Window}
-	samples := collect.SampleIntervals(ctx, co, pods, "istio_requests_total", "istio_tcp_connections_opened_total")
+	samples := o.Sample(ctx, pods, "istio_requests_total", "istio_tcp_connections_opened_total")
 	if err := ctx.Err(); err != nil {
 		return nil, nil, nil, nil, err
 	}
@@ -331,7 +352,6 @@ func (o *Options) verify(ctx context.Context, pods []corev1.Pod) []Verification 
 	want := o.Mode
 	o.progress("waiting up to %v for the sidecars to receive %s", o.VerifyTimeout, want)
 	deadline := time.Now().Add(o.VerifyTimeout)
-	co := collect.CaptureOptions{Client: o.Client, RESTConfig: o.RESTConfig}
 	out := make([]Verification, len(pods))
 	for i := range pods {
 		out[i].Pod = pods[i].Namespace + "/" + pods[i].Name
@@ -342,7 +362,7 @@ func (o *Options) verify(ctx context.Context, pods []corev1.Pod) []Verification 
 			if out[i].OK {
 				continue
 			}
-			b, err := collect.ConfigDump(ctx, co, pods[i].Namespace, pods[i].Name)
+			b, err := o.ConfigDump(ctx, pods[i].Namespace, pods[i].Name)
 			if err != nil {
 				out[i].Mode = "unread: " + err.Error()
 				pending++
@@ -360,7 +380,7 @@ func (o *Options) verify(ctx context.Context, pods []corev1.Pod) []Verification 
 		select {
 		case <-ctx.Done():
 			return out
-		case <-time.After(time.Second):
+		case <-time.After(o.VerifyPoll):
 		}
 	}
 }
