@@ -1,0 +1,416 @@
+package mtls
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kubectl-mesh/kubectl-mesh/collect"
+	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/install/apply"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/fakeapi"
+)
+
+// mtls.Run's decisions on a fake API server, in milliseconds, with its sidecars given through
+// Options.Sample and Options.ConfigDump: STRICT refused while plaintext clients are seen or
+// cannot be ruled out, applied when forced or when there are none, PERMISSIVE without the
+// guard, dry runs that change nothing, a second run that changes nothing, and the check of the
+// sidecars' listeners afterwards. plugins/mtls runs the same engine on the test control plane,
+// with replayed sidecars behind real port-forwards.
+
+var (
+	paGVK = schema.GroupVersionKind{Group: "security.istio.io", Version: "v1", Kind: "PeerAuthentication"}
+	paGVR = schema.GroupVersionResource{Group: "security.istio.io", Version: "v1", Resource: "peerauthentications"}
+)
+
+const window = 10 * time.Second
+
+func pod(ns, name string, sidecar bool) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": strings.SplitN(name, "-", 2)[0]}},
+		Spec:   corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app"}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	if sidecar {
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: collect.SidecarContainer, Image: "docker.io/istio/proxyv2:1.30.3"})
+	}
+	return p
+}
+
+// flow is inbound traffic a sidecar saw over the window: requests from a source workload
+// ("" for a client outside the mesh), with or without mTLS, answered with code ("200" when "").
+type flow struct {
+	srcNS, src string
+	requests   float64
+	plaintext  bool
+	code       string
+}
+
+// sidecar is what one sidecar answers: its inbound flows, or an error for its stats; and the
+// inbound modes of its config dumps, one per read (the last repeats), or an error.
+type sidecar struct {
+	flows   []flow
+	err     error
+	modes   []string
+	dumpErr error
+}
+
+func interval(ns, pod string, flows []flow) *envoyadmin.StatsInterval {
+	sample := func(scale float64) *envoyadmin.StatsSample {
+		s := &envoyadmin.StatsSample{}
+		for _, f := range flows {
+			l := map[string]string{"reporter": "destination", "destination_workload": strings.SplitN(pod, "-", 2)[0] + "-v1", "destination_workload_namespace": ns,
+				"source_workload": "unknown", "source_workload_namespace": "unknown", "connection_security_policy": "mutual_tls", "response_code": "200"}
+			if f.code != "" {
+				l["response_code"] = f.code
+			}
+			if f.src != "" {
+				l["source_workload"], l["source_workload_namespace"] = f.src, f.srcNS
+			}
+			if f.plaintext {
+				l["connection_security_policy"] = "none"
+			}
+			s.Istio = append(s.Istio, envoyadmin.IstioSeries{Metric: "istio_requests_total", Labels: l, Value: 1000 + scale*f.requests})
+			// The source side of the same requests: not the inbound side, so never counted.
+			src := map[string]string{"reporter": "source", "connection_security_policy": "none", "source_workload_namespace": "elsewhere"}
+			s.Istio = append(s.Istio, envoyadmin.IstioSeries{Metric: "istio_requests_total", Labels: src, Value: 1000 + scale*f.requests})
+		}
+		return s
+	}
+	return envoyadmin.NewStatsInterval(sample(0), sample(1), window)
+}
+
+// dump is a config dump whose virtualInbound listener is in mode: STRICT has only a TLS chain
+// that requires a client certificate; PERMISSIVE adds a plaintext chain on the same port.
+func dump(mode string) []byte {
+	tls := `"transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", "require_client_certificate": true}}`
+	tcp := `"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", "stat_prefix": "inbound|9080||", "cluster": "inbound|9080||"}}]`
+	chains := []string{`{"name": "0.0.0.0_9080", "filter_chain_match": {"destination_port": 9080, "transport_protocol": "tls"}, ` + tls + `, ` + tcp + `}`}
+	if mode == ModePermissive {
+		chains = append(chains, `{"name": "0.0.0.0_9080", "filter_chain_match": {"destination_port": 9080, "transport_protocol": "raw_buffer"}, `+tcp+`}`)
+	}
+	return []byte(`{"configs": [{"@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump", "dynamic_listeners": [{"name": "virtualInbound", "active_state": {"listener": {
+	  "@type": "type.googleapis.com/envoy.config.listener.v3.Listener", "name": "virtualInbound", "traffic_direction": "INBOUND",
+	  "address": {"socket_address": {"address": "0.0.0.0", "port_value": 15006}},
+	  "filter_chains": [` + strings.Join(chains, ",") + `]}}}]}]}`)
+}
+
+// mesh is the fake cluster and its sidecars, and what the engine asked of them.
+type mesh struct {
+	api      *fakeapi.Server
+	sidecars map[string]*sidecar // by namespace/pod
+
+	mu      sync.Mutex
+	sampled [][]string // the pods of each Sample call
+	reads   map[string]int
+}
+
+func newMesh(sidecars map[string]*sidecar, objs ...runtime.Object) *mesh {
+	return &mesh{api: fakeapi.New(fakeapi.Options{Kinds: []fakeapi.Kind{{GVK: paGVK, Namespaced: true}}, Objects: objs}),
+		sidecars: sidecars, reads: map[string]int{}}
+}
+
+func (m *mesh) options(o Options) Options {
+	o.Client, o.Dynamic, o.Mapper, o.Window = m.api.Client, m.api.Dynamic, m.api.Mapper, window
+	o.VerifyTimeout, o.VerifyPoll = 20*time.Millisecond, time.Millisecond
+	o.Sample = func(ctx context.Context, pods []corev1.Pod, families ...string) []collect.PodInterval {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if !slices.Contains(families, "istio_requests_total") {
+			panic(fmt.Sprintf("sampled %v without the requests", families))
+		}
+		var names []string
+		out := make([]collect.PodInterval, len(pods))
+		for i, p := range pods {
+			key := p.Namespace + "/" + p.Name
+			names = append(names, key)
+			out[i] = collect.PodInterval{Namespace: p.Namespace, Pod: p.Name}
+			sc := m.sidecars[key]
+			switch {
+			case sc == nil:
+				out[i].Err = errors.New("no such sidecar in the test")
+			case sc.err != nil:
+				out[i].Err = sc.err
+			default:
+				out[i].Interval = interval(p.Namespace, p.Name, sc.flows)
+			}
+		}
+		m.sampled = append(m.sampled, names)
+		return out
+	}
+	o.ConfigDump = func(ctx context.Context, ns, pod string) ([]byte, error) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		key := ns + "/" + pod
+		sc := m.sidecars[key]
+		if sc == nil || sc.dumpErr != nil {
+			return nil, fmt.Errorf("config dump of %s: %v", key, sc.dumpErr)
+		}
+		n := m.reads[key]
+		m.reads[key]++
+		return dump(sc.modes[min(n, len(sc.modes)-1)]), nil
+	}
+	return o
+}
+
+func (m *mesh) peerAuthentication(t *testing.T, ns string) *unstructured.Unstructured {
+	t.Helper()
+	pa, err := m.api.Dynamic.Resource(paGVR).Namespace(ns).Get(context.Background(), Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pa
+}
+
+func modeOf(pa *unstructured.Unstructured) string {
+	if pa == nil {
+		return "none"
+	}
+	m, _, _ := unstructured.NestedString(pa.Object, "spec", "mtls", "mode")
+	return m
+}
+
+func sources(cs []Client) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Source)
+	}
+	return out
+}
+
+func TestRunDecisions(t *testing.T) {
+	inMesh := func(modes ...string) *sidecar {
+		return &sidecar{flows: []flow{{srcNS: "shop", src: "productpage-v1", requests: 50}}, modes: modes}
+	}
+	plaintext := func(modes ...string) *sidecar {
+		sc := inMesh(modes...)
+		sc.flows = append(sc.flows, flow{requests: 40, plaintext: true})
+		return sc
+	}
+	fromFront := func(modes ...string) *sidecar {
+		return &sidecar{flows: []flow{{srcNS: "front", src: "web-v1", requests: 30}}, modes: modes}
+	}
+	unreadable := &sidecar{err: errors.New("port-forward: pod not found"), modes: []string{ModePermissive}}
+	meshed := []runtime.Object{pod("shop", "reviews-0", true), pod("shop", "ratings-0", true)}
+	// Pods without a sidecar the guard must not count: outside the namespaces that call shop,
+	// the control plane's own, kubectl mesh nodes' probe, and pods not running.
+	bystanders := []runtime.Object{pod("batch", "job-0", false), pod(RootNamespace, "istiod-0", false), pod("kube-system", "coredns-0", false)}
+	probe := pod("shop", "probe-0", false)
+	probe.Labels[collect.NodeProbeLabel] = collect.NodeProbeValue
+	pending := pod("shop", "curl-1", false)
+	pending.Status.Phase = corev1.PodPending
+	bystanders = append(bystanders, probe, pending)
+	theirs := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+		"metadata": map[string]any{"name": Name, "namespace": "shop"}, "spec": map[string]any{"mtls": map[string]any{"mode": ModePermissive}}}}
+
+	for _, tc := range []struct {
+		name     string
+		o        Options
+		sidecars map[string]*sidecar
+		extra    []runtime.Object
+		// what the engine decides
+		refused   bool
+		err       string
+		clients   []string
+		unsampled []string
+		action    apply.Action
+		stored    string // the PeerAuthentication's mode after the run, "none" for none
+		storedNS  string
+		verified  map[string]string // pod: mode seen; OK when it is the mode set
+		sampled   bool
+	}{
+		{name: "STRICT with only mTLS clients: applied and verified",
+			o:        Options{Namespace: "shop", Mode: ModeStrict},
+			sidecars: map[string]*sidecar{"shop/reviews-0": inMesh(ModeStrict), "shop/ratings-0": inMesh(ModeStrict)},
+			extra:    bystanders, action: apply.Created, stored: ModeStrict, sampled: true,
+			verified: map[string]string{"shop/ratings-0": ModeStrict, "shop/reviews-0": ModeStrict}},
+		{name: "called by the ingress gateway: istiod, without a sidecar beside it, is no client",
+			o:        Options{Namespace: "shop", Mode: ModeStrict},
+			sidecars: map[string]*sidecar{"shop/reviews-0": {flows: []flow{{srcNS: RootNamespace, src: "istio-ingressgateway", requests: 10}}, modes: []string{ModeStrict}}, "shop/ratings-0": inMesh(ModeStrict)},
+			extra:    bystanders, action: apply.Created, stored: ModeStrict, sampled: true,
+			verified: map[string]string{"shop/ratings-0": ModeStrict, "shop/reviews-0": ModeStrict}},
+		{name: "plaintext requests seen: refused",
+			o:        Options{Namespace: "shop", Mode: ModeStrict},
+			sidecars: map[string]*sidecar{"shop/reviews-0": plaintext(ModeStrict), "shop/ratings-0": inMesh(ModeStrict)},
+			refused:  true, clients: []string{"not in the mesh (no identity)"}, stored: "none", sampled: true},
+		{name: "a pod without a sidecar in a namespace that calls: refused",
+			o:        Options{Namespace: "shop", Mode: ModeStrict},
+			sidecars: map[string]*sidecar{"shop/reviews-0": fromFront(ModeStrict), "shop/ratings-0": inMesh(ModeStrict)},
+			extra:    []runtime.Object{pod("front", "curl-0", false), pod("front", "web-0", true)},
+			refused:  true, clients: []string{"pod front/curl-0"}, stored: "none", sampled: true},
+		{name: "a pod without a sidecar in the namespace itself: refused",
+			o:        Options{Namespace: "shop", Mode: ModeStrict},
+			sidecars: map[string]*sidecar{"shop/reviews-0": inMesh(ModeStrict), "shop/ratings-0": inMesh(ModeStrict)},
+			extra:    []runtime.Object{pod("shop", "curl-0", false)},
+			refused:  true, clients: []string{"pod shop/curl-0"}, stored: "none", sampled: true},
+		{name: "a sidecar that cannot be sampled: refused",
+			o:        Options{Namespace: "shop", Mode: ModeStrict},
+			sidecars: map[string]*sidecar{"shop/reviews-0": inMesh(ModeStrict), "shop/ratings-0": unreadable},
+			refused:  true, unsampled: []string{"shop/ratings-0"}, stored: "none", sampled: true},
+		{name: "forced over plaintext clients: applied, the clients still named",
+			o:        Options{Namespace: "shop", Mode: ModeStrict, Force: true},
+			sidecars: map[string]*sidecar{"shop/reviews-0": plaintext(ModeStrict), "shop/ratings-0": unreadable},
+			extra:    []runtime.Object{pod("shop", "curl-0", false)},
+			clients:  []string{"not in the mesh (no identity)", "pod shop/curl-0"}, unsampled: []string{"shop/ratings-0"},
+			action: apply.Created, stored: ModeStrict, sampled: true,
+			verified: map[string]string{"shop/ratings-0": ModePermissive, "shop/reviews-0": ModeStrict}},
+		{name: "PERMISSIVE: no guard, applied and verified",
+			o:        Options{Namespace: "shop", Mode: ModePermissive},
+			sidecars: map[string]*sidecar{"shop/reviews-0": plaintext(ModePermissive), "shop/ratings-0": unreadable},
+			extra:    []runtime.Object{pod("shop", "curl-0", false)},
+			action:   apply.Created, stored: ModePermissive,
+			verified: map[string]string{"shop/ratings-0": ModePermissive, "shop/reviews-0": ModePermissive}},
+		{name: "istiod pushes the mode after a while: verified on a later read",
+			o:        Options{Namespace: "shop", Mode: ModeStrict},
+			sidecars: map[string]*sidecar{"shop/reviews-0": inMesh(ModePermissive, ModePermissive, ModeStrict), "shop/ratings-0": inMesh(ModeStrict)},
+			action:   apply.Created, stored: ModeStrict, sampled: true,
+			verified: map[string]string{"shop/ratings-0": ModeStrict, "shop/reviews-0": ModeStrict}},
+		{name: "a sidecar that never gets the mode: applied, not verified",
+			o:        Options{Namespace: "shop", Mode: ModeStrict},
+			sidecars: map[string]*sidecar{"shop/reviews-0": inMesh(ModePermissive), "shop/ratings-0": {modes: []string{ModeStrict}, dumpErr: errors.New("connection refused")}},
+			action:   apply.Created, stored: ModeStrict, sampled: true,
+			verified: map[string]string{"shop/ratings-0": "unread: config dump of shop/ratings-0: connection refused", "shop/reviews-0": ModePermissive}},
+		{name: "server dry run: checked, nothing stored or verified",
+			o:        Options{Namespace: "shop", Mode: ModeStrict, DryRun: apply.DryRunServer},
+			sidecars: map[string]*sidecar{"shop/reviews-0": inMesh(ModeStrict), "shop/ratings-0": inMesh(ModeStrict)},
+			action:   apply.WouldCreate, stored: "none", sampled: true},
+		{name: "client dry run: printed, nothing read",
+			o:      Options{Namespace: "shop", Mode: ModeStrict, DryRun: apply.DryRunClient},
+			action: apply.Printed, stored: "none"},
+		{name: "another tool's PeerAuthentication: not overwritten",
+			o:        Options{Namespace: "shop", Mode: ModeStrict},
+			sidecars: map[string]*sidecar{"shop/reviews-0": inMesh(ModeStrict), "shop/ratings-0": inMesh(ModeStrict)},
+			extra:    []runtime.Object{theirs}, err: apply.ErrNotOurs.Error(), stored: ModePermissive, sampled: true},
+		{name: "another tool's PeerAuthentication, --force-conflicts: taken over",
+			o:        Options{Namespace: "shop", Mode: ModeStrict, ForceConflicts: true},
+			sidecars: map[string]*sidecar{"shop/reviews-0": inMesh(ModeStrict), "shop/ratings-0": inMesh(ModeStrict)},
+			extra:    []runtime.Object{theirs}, action: apply.Configured, stored: ModeStrict, sampled: true,
+			verified: map[string]string{"shop/ratings-0": ModeStrict, "shop/reviews-0": ModeStrict}},
+		{name: "the mesh: every namespace's pods without a sidecar count, but Kubernetes' and Istio's own",
+			o:        Options{Mesh: true, Mode: ModeStrict},
+			sidecars: map[string]*sidecar{"shop/reviews-0": inMesh(ModeStrict), "shop/ratings-0": inMesh(ModeStrict)},
+			extra:    bystanders, refused: true, clients: []string{"pod batch/job-0"}, stored: "none", storedNS: RootNamespace, sampled: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMesh(tc.sidecars, append(slices.Clone(meshed), tc.extra...)...)
+			var progress bytes.Buffer
+			tc.o.Progress = &progress
+			res, err := Run(context.Background(), m.options(tc.o))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			ns := tc.storedNS
+			if ns == "" {
+				ns = "shop"
+			}
+			pa := m.peerAuthentication(t, ns)
+			if got := modeOf(pa); got != tc.stored {
+				t.Errorf("PeerAuthentication %s/%s: mode %s, want %s", ns, Name, got, tc.stored)
+			}
+			if pa != nil && tc.action != "" && !apply.IsOurs(pa) {
+				t.Errorf("applied without the managed-by label: %v", pa.GetLabels())
+			}
+			if len(m.sampled) > 0 != tc.sampled {
+				t.Errorf("sampled %v, want sampling %v", m.sampled, tc.sampled)
+			}
+			if tc.sampled && len(m.sampled) == 1 && !slices.Equal(m.sampled[0], []string{"shop/ratings-0", "shop/reviews-0"}) {
+				t.Errorf("sampled %v: the running pods with a sidecar", m.sampled[0])
+			}
+			if res == nil {
+				return
+			}
+			if res.Refused != tc.refused {
+				t.Errorf("refused %v, want %v (clients %+v, unsampled %v)", res.Refused, tc.refused, res.Clients, res.Unsampled)
+			}
+			if got := sources(res.Clients); !slices.Equal(got, tc.clients) {
+				t.Errorf("plaintext clients %q, want %q", got, tc.clients)
+			}
+			if !slices.Equal(res.Unsampled, tc.unsampled) {
+				t.Errorf("unsampled %v, want %v", res.Unsampled, tc.unsampled)
+			}
+			for _, u := range res.Unsampled {
+				if !slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.Contains(w, u) && strings.Contains(w, tc.sidecars[u].err.Error()) }) {
+					t.Errorf("no warning says why %s was not sampled: %q", u, res.Warnings)
+				}
+			}
+			switch {
+			case tc.action == "" && res.Applied != nil:
+				t.Errorf("applied %v, want nothing applied", *res.Applied)
+			case tc.action != "" && (res.Applied == nil || res.Applied.Action != tc.action):
+				t.Errorf("applied %v, want %s", res.Applied, tc.action)
+			}
+			got := map[string]string{}
+			for _, v := range res.Verified {
+				got[v.Pod] = v.Mode
+				if v.OK != (v.Mode == tc.o.Mode) {
+					t.Errorf("verification of %s: mode %s, ok %v", v.Pod, v.Mode, v.OK)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.verified) {
+				t.Errorf("verified %v, want %v", got, tc.verified)
+			}
+		})
+	}
+}
+
+// A plaintext client is reported with its destination and its rate over the window, from the
+// sidecar's inbound counters: one client however many series (response codes) it has.
+func TestPlaintextClientRate(t *testing.T) {
+	m := newMesh(map[string]*sidecar{"shop/reviews-0": {flows: []flow{{requests: 40, plaintext: true}, {requests: 20, plaintext: true, code: "503"}, {srcNS: "front", src: "web-v1", requests: 30, plaintext: true}}}},
+		pod("shop", "reviews-0", true))
+	res, err := Run(context.Background(), m.options(Options{Namespace: "shop", Mode: ModeStrict}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Client{
+		{Source: "front/web-v1", Destination: "shop/reviews-v1", RequestsPerSecond: 30 / window.Seconds()},
+		{Source: "not in the mesh (no identity)", Destination: "shop/reviews-v1", RequestsPerSecond: (40 + 20) / window.Seconds()},
+	}
+	if len(res.Clients) != len(want) {
+		t.Fatalf("clients %+v, want %+v", res.Clients, want)
+	}
+	for i, c := range res.Clients {
+		if c.Source != want[i].Source || c.Destination != want[i].Destination || c.RequestsPerSecond != want[i].RequestsPerSecond || !strings.Contains(c.Evidence, "shop/reviews-0") {
+			t.Errorf("client %d: %+v, want %+v", i, c, want[i])
+		}
+	}
+}
+
+// A second run changes nothing: the same apply is unchanged and the object is not written.
+func TestRerunUnchanged(t *testing.T) {
+	m := newMesh(map[string]*sidecar{"shop/reviews-0": {modes: []string{ModeStrict}}}, pod("shop", "reviews-0", true))
+	o := m.options(Options{Namespace: "shop", Mode: ModeStrict})
+	first, err := Run(context.Background(), o)
+	if err != nil || first.Applied == nil || first.Applied.Action != apply.Created {
+		t.Fatalf("first run: %+v %v", first, err)
+	}
+	rv := m.peerAuthentication(t, "shop").GetResourceVersion()
+	second, err := Run(context.Background(), o)
+	if err != nil || second.Applied == nil || second.Applied.Action != apply.Unchanged || second.Refused {
+		t.Fatalf("second run: %+v %v", second, err)
+	}
+	if got := m.peerAuthentication(t, "shop").GetResourceVersion(); got != rv {
+		t.Errorf("the second run wrote the object: resource version %s -> %s", rv, got)
+	}
+	if len(second.Verified) != 1 || !second.Verified[0].OK {
+		t.Errorf("second run verified %+v", second.Verified)
+	}
+}
