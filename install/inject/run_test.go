@@ -86,6 +86,24 @@ func proxyNotReady(p *corev1.Pod) *corev1.Pod {
 	return p
 }
 
+func proxyOOMKilled(p *corev1.Pod) *corev1.Pod {
+	st := proxyStatus(p)
+	st.Ready, st.RestartCount = false, 3
+	st.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}
+	st.LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "OOMKilled", ExitCode: 137,
+		FinishedAt: metav1.NewTime(p.CreationTimestamp.Add(20 * time.Second))}}
+	return p
+}
+
+// proxyOOMKilledLongAgo was OOM-killed a day before it stopped being ready for another reason.
+func proxyOOMKilledLongAgo(p *corev1.Pod) *corev1.Pod {
+	proxyOOMKilled(p)
+	st := proxyStatus(p)
+	st.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: p.CreationTimestamp}}
+	st.LastTerminationState.Terminated.FinishedAt = metav1.NewTime(p.CreationTimestamp.Add(-48 * time.Hour))
+	return p
+}
+
 func unschedulable(p *corev1.Pod) *corev1.Pod {
 	p.Status = corev1.PodStatus{Phase: corev1.PodPending}
 	return p
@@ -475,6 +493,8 @@ func TestProblems(t *testing.T) {
 		fix    string
 	}{
 		{name: "sidecar not ready", rev: "default", run: proxyNotReady, ready: "1/2", reason: "not ready", code: "MESH1301", fix: "istioctl proxy-status"},
+		{name: "sidecar OOM-killed", rev: "default", run: proxyOOMKilled, ready: "1/2", reason: "OOM-killed", code: "MESH1302", fix: "memory"},
+		{name: "sidecar not ready, OOM-killed days ago", rev: "default", run: proxyOOMKilledLongAgo, ready: "1/2", reason: "not ready", code: "MESH1301", fix: "istioctl proxy-status"},
 		{name: "injector did not act", rev: "", run: ready, ready: "1/1", reason: "the injector did not act", fix: "kubectl mesh status"},
 		{name: "injected by another revision", rev: "1-29", run: ready, ready: "2/2", reason: "injected by revision 1-29", fix: "kubectl mesh inject shop"},
 		{name: "unschedulable with its sidecar", rev: "default", run: unschedulable, ready: "Pending", reason: "not scheduled: 0/3 nodes are available: 3 Insufficient memory.", fix: "sidecar's requests"},
