@@ -184,6 +184,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 }
 
 // meshedPods are the running pods with a sidecar the change applies to, at most MaxPods.
+// Gateways are left out: their istio-proxy has no inbound listener a PeerAuthentication sets,
+// and reports its requests as their source, so sampling one finds no client and verifying
+// one waits out VerifyTimeout for a mode it never shows.
 func (o *Options) meshedPods(ctx context.Context) ([]corev1.Pod, error) {
 	ns := o.Namespace
 	if o.Mesh {
@@ -195,7 +198,7 @@ func (o *Options) meshedPods(ctx context.Context) ([]corev1.Pod, error) {
 	}
 	var out []corev1.Pod
 	for _, p := range l.Items {
-		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && hasSidecar(&p) {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && hasSidecar(&p) && !isGateway(&p) {
 			out = append(out, p)
 		}
 	}
@@ -232,6 +235,24 @@ func hasSidecar(p *corev1.Pod) bool {
 	for _, c := range append(append([]corev1.Container(nil), p.Spec.Containers...), p.Spec.InitContainers...) {
 		if c.Name == collect.SidecarContainer {
 			return true
+		}
+	}
+	return false
+}
+
+// isGateway reports whether the pod's istio-proxy runs as a gateway: pilot-agent's
+// "proxy router" (an ingress or egress gateway, installed or injected with the gateway
+// template) where a sidecar runs "proxy sidecar".
+func isGateway(p *corev1.Pod) bool {
+	for _, c := range p.Spec.Containers {
+		if c.Name != collect.SidecarContainer {
+			continue
+		}
+		argv := append(append([]string(nil), c.Command...), c.Args...)
+		for i := 0; i+1 < len(argv); i++ {
+			if argv[i] == "proxy" && argv[i+1] == "router" {
+				return true
+			}
 		}
 	}
 	return false

@@ -92,8 +92,15 @@ func interval(ns, pod string, flows []flow) *envoyadmin.StatsInterval {
 }
 
 // dump is a config dump whose virtualInbound listener is in mode: STRICT has only a TLS chain
-// that requires a client certificate; PERMISSIVE adds a plaintext chain on the same port.
+// that requires a client certificate; PERMISSIVE adds a plaintext chain on the same port. A
+// gateway's ("no inbound listener") has one plaintext listener of its own, not inbound.
 func dump(mode string) []byte {
+	if mode == "no inbound listener" {
+		return []byte(`{"configs": [{"@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump", "dynamic_listeners": [{"name": "0.0.0.0_8080", "active_state": {"listener": {
+		  "@type": "type.googleapis.com/envoy.config.listener.v3.Listener", "name": "0.0.0.0_8080",
+		  "address": {"socket_address": {"address": "0.0.0.0", "port_value": 8080}},
+		  "filter_chains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", "stat_prefix": "gw", "cluster": "outbound|9080||reviews.shop.svc.cluster.local"}}]}]}}}]}]}`)
+	}
 	tls := `"transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", "require_client_certificate": true}}`
 	tcp := `"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", "stat_prefix": "inbound|9080||", "cluster": "inbound|9080||"}}]`
 	chains := []string{`{"name": "0.0.0.0_9080", "filter_chain_match": {"destination_port": 9080, "transport_protocol": "tls"}, ` + tls + `, ` + tcp + `}`}
@@ -412,5 +419,30 @@ func TestRerunUnchanged(t *testing.T) {
 	}
 	if len(second.Verified) != 1 || !second.Verified[0].OK {
 		t.Errorf("second run verified %+v", second.Verified)
+	}
+}
+
+// A gateway runs istio-proxy too, as a router: it has no inbound listener for a
+// PeerAuthentication to change and reports its requests as their source, so it is neither
+// sampled for plaintext clients nor verified.
+func TestGatewayIsNoSidecar(t *testing.T) {
+	gw := pod(RootNamespace, "istio-ingressgateway-0", true)
+	gw.Spec.Containers = gw.Spec.Containers[1:]
+	gw.Spec.Containers[0].Args = []string{"proxy", "router", "--domain", "$(POD_NAMESPACE).svc.cluster.local"}
+	sc := pod("shop", "reviews-0", true)
+	sc.Spec.Containers[1].Args = []string{"proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local"}
+	m := newMesh(map[string]*sidecar{
+		"shop/reviews-0": {flows: []flow{{srcNS: RootNamespace, src: "istio-ingressgateway", requests: 10}}, modes: []string{ModeStrict}},
+		RootNamespace + "/istio-ingressgateway-0": {modes: []string{"no inbound listener"}},
+	}, gw, sc)
+	res, err := Run(context.Background(), m.options(Options{Mesh: true, Mode: ModeStrict}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Refused || res.Applied == nil || len(m.sampled) != 1 || !slices.Equal(m.sampled[0], []string{"shop/reviews-0"}) {
+		t.Errorf("refused %v, applied %v, sampled %v", res.Refused, res.Applied, m.sampled)
+	}
+	if len(res.Verified) != 1 || res.Verified[0].Pod != "shop/reviews-0" || !res.Verified[0].OK {
+		t.Errorf("verified %+v", res.Verified)
 	}
 }
