@@ -3,6 +3,7 @@ package inject
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -136,10 +137,16 @@ type cluster struct {
 	rollouts map[string]int           // how many, to name the pods of each ("reviews-r1-0")
 }
 
-func newCluster(t *testing.T, labels map[string]string, ds []*appsv1.Deployment, pods map[string][]*corev1.Pod) *cluster {
+// newCluster stores the namespace with labels, the Deployments with their pods (by the
+// Deployment's name) and other objects.
+func newCluster(t *testing.T, labels map[string]string, ds []*appsv1.Deployment, pods map[string][]*corev1.Pod, other ...runtime.Object) *cluster {
 	t.Helper()
 	c := &cluster{clock: &clock{t: t0}, rev: "default", run: ready, pods: pods, restarts: map[string]string{}, rollouts: map[string]int{}}
-	objs := []runtime.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}}
+	// As the API server stores a new namespace. With no field set at all, its creator would own
+	// nothing, and the field manager would give a later label to "before-first-apply".
+	namespace := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels},
+		Spec: corev1.NamespaceSpec{Finalizers: []corev1.FinalizerName{corev1.FinalizerKubernetes}}, Status: corev1.NamespaceStatus{Phase: corev1.NamespaceActive}}
+	objs := append([]runtime.Object{namespace}, other...)
 	for _, d := range ds {
 		objs = append(objs, d)
 		c.restarts[d.Name] = d.Spec.Template.Annotations[AnnotationRestartedAt]
@@ -271,9 +278,21 @@ var restartedAt = t0.UTC().Format(time.RFC3339)
 // only those; a second changes nothing.
 func TestInjectAndRerun(t *testing.T) {
 	optedOut := deployment("legacy", 1, map[string]string{annotationInject: "false"})
+	// A meshed StatefulSet and DaemonSet, rolled out: the wait checks them too.
+	one := int32(1)
+	selector := func(app string) (*metav1.LabelSelector, corev1.PodTemplateSpec) {
+		return &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}, corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}}}
+	}
+	db := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns}, Spec: appsv1.StatefulSetSpec{Replicas: &one},
+		Status: appsv1.StatefulSetStatus{ObservedGeneration: 1, Replicas: 1, ReadyReplicas: 1, UpdatedReplicas: 1, CurrentRevision: "db-1", UpdateRevision: "db-1"}}
+	db.Spec.Selector, db.Spec.Template = selector("db")
+	agent := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: ns},
+		Status: appsv1.DaemonSetStatus{ObservedGeneration: 1, DesiredNumberScheduled: 1, CurrentNumberScheduled: 1, UpdatedNumberScheduled: 1, NumberAvailable: 1, NumberReady: 1}}
+	agent.Spec.Selector, agent.Spec.Template = selector("agent")
 	c := newCluster(t, map[string]string{"team": "shop"},
 		[]*appsv1.Deployment{deployment("reviews", 2, nil), deployment("ratings", 1, nil), deployment("idle", 0, nil), optedOut},
-		map[string][]*corev1.Pod{"reviews": unmeshed("reviews", 2), "ratings": meshed("ratings", "default", 1), "legacy": unmeshed("legacy", 1)})
+		map[string][]*corev1.Pod{"reviews": unmeshed("reviews", 2), "ratings": meshed("ratings", "default", 1), "legacy": unmeshed("legacy", 1)},
+		db, meshed("db", "default", 1)[0], agent, meshed("agent", "default", 1)[0])
 	ratingsRV := c.deployment(t, "ratings").ResourceVersion
 	o := c.options(Options{Restart: true, Timeout: 5 * time.Second})
 
@@ -292,7 +311,8 @@ func TestInjectAndRerun(t *testing.T) {
 	if n.Labels[LabelInjection] != "enabled" || n.Labels["team"] != "shop" || n.Labels[LabelRevision] != "" || n.Labels[apply.ManagedByLabel] != "" {
 		t.Errorf("namespace labels %v", n.Labels)
 	}
-	want := "Deployment/idle no pods 0/0; Deployment/legacy opted out 0/1; Deployment/ratings already meshed 1/1; Deployment/reviews restarted 2/2"
+	want := "DaemonSet/agent already meshed 1/1; Deployment/idle no pods 0/0; Deployment/legacy opted out 0/1; Deployment/ratings already meshed 1/1; " +
+		"Deployment/reviews restarted 2/2; StatefulSet/db already meshed 1/1"
 	if got := workloads(res); got != want {
 		t.Errorf("workloads\n got %s\nwant %s", got, want)
 	}
@@ -313,7 +333,7 @@ func TestInjectAndRerun(t *testing.T) {
 	if c.deployment(t, "ratings").ResourceVersion != ratingsRV {
 		t.Error("the meshed deployment was written")
 	}
-	if got := c.podNames(t); got != "legacy-old-0 ratings-meshed-0 reviews-r1-0 reviews-r1-1" {
+	if got := c.podNames(t); got != "agent-meshed-0 db-meshed-0 legacy-old-0 ratings-meshed-0 reviews-r1-0 reviews-r1-1" {
 		t.Errorf("pods after the rollout: %s", got)
 	}
 
@@ -326,7 +346,8 @@ func TestInjectAndRerun(t *testing.T) {
 	if res.Label.Action != apply.Unchanged || len(res.Restarts) != 0 || len(res.Problems) != 0 {
 		t.Errorf("rerun: label %v, restarts %v, problems %+v", res.Label, res.Restarts, res.Problems)
 	}
-	want = "Deployment/idle no pods 0/0; Deployment/legacy opted out 0/1; Deployment/ratings already meshed 1/1; Deployment/reviews already meshed 2/2"
+	want = "DaemonSet/agent already meshed 1/1; Deployment/idle no pods 0/0; Deployment/legacy opted out 0/1; Deployment/ratings already meshed 1/1; " +
+		"Deployment/reviews already meshed 2/2; StatefulSet/db already meshed 1/1"
 	if got := workloads(res); got != want {
 		t.Errorf("rerun workloads\n got %s\nwant %s", got, want)
 	}
@@ -440,6 +461,31 @@ func TestRevisionMove(t *testing.T) {
 			t.Errorf("revision %s, label %v", res.Revision, res.Label)
 		}
 	})
+}
+
+// Enabling injection where someone disabled it changes their label: a conflict, named, unless
+// --force-conflicts.
+func TestDisabledByAnother(t *testing.T) {
+	for _, force := range []bool{false, true} {
+		t.Run(fmt.Sprintf("force-conflicts=%v", force), func(t *testing.T) {
+			c := newCluster(t, nil, nil, nil)
+			n := c.namespace(t)
+			n.Labels = map[string]string{LabelInjection: "disabled"}
+			if err := c.api.Update("kubectl-label", n); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Run(context.Background(), c.options(Options{Restart: true, ForceConflicts: force}))
+			var conflict *apply.ConflictError
+			switch got := c.namespace(t).Labels[LabelInjection]; {
+			case !force && (!errors.As(err, &conflict) || !strings.Contains(err.Error(), "kubectl-label")):
+				t.Errorf("error %v, want a conflict with kubectl-label's label", err)
+			case !force && got != "disabled":
+				t.Errorf("label %s after the conflict", got)
+			case force && (err != nil || got != "enabled"):
+				t.Errorf("forced: label %s, %v", got, err)
+			}
+		})
+	}
 }
 
 // Dry runs store nothing: the namespace, the workloads and the pods are as they were.
