@@ -54,6 +54,9 @@ type Options struct {
 	// resources: stored unstructured, their fields tracked without a schema.
 	Kinds []Kind
 	// Objects are stored before the test, created by SeedManager ("kubectl-create" when empty).
+	// The server fills in no defaults: an object stored with no field set at all has no
+	// owner, and the field manager then credits the next change to "before-first-apply", so
+	// seed objects as the API server would store them (a namespace with its finalizer).
 	Objects     []runtime.Object
 	SeedManager string
 	// Now stamps the creation time of objects created without one (time.Now when nil).
