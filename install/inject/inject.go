@@ -517,17 +517,39 @@ func (o *Options) whyNotReady(ctx context.Context, p *corev1.Pod) (reason, fix, 
 	}
 	snap, err := diagnose.LoadFS(evidence.MemFS(files), "pod "+p.Namespace+"/"+p.Name, o.Now())
 	if err == nil {
-		for _, f := range diagnose.Diagnose(snap, diagnose.Rules()).Findings {
-			if f.Category == diagnose.CategorySidecarNotReady {
-				fix := f.Fix.Summary
-				if f.Fix.Command != "" {
-					fix += " (" + strings.SplitN(f.Fix.Command, "\n", 2)[0] + ")"
-				}
-				return f.Title, fix, f.Code
+		if f, ok := sidecarCause(diagnose.Diagnose(snap, diagnose.Rules()).Findings); ok {
+			fix := f.Fix.Summary
+			if f.Fix.Command != "" {
+				fix += " (" + strings.SplitN(f.Fix.Command, "\n", 2)[0] + ")"
 			}
+			return f.Title, fix, f.Code
 		}
 	}
 	return "a container is not ready", "kubectl mesh why-slow pod/" + p.Name + " -n " + p.Namespace, ""
+}
+
+// sidecarCause picks the ranked finding that explains a sidecar not ready: the first of its
+// category, unless one as severe names a cause (an OOM kill) where the first names only the
+// symptom (not ready, whose fix is to read the log). Rank orders findings of one severity by
+// code, which puts the symptom first once the pod is past its start grace.
+func sidecarCause(fs []diagnose.Finding) (diagnose.Finding, bool) {
+	first := -1
+	for i, f := range fs {
+		switch {
+		case f.Category != diagnose.CategorySidecarNotReady:
+		case first < 0:
+			first = i
+			if f.Code != string(diagnose.CodeSidecarNotReady) {
+				return f, true
+			}
+		case f.Code != string(diagnose.CodeSidecarNotReady) && f.Severity == fs[first].Severity:
+			return f, true
+		}
+	}
+	if first < 0 {
+		return diagnose.Finding{}, false
+	}
+	return fs[first], true
 }
 
 // NamespaceRevision is the revision a namespace's labels ask injection from: "default" for

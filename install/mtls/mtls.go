@@ -58,7 +58,15 @@ type Options struct {
 	ForceConflicts bool
 	// VerifyTimeout bounds the wait for the sidecars to receive the new mode.
 	VerifyTimeout time.Duration
-	Progress      io.Writer
+	// VerifyPoll is the interval between two reads of the sidecars' configuration (1 s when 0).
+	VerifyPoll time.Duration
+	Progress   io.Writer
+	// Sample samples the pods' sidecars over Window; nil is collect.SampleIntervals (a
+	// port-forward to each). ConfigDump reads one sidecar's config dump; nil is
+	// collect.ConfigDump. Tests give the plaintext check and the verification their sidecars
+	// this way.
+	Sample     func(ctx context.Context, pods []corev1.Pod, families ...string) []collect.PodInterval
+	ConfigDump func(ctx context.Context, namespace, pod string) ([]byte, error)
 }
 
 // Client is a client STRICT would cut off.
@@ -122,6 +130,20 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.VerifyTimeout <= 0 {
 		o.VerifyTimeout = time.Minute
 	}
+	if o.VerifyPoll <= 0 {
+		o.VerifyPoll = time.Second
+	}
+	co := collect.CaptureOptions{Client: o.Client, RESTConfig: o.RESTConfig, Window: o.Window}
+	if o.Sample == nil {
+		o.Sample = func(ctx context.Context, pods []corev1.Pod, families ...string) []collect.PodInterval {
+			return collect.SampleIntervals(ctx, co, pods, families...)
+		}
+	}
+	if o.ConfigDump == nil {
+		o.ConfigDump = func(ctx context.Context, namespace, pod string) ([]byte, error) {
+			return collect.ConfigDump(ctx, co, namespace, pod)
+		}
+	}
 	ns := o.Namespace
 	target := "namespace " + ns
 	if o.Mesh {
@@ -163,6 +185,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 }
 
 // meshedPods are the running pods with a sidecar the change applies to, at most MaxPods.
+// Gateways are left out: their istio-proxy has no inbound listener a PeerAuthentication sets,
+// and reports its requests as their source, so sampling one finds no client and verifying
+// one waits out VerifyTimeout for a mode it never shows.
 func (o *Options) meshedPods(ctx context.Context) ([]corev1.Pod, error) {
 	ns := o.Namespace
 	if o.Mesh {
@@ -174,7 +199,7 @@ func (o *Options) meshedPods(ctx context.Context) ([]corev1.Pod, error) {
 	}
 	var out []corev1.Pod
 	for _, p := range l.Items {
-		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && hasSidecar(&p) {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && hasSidecar(&p) && !isGateway(&p) {
 			out = append(out, p)
 		}
 	}
@@ -216,14 +241,31 @@ func hasSidecar(p *corev1.Pod) bool {
 	return false
 }
 
+// isGateway reports whether the pod's istio-proxy runs as a gateway: pilot-agent's
+// "proxy router" (an ingress or egress gateway, installed or injected with the gateway
+// template) where a sidecar runs "proxy sidecar".
+func isGateway(p *corev1.Pod) bool {
+	for _, c := range p.Spec.Containers {
+		if c.Name != collect.SidecarContainer {
+			continue
+		}
+		argv := append(append([]string(nil), c.Command...), c.Args...)
+		for i := 0; i+1 < len(argv); i++ {
+			if argv[i] == "proxy" && argv[i+1] == "router" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // plaintextClients samples the sidecars' inbound side and lists the pods without a sidecar in
 // the namespaces that call them.
 func (o *Options) plaintextClients(ctx context.Context, pods []corev1.Pod) (clients []Client, sampled, unsampled, warnings []string, err error) {
 	if len(pods) > 0 {
 		o.progress("sampling the inbound traffic of %d sidecars for %v to find plaintext clients", len(pods), o.Window)
 	}
-	co := collect.CaptureOptions{Client: o.Client, RESTConfig: o.RESTConfig, Window: o.Window}
-	samples := collect.SampleIntervals(ctx, co, pods, "istio_requests_total", "istio_tcp_connections_opened_total")
+	samples := o.Sample(ctx, pods, "istio_requests_total", "istio_tcp_connections_opened_total")
 	if err := ctx.Err(); err != nil {
 		return nil, nil, nil, nil, err
 	}
@@ -332,7 +374,6 @@ func (o *Options) verify(ctx context.Context, pods []corev1.Pod) []Verification 
 	want := o.Mode
 	o.progress("waiting up to %v for the sidecars to receive %s", o.VerifyTimeout, want)
 	deadline := time.Now().Add(o.VerifyTimeout)
-	co := collect.CaptureOptions{Client: o.Client, RESTConfig: o.RESTConfig}
 	out := make([]Verification, len(pods))
 	for i := range pods {
 		out[i].Pod = pods[i].Namespace + "/" + pods[i].Name
@@ -343,7 +384,7 @@ func (o *Options) verify(ctx context.Context, pods []corev1.Pod) []Verification 
 			if out[i].OK {
 				continue
 			}
-			b, err := collect.ConfigDump(ctx, co, pods[i].Namespace, pods[i].Name)
+			b, err := o.ConfigDump(ctx, pods[i].Namespace, pods[i].Name)
 			if err != nil {
 				out[i].Mode = "unread: " + err.Error()
 				pending++
@@ -361,7 +402,7 @@ func (o *Options) verify(ctx context.Context, pods []corev1.Pod) []Verification 
 		select {
 		case <-ctx.Done():
 			return out
-		case <-time.After(time.Second):
+		case <-time.After(o.VerifyPoll):
 		}
 	}
 }
