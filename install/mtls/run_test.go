@@ -13,8 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/kubectl-mesh/kubectl-mesh/collect"
 	"github.com/kubectl-mesh/kubectl-mesh/install/apply"
+	"github.com/kubectl-mesh/kubectl-mesh/install/nodes"
 )
 
 // mtls.Run's decisions on a fake API server, in milliseconds, with its sidecars given through
@@ -42,7 +42,7 @@ func TestRunDecisions(t *testing.T) {
 	// the control plane's own, kubectl mesh nodes' probe, and pods not running.
 	bystanders := []runtime.Object{pod("batch", "job-0", false), pod(RootNamespace, "istiod-0", false), pod("kube-system", "coredns-0", false)}
 	probe := pod("shop", "probe-0", false)
-	probe.Labels[collect.NodeProbeLabel] = collect.NodeProbeValue
+	probe.Labels[nodes.ProbeLabel] = nodes.ProbeValue
 	pending := pod("shop", "curl-1", false)
 	pending.Status.Phase = corev1.PodPending
 	bystanders = append(bystanders, probe, pending)
