@@ -21,6 +21,7 @@ const (
 	CodeConnectTLS              Code = "MESH0203" // TLS failed while connecting
 	CodeConnectFailure          Code = "MESH0204" // connect failures of unknown cause
 	CodeDNSFailure              Code = "MESH0205" // the upstream's DNS name did not resolve (DF)
+	CodeHBONEBlocked            Code = "MESH0206" // ztunnel's HBONE connections to port 15008 time out
 	CodePendingOverflow         Code = "MESH0301" // pending requests overflowed (UO)
 	CodeConnectionOverflow      Code = "MESH0302" // connection limit reached (UO)
 	CodeRetryOverflow           Code = "MESH0303" // retry budget overflowed
@@ -76,6 +77,8 @@ const (
 	CodeApplicationErrors       Code = "MESH1801" // the application itself answers 5xx
 	CodeFaultInjected           Code = "MESH1802" // the route injects faults on purpose (FI, DI)
 	CodeServedFromCache         Code = "MESH1803" // the cache filter answered (RFCF)
+	CodeAmbientNotEnrolled      Code = "MESH1901" // istio-cni or ztunnel could not take the pod's traffic
+	CodeHBONEProtocol           Code = "MESH1902" // the peer on port 15008 does not speak HBONE
 )
 
 // CodeInfo is a code's entry in the catalog.
@@ -114,6 +117,8 @@ var catalog = []CodeInfo{
 		Hint: "Read the access log's transport failure reason for these requests: it says whether the connect was refused, timed out or failed TLS."},
 	{Code: CodeDNSFailure, Category: CategoryConnectFailure, Severity: SeverityError, Title: "The upstream's DNS name does not resolve (DF)",
 		Hint: "Check the ServiceEntry's hosts and that the pod's DNS resolves them."},
+	{Code: CodeHBONEBlocked, Category: CategoryConnectFailure, Severity: SeverityError, Title: "ztunnel's HBONE connections to the peer's port 15008 time out",
+		Hint: "Allow TCP 15008 between the nodes' pods: a NetworkPolicy that selects the destination pods must admit port 15008 as well as the application's port, and node firewalls or security groups must pass it."},
 	{Code: CodePendingOverflow, Category: CategoryCircuitBreaker, Severity: SeverityError, Title: "Requests are rejected because the pending-request queue is full (UO)",
 		Hint: "Raise `connectionPool.http.http1MaxPendingRequests` (and `maxConnections`) to what the upstream can serve, or scale it out."},
 	{Code: CodeConnectionOverflow, Category: CategoryCircuitBreaker, Severity: SeverityWarning, Title: "The connection limit to the upstream is reached (UO)",
@@ -224,6 +229,10 @@ var catalog = []CodeInfo{
 		Hint: "Remove the VirtualService's `fault` block unless the fault is wanted."},
 	{Code: CodeServedFromCache, Category: CategoryAppError, Severity: SeverityInfo, Title: "The response came from the cache filter, not the upstream (RFCF)",
 		Hint: "Nothing to fix unless the cached answer is wrong."},
+	{Code: CodeAmbientNotEnrolled, Category: CategoryAmbient, Severity: SeverityError, Title: "The pod's traffic is not taken into the ambient mesh (istio-cni or ztunnel could not enroll it)",
+		Hint: "Check that the istio-cni node agent and ztunnel run and are ready on the pod's node (kubectl get pods -n istio-system -o wide), then restart the pod so it is enrolled again."},
+	{Code: CodeHBONEProtocol, Category: CategoryAmbient, Severity: SeverityError, Title: "The HBONE handshake fails: the peer on port 15008 does not speak HBONE",
+		Hint: "Make sure what listens on the destination's port 15008 is ztunnel or a waypoint of the same Istio release: a sidecar-injected or non-ambient destination, or mismatched versions, answer otherwise."},
 }
 
 var catalogByCode = func() map[Code]CodeInfo {

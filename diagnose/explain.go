@@ -79,17 +79,29 @@ func Explain(input string, now time.Time) (*Report, error) {
 		}
 		return fmt.Sprintf("input line %d", line)
 	}
-	r.Findings = mergeFindings(r.Findings, proxyLogFindings(log.Proxy, "(from the pasted input)", src))
+	// The ambient data path's lines are ztunnel's and istio-cni's, not Envoy's: they are read
+	// by their own grammar, and the Envoy readings below leave them alone.
+	ztEvents, ztLines := ztunnelLines(in)
+	r.Findings = mergeFindings(r.Findings, ztunnelFindings(ztEvents, src))
+	var proxy []envoyadmin.ProxyLogEvent
+	for _, e := range log.Proxy {
+		if !ztLines[e.Line] {
+			proxy = append(proxy, e)
+		}
+	}
+	r.Findings = mergeFindings(r.Findings, proxyLogFindings(proxy, "(from the pasted input)", src))
 	scan := newTextScan(clusterName.FindString(in), src)
 	for _, l := range log.Other {
-		scan.line(l.N, l.Text)
+		if !ztLines[l.N] {
+			scan.line(l.N, l.Text)
+		}
 	}
 	scan.finish()
 	r.Findings = mergeFindings(r.Findings, scan.found)
 	if len(r.Findings) == 0 {
 		r.Unexplained = scan.unexplained()
 	}
-	if len(log.Entries) == 0 && len(log.Proxy) == 0 && log.ProxyLines == 0 && !scan.known {
+	if len(log.Entries) == 0 && len(log.Proxy) == 0 && log.ProxyLines == 0 && !scan.known && len(ztLines) == 0 {
 		return nil, fmt.Errorf("cannot explain %q: found nothing Envoy or Istio writes; %s", clip(oneLine(in), 80), explainLooksFor)
 	}
 	for i := range r.Findings {
@@ -374,6 +386,9 @@ func explainCodes() []Code {
 	}
 	for _, c := range []Code{CodeNoCluster, CodeAuthzDenied, CodeHighUpstreamLatency} {
 		add(c) // from direct_response, a bare 401 or 403 from Envoy, a load tester's slowest answers
+	}
+	for _, k := range sortedKeys(ztunnelKnowledge) {
+		add(ztunnelKnowledge[k].code) // ztunnel's and istio-cni's lines
 	}
 	for _, kind := range proxyLogOrder {
 		add(proxyLogKnowledge[kind].code) // the proxy's own log lines

@@ -61,6 +61,7 @@ const (
 	CategoryNodeIO            Category = "node-io"
 	CategoryNodeLimits        Category = "node-limits"
 	CategoryAppError          Category = "app-error"
+	CategoryAmbient           Category = "ambient" // the ambient data path: a pod's enrollment, HBONE between ztunnels
 )
 
 // categories lists every category, in the order of the documentation.
@@ -69,7 +70,7 @@ var categories = []Category{
 	CategoryNoHealthyUpstream, CategoryRetriesExhausted, CategoryNoRoute, CategoryMTLS,
 	CategoryCertExpiry, CategoryConfigRejected, CategoryLatency, CategoryStatsDisabled,
 	CategorySidecarNotReady, CategoryCPUThrottling, CategoryNodeCPUSteal, CategoryNodeIO,
-	CategoryNodeLimits, CategoryAppError,
+	CategoryNodeLimits, CategoryAppError, CategoryAmbient,
 }
 
 // SubjectKind says what a finding is about.

@@ -2,16 +2,16 @@ package diagnose
 
 import (
 	"math"
-	"sort"
+	"slices"
 )
 
 // sortedKeys returns a map's keys in order, so output never depends on map iteration.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+func sortedKeys[K ~string, V any](m map[K]V) []K {
+	keys := make([]K, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	return keys
 }
 
