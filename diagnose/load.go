@@ -32,6 +32,7 @@ const (
 	FileCerts       = evidence.Certs
 	FileServerInfo  = evidence.ServerInfo
 	FileAccessLog   = evidence.AccessLog
+	FileZtunnelLog  = evidence.ZtunnelLog
 	FilePod         = evidence.Pod
 	FileMeta        = evidence.Meta
 )
@@ -95,6 +96,7 @@ func LoadFS(fsys fs.FS, where string, now time.Time) (*Snapshot, error) {
 	l.certs()
 	l.serverInfo()
 	l.accessLog()
+	l.ztunnelLog()
 	l.pod()
 	l.node()
 	l.kube()
@@ -413,4 +415,19 @@ func unmarshalYAML(b []byte, v any) error {
 		return json.Unmarshal(b, v)
 	}
 	return yaml.Unmarshal(b, v)
+}
+
+// ztunnelLog reads an ambient pod's lines of its node's ztunnel log.
+func (l *loader) ztunnelLog() {
+	b := l.read(FileZtunnelLog)
+	if b == nil {
+		return
+	}
+	events, known := ztunnelLines(string(b))
+	if len(known) == 0 {
+		l.s.Warnings = append(l.s.Warnings, FileZtunnelLog+": no line of it is ztunnel's; the diagnosis goes on without it")
+		return
+	}
+	l.usable++
+	l.s.Ztunnel, l.s.ZtunnelLines = events, len(known)
 }

@@ -27,5 +27,6 @@ func Rules() []Rule {
 		NodeCPUStealRule{},
 		NodeIORule{},
 		NodeLimitsRule{},
+		AmbientRule{},
 	}
 }

@@ -34,6 +34,7 @@ const (
 	InputNodeInterval  Input = "node-interval"  // node.txt and node-2.txt, a window apart
 	InputCadvisor      Input = "cadvisor"       // cadvisor.prom: the kubelet's cAdvisor lines of the pod
 	InputHop           Input = "hop"            // hops.json: the worst upstream's pods, sampled on their inbound side
+	InputZtunnelLog    Input = "ztunnel-log"    // ztunnel.log: an ambient pod's lines in the log of the ztunnel on its node
 )
 
 // Where Snapshot.Now came from, as evidence sources name it.
@@ -93,6 +94,10 @@ type Snapshot struct {
 	// Hop is the inbound side of the worst upstream's pods, sampled after the proxy's own
 	// window (hops.json and its stats files); nil when the hop was not followed.
 	Hop *Hop
+	// Ztunnel are the problems in ztunnel.log; ZtunnelLines counts the lines of it that were
+	// ztunnel's, healthy ones included.
+	Ztunnel      []ztunnelEvent
+	ZtunnelLines int
 	// Now is when the evidence was taken (certificate expiry is judged against it).
 	Now time.Time
 	// NowSource says where Now came from: NowFromMeta, NowFromClock when a folder has no capture
@@ -144,6 +149,8 @@ func (s *Snapshot) Has(in Input) bool {
 		return s.Cadvisor != nil
 	case InputHop:
 		return s.Hop != nil && len(s.Hop.Pods) > 0
+	case InputZtunnelLog:
+		return s.ZtunnelLines > 0
 	}
 	return false
 }

@@ -17,6 +17,11 @@ type MetaFile struct {
 	// NodeTimes are the times of the first and second node samples (node.txt, node-2.txt), when
 	// they were taken apart from the stats samples.
 	NodeTimes []time.Time `json:"nodeTimes,omitempty"`
+	// NamespaceLabels are the pod's namespace's labels that decide how the mesh serves it
+	// (istio.io/dataplane-mode, istio.io/use-waypoint, istio-injection, istio.io/rev).
+	NamespaceLabels map[string]string `json:"namespaceLabels,omitempty"`
+	// Ztunnel is the ztunnel pod on an ambient pod's node, as namespace/name.
+	Ztunnel string `json:"ztunnel,omitempty"`
 }
 
 // HopFile is hops.json.

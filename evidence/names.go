@@ -34,12 +34,13 @@ const (
 	Cadvisor       = "cadvisor.prom"   // the kubelet's cAdvisor lines of the pod
 	Cadvisor2      = "cadvisor-2.prom" // the second cAdvisor sample
 	Hops           = "hops.json"       // the hop to the worst upstream; its samples are hop-N.prom, hop-N-2.prom
+	ZtunnelLog     = "ztunnel.log"     // an ambient pod's: the lines of the ztunnel on its node that name it
 )
 
 // names are the fixed evidence file names.
 var names = []string{StatsText, StatsJSON, StatsProm, Stats2Text, Stats2JSON, Stats2Prom, ConfigDump,
 	ClustersJSON, ClustersText, Certs, ServerInfo, AccessLog, Pod, Meta, Events, Services, EndpointSlices,
-	Istio, Node, Node2, Cadvisor, Cadvisor2, Hops}
+	Istio, Node, Node2, Cadvisor, Cadvisor2, Hops, ZtunnelLog}
 
 // hopSample names the hop's stats samples that hops.json lists.
 var hopSample = regexp.MustCompile(`^hop-[0-9]{1,4}(-2)?\.prom$`)

@@ -1,0 +1,72 @@
+package diagnose
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func ambientPod(labels, annotations map[string]string, containers ...string) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "shop", Labels: labels, Annotations: annotations},
+		Spec: corev1.PodSpec{NodeName: "node-a"}}
+	for _, c := range append([]string{"web"}, containers...) {
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: c})
+	}
+	return p
+}
+
+func TestAmbientEnrollment(t *testing.T) {
+	ambientNS := map[string]string{labelDataplaneMode: dataplaneAmbient}
+	enabled := map[string]string{annotationRedirection: redirectionEnabled}
+	tests := []struct {
+		name     string
+		nsLabels map[string]string
+		pod      *corev1.Pod
+		want     string // a phrase of the explanation, "" for no finding
+	}{
+		{"enrolled", ambientNS, ambientPod(nil, enabled), ""},
+		{"left out", ambientNS, ambientPod(nil, nil), "never marked it redirected"},
+		{"pending", nil, ambientPod(map[string]string{labelDataplaneMode: dataplaneAmbient}, map[string]string{annotationRedirection: redirectionPending}), "no ztunnel accepted the pod"},
+		{"opted out", ambientNS, ambientPod(map[string]string{labelDataplaneMode: dataplaneNone}, nil), ""},
+		{"a sidecar pod", ambientNS, ambientPod(nil, nil, "istio-proxy"), ""},
+		{"not asked", map[string]string{"istio-injection": "enabled"}, ambientPod(nil, nil), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Snapshot{Pod: tc.pod, Meta: Meta{Namespace: "shop", Pod: "web-0", NamespaceLabels: tc.nsLabels}}
+			fs := AmbientRule{}.Check(s)
+			if tc.want == "" {
+				if len(fs) != 0 {
+					t.Errorf("findings %+v; want none", fs)
+				}
+				return
+			}
+			if len(fs) != 1 || fs[0].Code != string(CodeAmbientNotEnrolled) || !strings.Contains(fs[0].Explanation, tc.want) {
+				t.Fatalf("findings %+v; want MESH1901 saying %q", fs, tc.want)
+			}
+			if !strings.Contains(fs[0].Fix.Command, "spec.nodeName=node-a") || !strings.Contains(fs[0].Fix.Command, "kubectl delete pod -n shop web-0") {
+				t.Errorf("fix %q; want the node's agents and the pod's restart", fs[0].Fix.Command)
+			}
+		})
+	}
+}
+
+func TestAmbientZtunnelLog(t *testing.T) {
+	log := "2025-01-14T14:45:38.786219Z\tinfo\taccess\tconnection complete\tsrc.addr=10.0.0.9:4000 dst.addr=10.0.0.7:8080 direction=\"inbound\" bytes_sent=10 bytes_recv=20 duration=\"1ms\"\n" +
+		"2025-01-14T14:45:39.786219Z\terror\taccess\tconnection complete\tsrc.addr=10.0.0.8:47328 dst.addr=10.0.0.7:8080 dst.workload=\"web-0\" dst.namespace=\"shop\" direction=\"inbound\" bytes_sent=0 bytes_recv=0 duration=\"0ms\" error=\"connection closed due to policy rejection: allow policies exist, but none allowed\"\n"
+	events, known := ztunnelLines(log)
+	s := &Snapshot{Pod: ambientPod(nil, map[string]string{annotationRedirection: redirectionEnabled}), Ztunnel: events, ZtunnelLines: len(known),
+		Meta: Meta{NamespaceLabels: map[string]string{labelDataplaneMode: dataplaneAmbient}}}
+	fs := AmbientRule{}.Check(s)
+	if len(fs) != 1 || fs[0].Code != string(CodeAuthzDenied) || fs[0].Evidence[1].Source != "ztunnel.log line 2" {
+		t.Fatalf("findings %+v; want the policy rejection of line 2", fs)
+	}
+	// The healthy line alone says nothing.
+	events, known = ztunnelLines(strings.SplitN(log, "\n", 2)[0])
+	s.Ztunnel, s.ZtunnelLines = events, len(known)
+	if fs := (AmbientRule{}).Check(s); len(fs) != 0 || s.ZtunnelLines != 1 {
+		t.Errorf("findings %+v from a healthy line", fs)
+	}
+}
