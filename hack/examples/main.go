@@ -129,10 +129,12 @@ func generate(ctx context.Context, root string, o options, progress io.Writer) (
 	if err := dirs("bin", "cwd", "live", "configure"); err != nil {
 		return "", nil, 0, err
 	}
+	begin := time.Now()
 	bin, err := binaries(ctx, root, o.binDir, filepath.Join(tmp, "bin"))
 	if err != nil {
 		return "", nil, 0, err
 	}
+	fmt.Fprintf(progress, "examples: binaries (%v)\n", time.Since(begin).Round(100*time.Millisecond))
 	d := newDoc(root)
 	r := &runner{bin: bin, dir: filepath.Join(tmp, "cwd"), timeout: o.timeout, doc: d}
 	d.para(header)
