@@ -78,10 +78,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "examples: %v\n", err)
 		return 1
 	}
+	return finish(o, root, text, mismatches, ran, time.Since(begin), stdout, stderr)
+}
+
+// finish prints the mismatches, one line each, and writes the doc only when there is none and
+// -check is off. It returns the exit code.
+func finish(o options, root, text string, mismatches []Mismatch, ran int, took time.Duration, stdout, stderr io.Writer) int {
+	took = took.Round(100 * time.Millisecond)
 	for _, m := range mismatches {
 		fmt.Fprintln(stderr, m)
 	}
-	took := time.Since(begin).Round(100 * time.Millisecond)
 	if len(mismatches) > 0 {
 		msg := fmt.Sprintf("examples: %d mismatches in %d examples (%v)", len(mismatches), ran, took)
 		if !o.check {
