@@ -117,8 +117,9 @@ func generate(ctx context.Context, root string, o options, progress io.Writer) (
 		return "", nil, 0, err
 	}
 	defer func() {
-		// Kept after a failure for the control planes' logs, unless interrupted.
-		if err != nil && ctx.Err() == nil {
+		// Kept after a failure once a control plane has started, for its logs, unless
+		// interrupted.
+		if states, _ := filepath.Glob(filepath.Join(tmp, "*", "state")); err != nil && ctx.Err() == nil && len(states) > 0 {
 			err = fmt.Errorf("%w\n(logs of the control planes are in %s)", err, tmp)
 			return
 		}
