@@ -11,7 +11,7 @@ BIN_INSTALL := bin/kubectl-mesh-install
 DEMO ?= testdata/incidents/keepalive-race
 FUZZTIME ?= 3s
 
-.PHONY: all build demo test unit vet fuzz realworld bench bench-process bench-go bench-live clean dist krew-manifest release-check
+.PHONY: all build demo test unit vet fuzz realworld examples examples-check bench bench-process bench-go bench-live clean dist krew-manifest release-check
 
 all: build
 
@@ -23,10 +23,11 @@ build:
 demo: build
 	$(BIN) why-slow --from $(DEMO)
 
-# The whole suite: vet, the release archives and krew manifest (which ./krew's tests install
-# as krew would), unit, corpus and integration tests (against the real control plane below,
-# built on first use), and every fuzz target briefly.
-test: vet testcluster release-check unit fuzz
+# The whole suite: vet, the examples' exit codes and top findings, the release archives and
+# krew manifest (which ./krew's tests install as krew would), unit, corpus and integration
+# tests (the examples and integration tests against the real control plane below, built on
+# first use), and every fuzz target briefly.
+test: vet testcluster examples-check release-check unit fuzz
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
@@ -47,6 +48,15 @@ fuzz:
 	    out=$$($(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { echo "$$out" | grep -v '^fuzz: elapsed' | tail -40; exit 1; }; \
 	  done; \
 	done
+
+# docs/examples.md: every command run by the built binaries, offline and on the test control
+# plane, each checked (its exit code, a diagnosis's top finding) before the doc is written.
+# examples-check runs and checks them without writing.
+examples: testcluster
+	$(GO) run ./hack/examples
+
+examples-check: testcluster
+	$(GO) run ./hack/examples -check
 
 # Whole processes as a user feels them (version beside the start-up baseline, clusters --file
 # on a 5,000-cluster dump grown from a real one, why-slow --from an incident), then the Go

@@ -13,6 +13,15 @@ import (
 func Charts(t testing.TB, src string) string {
 	t.Helper()
 	dst := t.TempDir()
+	if err := CopyCharts(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// CopyCharts copies the test charts at src into dst, adding Istio's CRDs to the base chart as
+// base/files/crd-all.gen.yaml.
+func CopyCharts(src, dst string) error {
 	err := filepath.Walk(src, func(path string, info os.FileInfo, err error) error {
 		if err != nil {
 			return err
@@ -28,18 +37,15 @@ func Charts(t testing.TB, src string) string {
 		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
 	})
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	crds, err := testcluster.IstioCRDs()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	// files/ holds only this file, which git does not keep: a fresh clone has no such folder.
 	if err := os.MkdirAll(filepath.Join(dst, "base", "files"), 0o755); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if err := os.WriteFile(filepath.Join(dst, "base", "files", "crd-all.gen.yaml"), []byte(crds), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dst
+	return os.WriteFile(filepath.Join(dst, "base", "files", "crd-all.gen.yaml"), []byte(crds), 0o644)
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -39,6 +40,8 @@ type Injector struct {
 	// namespace (a sidecar too big for the node, say). Set them before pods are created.
 	ProxyMemory   string
 	ProxyMemoryIn map[string]string
+
+	srv *http.Server
 }
 
 // StartInjector serves the webhook on 127.0.0.1 and registers it for the default revision
@@ -54,18 +57,33 @@ func StartInjector(t testing.TB, c *testcluster.Cluster, revision string) *Injec
 // to point at (its URL ends in /REVISION, which it writes into the pods' status annotation).
 func ServeInjector(t testing.TB) *Injector {
 	t.Helper()
-	cert, caPEM := selfSigned(t)
-	inj := &Injector{CABundle: caPEM, ProxyMemory: "128Mi"}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	inj, err := NewInjector()
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(inj.serve), TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.ServeTLS(ln, "", "") }()
-	t.Cleanup(func() { _ = srv.Close() })
-	inj.URL = "https://" + ln.Addr().String() + "/inject"
+	t.Cleanup(func() { _ = inj.Close() })
 	return inj
 }
+
+// NewInjector serves the webhook on 127.0.0.1, as ServeInjector does, until Close.
+func NewInjector() (*Injector, error) {
+	cert, caPEM, err := selfSigned()
+	if err != nil {
+		return nil, fmt.Errorf("injector certificate: %w", err)
+	}
+	inj := &Injector{CABundle: caPEM, ProxyMemory: "128Mi"}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	inj.srv = &http.Server{Handler: http.HandlerFunc(inj.serve), TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = inj.srv.ServeTLS(ln, "", "") }()
+	inj.URL = "https://" + ln.Addr().String() + "/inject"
+	return inj, nil
+}
+
+// Close stops serving the webhook.
+func (inj *Injector) Close() error { return inj.srv.Close() }
 
 func (inj *Injector) register(t testing.TB, c *testcluster.Cluster, revision string) {
 	t.Helper()
@@ -156,11 +174,10 @@ func hasProxy(p *corev1.Pod) bool {
 }
 
 // selfSigned makes a serving certificate for 127.0.0.1, its own CA.
-func selfSigned(t testing.TB) (tls.Certificate, []byte) {
-	t.Helper()
+func selfSigned() (tls.Certificate, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return tls.Certificate{}, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sidecar-injector"},
@@ -172,13 +189,16 @@ func selfSigned(t testing.TB) (tls.Certificate, []byte) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		return tls.Certificate{}, nil, err
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyDER, _ := x509.MarshalECPrivateKey(key)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
 	cert, err := tls.X509KeyPair(certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
 	if err != nil {
-		t.Fatal(err)
+		return tls.Certificate{}, nil, err
 	}
-	return cert, certPEM
+	return cert, certPEM, nil
 }

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"encoding/base64"
+	"path/filepath"
+	"strings"
+
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/meshtest"
+)
+
+// The expected exit codes follow the README's exit status (0 the command ran, 1 a configure
+// command found a problem it reports, 2 bad usage); the expected top findings are those of
+// testdata/incidents/README.md's table.
+
+// offlineExamples need no cluster: incidents is testdata/incidents.
+func offlineExamples(incidents string) []Example {
+	in := func(name string) string { return filepath.Join(incidents, name) }
+	return []Example{
+		{Args: []string{"why-slow", "--from", in("timeout")}, Top: []string{"MESH0101"}},
+		{Args: []string{"why-slow", "--from", in("node-cpu-steal")}, Top: []string{"MESH1501"}},
+		// Envoy's 503 body for a connection the upstream closed: keepalive-race's story.
+		{Args: []string{"explain", "upstream connect error or disconnect/reset before headers. reset reason: connection termination"}, Top: []string{"MESH0401"}},
+		// A connect failure first: the retries it exhausted come second.
+		{Args: []string{"explain", "UF,URX"}, Top: []string{"MESH0204"}},
+		{Args: []string{"clusters", "--from", in("circuit-breaker")}},
+		{Args: []string{"version"}},
+		{Args: []string{"rbac"}},
+	}
+}
+
+// liveExamples run on the live mesh (startLive); archive is where capture writes.
+func liveExamples(archive string) []Example {
+	return []Example{
+		// The sweep puts first productpage-mtls-mismatch (MESH0802) or productpage-no-endpoints
+		// (MESH0501): each fails every one of its 20 requests a second, a tie that RankPods
+		// breaks by the rate over each pod's own measured window, so either may come first.
+		{Args: []string{"why-slow", "-n", "default", "--window", "2s"}, Top: []string{"MESH0802", "MESH0501"}},
+		// The README's table puts MESH1101 first and MESH1105 beside it. Both are warnings on
+		// the same requests: diagnose.Rank orders them by impact, which MESH1101 rounds to
+		// 3 decimals and MESH1105 does not, so over a measured window either may come first
+		// (MESH1105 in about a quarter of the runs).
+		{Args: []string{"why-slow", "pod/productpage-network-latency", "-n", "default", "--window", "2s"}, Top: []string{"MESH1101", "MESH1105"}},
+		{Args: []string{"capture", "pod/productpage-keepalive-race", "-n", "default", "-o", archive, "--window", "2s"}},
+		{Args: []string{"rbac", "--check", "-n", "default"}},
+	}
+}
+
+// configureExamples install the charts at charts, the injector webhook pointing at inj,
+// then configure the bookinfo namespace of startConfigure.
+func configureExamples(charts string, inj *meshtest.Injector) []Example {
+	ca := base64.StdEncoding.EncodeToString(inj.CABundle)
+	install := []string{"install", "--charts", charts, "--skip-node-probe",
+		"--set", "istiod.sidecarInjectorWebhook.url=" + inj.URL + "/default",
+		"--set", "istiod.sidecarInjectorWebhook.caBundle=" + ca}
+	return []Example{
+		// The node probe finds node-cpu-steal's steal: a warning, which does not fail the check.
+		{Args: []string{"install", "--check", "--inject-namespaces", "bookinfo"}},
+		{Args: []string{"install", "--dry-run", "--profile", "minimal", "--charts", charts}, Abridge: releasesAndKinds},
+		{Args: install},
+		// Again: every release unchanged.
+		{Args: install},
+		// No namespace labelled for injection yet: a warning.
+		{Args: []string{"status"}},
+		{Args: []string{"inject", "bookinfo", "--timeout", "60s"}},
+		{Args: []string{"inject", "bookinfo"}},
+		{Args: []string{"mtls", "bookinfo", "--mode", "strict", "--window", "2s"}},
+		{Args: []string{"canary", "reviews", "-n", "bookinfo", "--canary", "v2", "--weight", "10"}},
+		{Args: []string{"canary", "reviews", "-n", "bookinfo", "--canary", "v2", "--weight", "10", "--step", "45", "--interval", "2s", "--max-error-rate", "1%"}},
+		// The node replays node-cpu-steal: 38% steal falls short, and nodes says so with 1.
+		{Args: []string{"nodes", "--window", "2s"}, Exit: 1},
+		{Args: []string{"nodes", "--apply", "--dry-run"}},
+		{Args: []string{"uninstall"}},
+	}
+}
+
+// releasesAndKinds abridges install --dry-run's manifests to their releases and kinds.
+func releasesAndKinds(out string) string {
+	var kept []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "# Helm release") || strings.HasPrefix(l, "kind:") || strings.HasPrefix(l, "client dry run") {
+			kept = append(kept, l)
+		}
+	}
+	return "(the manifests, abridged to their releases and kinds)\n" + strings.Join(kept, "\n") + "\n"
+}
