@@ -156,8 +156,11 @@ func Rank(fs []Finding) {
 		if a.Severity.Rank() != b.Severity.Rank() {
 			return a.Severity.Rank() > b.Severity.Rank()
 		}
-		if a.Impact != b.Impact {
-			return a.Impact > b.Impact
+		// Impacts are compared to the thousandth: two rules that measure the same requests by
+		// different paths (a rate rounded for display, a count over the window) must tie, and
+		// the code order then decides, not floating-point noise.
+		if ai, bi := round(a.Impact, 3), round(b.Impact, 3); ai != bi {
+			return ai > bi
 		}
 		if a.Code != b.Code {
 			return a.Code < b.Code
