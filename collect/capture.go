@@ -169,9 +169,9 @@ func (r *captureRun) releaseSlot() {
 	}
 }
 
-// Capture writes the evidence folder of one meshed pod. It fails when the pod cannot be read,
-// has no istio-proxy sidecar, the folder cannot be written or the admin port cannot be
-// forwarded; a single admin endpoint or the log that cannot be read becomes a warning in the
+// Capture writes the evidence folder of one meshed pod: a sidecar's admin API, or for a pod of
+// the ambient mesh the log of the ztunnel on its node (captureAmbient). It fails when the pod
+// cannot be read, is in neither, or the admin port cannot be forwarded; a single admin endpoint or the log that cannot be read becomes a warning in the
 // result and the capture goes on.
 func Capture(ctx context.Context, o CaptureOptions) (*Result, error) {
 	if o.Client == nil || o.RESTConfig == nil {
@@ -205,7 +205,11 @@ func Capture(ctx context.Context, o CaptureOptions) (*Result, error) {
 		}
 	}
 	if err := checkSidecar(pod); err != nil {
-		return nil, err
+		nsLabels := namespaceMeshLabels(ctx, r, pod.Namespace)
+		if !ambientPod(pod, nsLabels) {
+			return nil, err
+		}
+		return r.captureAmbient(ctx, pod, nsLabels)
 	}
 	r.pod = pod
 	if err := r.writePod(pod); err != nil {
@@ -249,7 +253,7 @@ func checkSidecar(pod *corev1.Pod) error {
 	for _, c := range pod.Spec.Containers {
 		names = append(names, c.Name)
 	}
-	return fmt.Errorf("pod %s/%s has no %s sidecar: its containers are %v; label the namespace with istio-injection=enabled (or istio.io/rev) and restart the pod, or capture a meshed pod",
+	return fmt.Errorf("pod %s/%s has no %s sidecar and is not in the ambient mesh: its containers are %v; label the namespace with istio-injection=enabled (or istio.io/rev) and restart the pod, or with istio.io/dataplane-mode=ambient, or capture a meshed pod",
 		pod.Namespace, pod.Name, SidecarContainer, names)
 }
 

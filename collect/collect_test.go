@@ -168,7 +168,7 @@ func TestCaptureLive(t *testing.T) {
 			Client: c.Client, RESTConfig: c.Config, Namespace: pod.Namespace, Pod: pod.Name,
 			Window: time.Second,
 		})
-		if err == nil || !strings.Contains(err.Error(), "pod default/plain has no istio-proxy sidecar") {
+		if err == nil || !strings.Contains(err.Error(), "pod default/plain has no istio-proxy sidecar and is not in the ambient mesh") {
 			t.Errorf("err = %v, want the no-sidecar error", err)
 		}
 	})

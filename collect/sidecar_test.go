@@ -33,7 +33,7 @@ func TestCheckSidecar(t *testing.T) {
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
 			}
-			if err != nil && !strings.HasPrefix(err.Error(), "pod shop/web has no istio-proxy sidecar: ") {
+			if err != nil && !strings.HasPrefix(err.Error(), "pod shop/web has no istio-proxy sidecar and is not in the ambient mesh: ") {
 				t.Errorf("err = %q, want it to name the pod and the missing sidecar", err)
 			}
 		})

@@ -94,7 +94,7 @@ func ResolveTargets(ctx context.Context, getter genericclioptions.RESTClientGett
 			return
 		}
 		seen[key] = true
-		if checkSidecar(&p) == nil {
+		if checkSidecar(&p) == nil || ambientPod(&p, nil) {
 			res.Meshed = append(res.Meshed, p)
 		} else {
 			res.Unmeshed = append(res.Unmeshed, p)
@@ -132,7 +132,14 @@ func ResolveTargets(ctx context.Context, getter genericclioptions.RESTClientGett
 	sortPods(res.Meshed)
 	sortPods(res.Unmeshed)
 	if !t.Sweep() && len(res.Meshed) == 0 && len(res.Unmeshed) == 1 {
-		return nil, checkSidecar(&res.Unmeshed[0])
+		// One pod asked for: its namespace may put it in the ambient mesh, which its diagnosis
+		// then checks.
+		p := res.Unmeshed[0]
+		if ns, err := client.CoreV1().Namespaces().Get(ctx, p.Namespace, metav1.GetOptions{}); err == nil && ambientPod(&p, ns.Labels) {
+			res.Meshed, res.Unmeshed = []corev1.Pod{p}, nil
+			return res, nil
+		}
+		return nil, checkSidecar(&p)
 	}
 	return res, nil
 }

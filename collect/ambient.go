@@ -1,0 +1,183 @@
+package collect
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
+	"github.com/kubectl-mesh/kubectl-mesh/ztunnel"
+)
+
+// An ambient pod has no sidecar: the ztunnel on its node carries its traffic once istio-cni
+// has redirected it. Its evidence is the pod, its namespace's mesh labels, the objects around
+// it, and the lines of that ztunnel's log that name it.
+
+const (
+	labelDataplaneMode    = "istio.io/dataplane-mode"
+	annotationRedirection = "ambient.istio.io/redirection"
+	// ZtunnelSelector finds the ztunnel pods, as Istio's ztunnel chart labels them.
+	ZtunnelSelector = "app=ztunnel"
+	// ztunnelLogTail bounds what is read of ztunnel's log: it logs every connection of every
+	// pod on the node.
+	ztunnelLogTail  = 20000
+	ztunnelLogBytes = 16 << 20
+)
+
+// meshLabels are the namespace labels that decide how the mesh serves its pods.
+var meshLabels = []string{labelDataplaneMode, "istio.io/use-waypoint", "istio-injection", "istio.io/rev"}
+
+// ambientPod reports whether a pod without a sidecar is one the ambient mesh serves or should
+// serve: istio-cni marked it, or it or its namespace asks for ambient (and it did not opt out).
+func ambientPod(p *corev1.Pod, nsLabels map[string]string) bool {
+	if p.Spec.HostNetwork || p.Labels[labelDataplaneMode] == "none" {
+		return false
+	}
+	return p.Annotations[annotationRedirection] != "" || p.Labels[labelDataplaneMode] == "ambient" || nsLabels[labelDataplaneMode] == "ambient"
+}
+
+// namespaceMeshLabels reads the mesh labels of a namespace; nil when it cannot be read (the
+// pod's own marks then decide).
+func namespaceMeshLabels(ctx context.Context, r *captureRun, name string) map[string]string {
+	ns, err := r.o.Client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("namespace %s not read, so its istio.io/dataplane-mode is unknown: %v", name, err))
+		return nil
+	}
+	out := map[string]string{}
+	for _, k := range meshLabels {
+		if v, ok := ns.Labels[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// captureAmbient captures an ambient pod: the pod, its node's ztunnel's lines about it, the
+// objects around it.
+func (r *captureRun) captureAmbient(ctx context.Context, pod *corev1.Pod, nsLabels map[string]string) (*Result, error) {
+	r.pod = pod
+	if err := r.writePod(pod); err != nil {
+		return nil, err
+	}
+	r.progress("pod %s/%s has no sidecar and is in the ambient mesh: reading the ztunnel on node %s", pod.Namespace, pod.Name, pod.Spec.NodeName)
+	zt := r.ztunnelLog(ctx, pod)
+	r.kube(ctx, pod)
+	meta := evidence.MetaFile{Pod: pod.Name, Namespace: pod.Namespace, CapturedBy: CapturedBy, NamespaceLabels: nsLabels, Ztunnel: zt,
+		CaptureTimes: []time.Time{r.o.Now().UTC()}}
+	b, err := json.MarshalIndent(meta, "", " ")
+	if err != nil {
+		return nil, fmt.Errorf("meta.json: %w", err)
+	}
+	if err := r.write(evidence.Meta, append(b, '\n')); err != nil {
+		return nil, err
+	}
+	return r.res, nil
+}
+
+// ztunnelLog writes the lines of the pod's node's ztunnel that name the pod (its IP or its
+// name) and its ztunnel-wide warnings and errors (istiod, certificates), and returns the
+// ztunnel pod as namespace/name. A sweep reads each node's ztunnel log once (KubeCache).
+func (r *captureRun) ztunnelLog(ctx context.Context, pod *corev1.Pod) string {
+	node := pod.Spec.NodeName
+	if node == "" {
+		r.res.Warnings = append(r.res.Warnings, evidence.ZtunnelLog+" not captured: the pod is not scheduled on a node yet")
+		return ""
+	}
+	r.progress("log of the ztunnel on node %s (last %d lines), lines that name %s", node, ztunnelLogTail, pod.Name)
+	v, err := r.o.KubeCache.get("ztunnel-log/"+node, func() (any, error) { return r.readZtunnel(ctx, node) })
+	if err != nil {
+		r.res.Warnings = append(r.res.Warnings, evidence.ZtunnelLog+" not captured: "+err.Error())
+		if z, ok := v.(nodeZtunnel); ok {
+			return z.name
+		}
+		return ""
+	}
+	z := v.(nodeZtunnel)
+	if err := r.write(evidence.ZtunnelLog, aboutPod(z.log, pod)); err != nil {
+		r.res.Warnings = append(r.res.Warnings, evidence.ZtunnelLog+" not captured: "+err.Error())
+	}
+	return z.name
+}
+
+// nodeZtunnel is the ztunnel pod of a node and the tail of its log.
+type nodeZtunnel struct {
+	name string // namespace/name
+	log  []byte
+}
+
+func (r *captureRun) readZtunnel(ctx context.Context, node string) (any, error) {
+	l, err := r.o.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: ZtunnelSelector, FieldSelector: "spec.nodeName=" + node})
+	if msg, ok := refusal(err, "finding the ztunnel of node "+node, "list", "pods", "(all namespaces)"); ok {
+		return nil, errors.New(msg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("finding the ztunnel of node %s: %w", node, err)
+	}
+	var zt *corev1.Pod
+	for i := range l.Items { // the field selector, checked again
+		if l.Items[i].Spec.NodeName == node {
+			zt = &l.Items[i]
+			break
+		}
+	}
+	if zt == nil {
+		return nil, fmt.Errorf("no pod labelled %s runs on node %s: ztunnel is not installed or not scheduled there", ZtunnelSelector, node)
+	}
+	z := nodeZtunnel{name: zt.Namespace + "/" + zt.Name}
+	tail, limit := int64(ztunnelLogTail), int64(ztunnelLogBytes)
+	b, err := r.o.Client.CoreV1().Pods(zt.Namespace).GetLogs(zt.Name, &corev1.PodLogOptions{TailLines: &tail, LimitBytes: &limit}).DoRaw(ctx)
+	if msg, ok := refusal(err, "reading the log of ztunnel "+z.name, "get", "pods/log", zt.Namespace); ok {
+		return z, errors.New(msg)
+	}
+	if err != nil {
+		return z, fmt.Errorf("log of ztunnel %s: %w", z.name, err)
+	}
+	z.log = b
+	return z, nil
+}
+
+// aboutPod keeps the lines of a ztunnel log that name the pod (its IP followed by a port or a
+// quote, or its name quoted) and ztunnel's warnings and errors that name no connection (istiod
+// out of reach, certificates), which touch every pod of the node.
+func aboutPod(log []byte, pod *corev1.Pod) []byte {
+	var marks []string
+	for _, ip := range pod.Status.PodIPs {
+		marks = append(marks, ip.IP+":", "["+ip.IP+"]:", ip.IP+`"`)
+	}
+	if pod.Status.PodIP != "" && len(pod.Status.PodIPs) == 0 {
+		marks = append(marks, pod.Status.PodIP+":", pod.Status.PodIP+`"`)
+	}
+	marks = append(marks, `"`+pod.Name+`"`)
+	var out bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(log))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		keep := false
+		for _, m := range marks {
+			if strings.Contains(line, m) {
+				keep = true
+				break
+			}
+		}
+		if !keep {
+			if l, ok := ztunnel.ParseLine(line); ok && (l.Level == "warn" || l.Level == "error") && l.Fields["src.addr"] == "" && l.Fields["dst.addr"] == "" {
+				keep = true
+			}
+		}
+		if keep {
+			out.WriteString(line)
+			out.WriteByte('\n')
+		}
+	}
+	return out.Bytes()
+}
