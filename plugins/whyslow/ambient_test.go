@@ -1,0 +1,84 @@
+package whyslow
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
+)
+
+// TestAmbientPodsLive diagnoses ambient pods through the real API server: a ztunnel pod on
+// their node whose log (served by kwok) is a real ztunnel's line from the real-world corpus
+// (ztunnel#1229: an HBONE connection to echo's port 15008 that timed out), an echo pod of that
+// name in an ambient namespace, and a pod of the namespace istio-cni never marked.
+func TestAmbientPodsLive(t *testing.T) {
+	dirs, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "realworld", "istio-ambient-ztunnel-pr-1229-005-*", "input.txt"))
+	if len(dirs) != 1 {
+		t.Fatalf("the real ztunnel line: %v", dirs)
+	}
+	real, err := os.ReadFile(dirs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.TrimSpace(strings.SplitN(string(real), "\n", 2)[0])
+	logs := filepath.Join(t.TempDir(), "ztunnel.log")
+	if err := os.WriteFile(logs, []byte(testcluster.CRILog(
+		`2024-07-26T17:17:50.000000Z	info	access	connection complete	src.addr=10.244.0.9:58000 dst.addr=10.244.0.3:8080 direction="outbound" bytes_sent=100 bytes_recv=200 duration="3ms"`,
+		line)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := testcluster.Start(t, testcluster.Options{KwokRules: []string{testcluster.LogsRule("istio-system", "ztunnel-x1", []string{"istio-proxy"}, logs)}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	ns := func(name string, labels map[string]string) {
+		if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns("istio-system", nil)
+	ns("echo", map[string]string{"istio.io/dataplane-mode": "ambient"})
+	pod := func(ns, name string, labels, annotations map[string]string, container string) {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels, Annotations: annotations},
+			Spec: corev1.PodSpec{NodeName: c.Nodes[0], Containers: []corev1.Container{{Name: container, Image: "example.invalid/" + container}}}}
+		if _, err := c.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			got, err := c.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			return err == nil && got.Status.Phase == corev1.PodRunning, nil
+		}); err != nil {
+			t.Fatalf("pod %s/%s not running: %v", ns, name, err)
+		}
+	}
+	pod("istio-system", "ztunnel-x1", map[string]string{"app": "ztunnel"}, nil, "istio-proxy")
+	pod("echo", "echo-66d88ff694-pnk6h", nil, map[string]string{"ambient.istio.io/redirection": "enabled"}, "echo")
+	pod("echo", "left-out", nil, nil, "web")
+
+	for _, tc := range []struct{ pod, want string }{
+		{"echo-66d88ff694-pnk6h", string(diagnose.CodeHBONEBlocked)},
+		{"left-out", string(diagnose.CodeAmbientNotEnrolled)},
+	} {
+		stdout, stderr, err := runCmd(ctx, c, "pod/"+tc.pod, "-n", "echo", "-o", "json", "--window", "1s")
+		if err != nil {
+			t.Fatalf("why-slow pod/%s: %v\n%s", tc.pod, err, stderr)
+		}
+		var r diagnose.Report
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+			t.Fatalf("%v\n%s", err, stdout)
+		}
+		if len(r.Findings) == 0 || r.Findings[0].Code != tc.want {
+			t.Errorf("pod/%s: findings %+v; want %s first\nstderr:\n%s", tc.pod, r.Findings, tc.want, stderr)
+		}
+	}
+}
