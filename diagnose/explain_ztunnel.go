@@ -98,7 +98,7 @@ var ztunnelKnowledge = map[ztunnel.Kind]struct {
 		"The pod's traffic is not taken into the ambient mesh: the istio-cni node agent could not hand the pod to ztunnel (\"no ztunnel connection\": ztunnel is not running or not ready on the node, or its socket /var/run/ztunnel/ztunnel.sock is missing), or ztunnel could not start the pod's in-pod proxy (for example its DNS proxy cannot bind [::1]:15053 when IPv6 is off in the pod). Until it is enrolled the pod's connections bypass the mesh, or fail.",
 		func(c ztCtx) Fix {
 			return Fix{Summary: "Check ztunnel and istio-cni on the pod's node, fix what their logs say, then restart the pod so istio-cni enrolls it again.",
-				Command: "kubectl get pods -n istio-system -o wide -l 'app in (ztunnel,istio-cni-node)'"}
+				Command: "kubectl get pods -A -o wide -l app=ztunnel\nkubectl get pods -A -o wide -l k8s-app=istio-cni-node"}
 		}},
 	ztunnel.Reset: {CodeRemoteReset,
 		"A connection carried by ztunnel ended early: a broken pipe, one side disconnected before all data was written, or a drain when ztunnel or a pod shut down. Alone it is often a client giving up or a pooled HBONE connection closing; many of them point at the side that closes.",

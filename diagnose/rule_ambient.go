@@ -79,7 +79,7 @@ func enrollment(s *Snapshot) []Finding {
 	}
 	f.Fix = Fix{
 		Summary: fmt.Sprintf("Check that ztunnel and the istio-cni agent run and are ready on node %s, then restart the pod so istio-cni enrolls it.", node),
-		Command: fmt.Sprintf("kubectl get pods -A -o wide --field-selector spec.nodeName=%s -l 'app in (ztunnel,istio-cni-node)'\nkubectl delete pod -n %s %s   # its controller recreates it, enrolled", shellQuote(node), ns, pod),
+		Command: fmt.Sprintf("kubectl get pods -A -o wide --field-selector spec.nodeName=%[1]s -l app=ztunnel\nkubectl get pods -A -o wide --field-selector spec.nodeName=%[1]s -l k8s-app=istio-cni-node\nkubectl delete pod -n %[2]s %[3]s   # its controller recreates it, enrolled", shellQuote(node), ns, pod),
 	}
 	return []Finding{f}
 }
