@@ -46,6 +46,7 @@ func (s *Status) Run(ctx context.Context) []check.Check {
 	out = append(out, s.crds(ctx)...)
 	out = append(out, s.namespaces(ctx, revisions)...)
 	out = append(out, s.proxies(ctx)...)
+	out = append(out, s.ambient(ctx)...)
 	return out
 }
 
@@ -232,8 +233,8 @@ func (s *Status) proxies(ctx context.Context) []check.Check {
 	type group struct{ all, ready int }
 	groups := map[string]*group{}
 	for _, p := range l.Items {
-		if p.Status.Phase != corev1.PodRunning {
-			continue
+		if p.Status.Phase != corev1.PodRunning || p.Labels["app"] == "ztunnel" || p.Labels["gateway.networking.k8s.io/gateway-class-name"] == "istio-waypoint" {
+			continue // ztunnel's and waypoints' container is istio-proxy too, but they are no sidecars
 		}
 		containers := append(append([]corev1.Container(nil), p.Spec.Containers...), p.Spec.InitContainers...)
 		if v := version(containers, "istio-proxy"); v != "" {
