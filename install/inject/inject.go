@@ -52,6 +52,8 @@ type Options struct {
 	DryRun         apply.DryRun
 	ForceConflicts bool
 	Progress       io.Writer
+	// Manifests receives what a client dry run of RunAmbient would apply (Progress when nil).
+	Manifests io.Writer
 	Now            func() time.Time
 	// Poll is the interval of the wait (500 ms when 0).
 	Poll time.Duration

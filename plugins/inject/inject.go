@@ -28,7 +28,10 @@ const example = `  # Inject the default revision's sidecar into every workload o
   kubectl mesh inject bookinfo --no-restart
 
   # Show what would change
-  kubectl mesh inject bookinfo --dry-run`
+  kubectl mesh inject bookinfo --dry-run
+
+  # Ambient mode instead: no sidecar, no restart; waits until istio-cni has enrolled the pods
+  kubectl mesh inject bookinfo --ambient`
 
 // Options holds the flags and dependencies of `inject`.
 type Options struct {
@@ -39,6 +42,7 @@ type Options struct {
 	Namespace string
 	Revision  string
 	NoRestart bool
+	Ambient   bool
 	Timeout   time.Duration
 }
 
@@ -54,13 +58,18 @@ func NewCmd(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStr
 of that revision (as kubectl rollout restart does), waits until their pods run with a ready
 sidecar, and explains the pods that do not: a sidecar not ready or OOM-killed, a node short of
 memory, an injector that did not act. Workloads already meshed are not restarted, so running it
-twice changes nothing. Exit status 1 when a pod is not 2/2.`,
+twice changes nothing. Exit status 1 when a pod is not 2/2.
+
+With --ambient it labels the namespace istio.io/dataplane-mode=ambient instead and waits until
+istio-cni has enrolled its running pods (ambient.istio.io/redirection: enabled), with no restart;
+pods with a sidecar keep it until they restart. Exit status 1 when a pod is not enrolled.`,
 		Example: example,
 		RunE:    cli.RunE(o),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Revision, "revision", "", "Control plane revision to inject (istio.io/rev); empty for the default revision")
 	f.BoolVar(&o.NoRestart, "no-restart", false, "Only label the namespace; do not restart its workloads")
+	f.BoolVar(&o.Ambient, "ambient", false, "Put the namespace in Istio's ambient mode (istio.io/dataplane-mode=ambient) instead: no sidecar and no restart; waits until istio-cni has enrolled its running pods")
 	f.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "How long to wait for the restarted pods")
 	o.AddFlags(f, cli.WriteUsage{
 		DryRun:         "client prints the changes, server validates them; nothing is changed",
@@ -83,6 +92,9 @@ func (o *Options) Validate() error {
 	if err := o.WriteFlags.Validate(); err != nil {
 		return err
 	}
+	if o.Ambient && (o.Revision != "" || o.NoRestart) {
+		return cli.UsageError("--ambient restarts nothing and injects no sidecar: leave out --revision and --no-restart")
+	}
 	if strings.ContainsAny(o.Revision, ". /") {
 		return cli.UsageError("--revision %q: a revision is a DNS label such as 1-30", o.Revision)
 	}
@@ -91,6 +103,9 @@ func (o *Options) Validate() error {
 
 // Run injects and prints the result; a client dry run prints the namespace's label only.
 func (o *Options) Run(ctx context.Context) error {
+	if o.Ambient {
+		return o.runAmbient(ctx)
+	}
 	if o.DryRun == apply.DryRunClient {
 		a := &apply.Applier{Out: o.Out, Options: apply.Options{DryRun: apply.DryRunClient}}
 		_, err := (&inject.Options{Namespace: o.Namespace, Revision: o.Revision, DryRun: apply.DryRunClient}).Label(ctx, a)
@@ -144,4 +159,39 @@ func RenderText(w io.Writer, r *inject.Result) error {
 		}
 	}
 	return nil
+}
+
+func (o *Options) runAmbient(ctx context.Context) error {
+	res, err := inject.RunAmbient(ctx, inject.Options{
+		Client: o.Client, Dynamic: o.Dynamic, Mapper: o.Mapper, Namespace: o.Namespace,
+		Timeout: o.Timeout, DryRun: o.DryRun, ForceConflicts: o.ForceConflicts, Progress: o.ErrOut, Manifests: o.Out,
+	})
+	if err != nil || o.DryRun == apply.DryRunClient {
+		return err
+	}
+	if err := cli.Print(o.Out, o.Output, res, func(w io.Writer) error { return RenderAmbient(w, res) }); err != nil {
+		return err
+	}
+	if res.Unenrolled > 0 {
+		return &cli.ExitError{Code: cli.ExitFindings}
+	}
+	return nil
+}
+
+// RenderAmbient prints the namespace's label and what the ambient mesh does with each pod.
+func RenderAmbient(w io.Writer, r *inject.AmbientResult) error {
+	fmt.Fprintf(w, "namespace %s: %s=ambient %s\n", r.Namespace, inject.LabelDataplaneMode, r.Label.Action)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, p := range r.Pods {
+		fmt.Fprintf(tw, "  pod/%s\t%s\n", p.Pod, p.State)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if r.Unenrolled == 0 {
+		_, err := fmt.Fprintln(w, "Every pod the ambient mesh should carry is enrolled.")
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d pods are not enrolled: check ztunnel and the istio-cni agent on their nodes (kubectl mesh status), and kubectl mesh why-slow pod/NAME -n %s says why for each.\n", r.Unenrolled, r.Namespace)
+	return err
 }
