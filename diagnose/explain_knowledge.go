@@ -2,8 +2,9 @@ package diagnose
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
+
+	"github.com/kubectl-mesh/kubectl-mesh/internal/lazyregexp"
 )
 
 // This file is what `kubectl mesh explain` knows: every response flag, reset reason, transport
@@ -245,7 +246,7 @@ var resetFlag = map[string]string{
 	"remote reset": "UR", "protocol error": "UPE", "overload manager reset": "OM",
 }
 
-var errnoPattern = regexp.MustCompile(`(?i)connect[ _]error:?[ _]*(\d+)`)
+var errnoPattern = lazyregexp.New(`(?i)connect[ _]error:?[ _]*(\d+)`)
 
 // transportKnowledge explains an upstream transport failure reason ("delayed connect error:
 // 111", "TLS_error:...:CERTIFICATE_VERIFY_FAILED"); ok is false for one it cannot read.

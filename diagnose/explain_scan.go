@@ -2,11 +2,11 @@ package diagnose
 
 import (
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/lazyregexp"
 )
 
 // This file finds what explain knows wherever it stands in pasted text, instead of parsing a
@@ -69,35 +69,35 @@ var localReplies = []localReply{
 
 // routerReset finds the router's debug line of a reset: "upstream reset: reset reason:
 // connection termination" (older releases write no colon after "reason").
-var routerReset = regexp.MustCompile(`(?i)upstream reset: reset reason:? ([a-z ]+[a-z])`)
+var routerReset = lazyregexp.New(`(?i)upstream reset: reset reason:? ([a-z ]+[a-z])`)
 
 var (
 	// statusLine finds an HTTP status line (curl -v, wget, an HTTP client's log) or HTTP/2's
 	// :status pseudo-header.
-	statusLine = regexp.MustCompile(`(?:\bHTTP/[0-9.]+\s+|:status:?\s*)([1-5][0-9][0-9])\b`)
+	statusLine = lazyregexp.New(`(?:\bHTTP/[0-9.]+\s+|:status:?\s*)([1-5][0-9][0-9])\b`)
 	// headerLine finds "name: value" as curl -v prints it ("< server: envoy").
-	headerLine = regexp.MustCompile(`^[<>]?\s*([A-Za-z][A-Za-z0-9-]*):\s*(.*?)\s*$`)
+	headerLine = lazyregexp.New(`^[<>]?\s*([A-Za-z][A-Za-z0-9-]*):\s*(.*?)\s*$`)
 	// flagsField finds response flags named as such: response_flags=UF, "response_flags":"UF,URX",
 	// response_flags="UO" in Istio's metric labels.
-	flagsField = regexp.MustCompile(`(?i)response_?flags?\\?"?\s*[:=]\s*\\?"?([A-Za-z,]+)`)
+	flagsField = lazyregexp.New(`(?i)response_?flags?\\?"?\s*[:=]\s*\\?"?([A-Za-z,]+)`)
 	// longFlag finds a flag in %RESPONSE_FLAGS_LONG% spelling.
-	longFlag = regexp.MustCompile(`\b(FailedLocalHealthCheck|NoHealthyUpstream|UpstreamRequestTimeout|UpstreamRemoteReset|UpstreamConnectionFailure|UpstreamConnectionTermination|UpstreamOverflow|NoRouteFound|DelayInjected|FaultInjected|UnauthorizedExternalService|RateLimitServiceError|DownstreamConnectionTermination|UpstreamRetryLimitExceeded|StreamIdleTimeout|InvalidEnvoyRequestHeaders|DownstreamProtocolError|UpstreamMaxStreamDurationReached|NoFilterConfigFound|DurationTimeout|UpstreamProtocolError|NoClusterFound|OverloadManagerTerminated|DnsResolutionFailed|DropOverload|DownstreamRemoteReset|UnconditionalDropOverload)\b`)
+	longFlag = lazyregexp.New(`\b(FailedLocalHealthCheck|NoHealthyUpstream|UpstreamRequestTimeout|UpstreamRemoteReset|UpstreamConnectionFailure|UpstreamConnectionTermination|UpstreamOverflow|NoRouteFound|DelayInjected|FaultInjected|UnauthorizedExternalService|RateLimitServiceError|DownstreamConnectionTermination|UpstreamRetryLimitExceeded|StreamIdleTimeout|InvalidEnvoyRequestHeaders|DownstreamProtocolError|UpstreamMaxStreamDurationReached|NoFilterConfigFound|DurationTimeout|UpstreamProtocolError|NoClusterFound|OverloadManagerTerminated|DnsResolutionFailed|DropOverload|DownstreamRemoteReset|UnconditionalDropOverload)\b`)
 	// detailsWord finds words that may be response-code details: lower case with '_' or '.',
 	// and their {reason,transport failure} or [policy] suffix.
-	detailsWord = regexp.MustCompile(`[a-z][a-z0-9]*(?:[._][a-z0-9]+)+(?:\{[^}\s"']*\}|\[[^\s"']*\])?`)
+	detailsWord = lazyregexp.New(`[a-z][a-z0-9]*(?:[._][a-z0-9]+)+(?:\{[^}\s"']*\}|\[[^\s"']*\])?`)
 	// transportFailure finds an upstream transport failure reason on its own.
-	transportFailure = regexp.MustCompile(`(?i)(?:TLS[_ ]error:[^"'\\,}\n]*|delayed[_ ]connect[_ ]error:[_ ]?\d+|\b[A-Z_:]*(?:WRONG_VERSION_NUMBER|CERTIFICATE_VERIFY_FAILED|CERTIFICATE_REQUIRED)\b)`)
+	transportFailure = lazyregexp.New(`(?i)(?:TLS[_ ]error:[^"'\\,}\n]*|delayed[_ ]connect[_ ]error:[_ ]?\d+|\b[A-Z_:]*(?:WRONG_VERSION_NUMBER|CERTIFICATE_VERIFY_FAILED|CERTIFICATE_REQUIRED)\b)`)
 	// clusterName finds an Istio cluster name, for the fixes to name the service.
-	clusterName = regexp.MustCompile(`\b(?:outbound|inbound)\|\d+\|[A-Za-z0-9._-]*\|[A-Za-z0-9._-]+`)
+	clusterName = lazyregexp.New(`\b(?:outbound|inbound)\|\d+\|[A-Za-z0-9._-]*\|[A-Za-z0-9._-]+`)
 	// statusField finds a status in JSON an application or client logged ("status":504).
-	statusField = regexp.MustCompile(`(?i)"(?:status|status_?code|response_?code|http_?status)"\s*:\s*"?([1-5][0-9][0-9])\b`)
+	statusField = lazyregexp.New(`(?i)"(?:status|status_?code|response_?code|http_?status)"\s*:\s*"?([1-5][0-9][0-9])\b`)
 	// grpcMaxRequests is proxyless gRPC's circuit breaker (grpc-go's xDS cluster_impl).
-	grpcMaxRequests = regexp.MustCompile(`(?i)max requests \d+ exceeded on service`)
+	grpcMaxRequests = lazyregexp.New(`(?i)max requests \d+ exceeded on service`)
 	// connReset finds a client's "connection reset by peer" on a mesh call: curl's exit code 56
 	// (kubectl exec prints "command terminated with exit code 56") or its message.
-	connReset = regexp.MustCompile(`(?i)(?:curl: \(56\)|exit code 56\b|recv failure: connection reset by peer)`)
+	connReset = lazyregexp.New(`(?i)(?:curl: \(56\)|exit code 56\b|recv failure: connection reset by peer)`)
 	// grpcCode finds a gRPC client error's code ("rpc error: code = Unavailable desc = ...").
-	grpcCode = regexp.MustCompile(`code\s*=\s*([A-Za-z]+)`)
+	grpcCode = lazyregexp.New(`code\s*=\s*([A-Za-z]+)`)
 )
 
 // textScan collects what explain recognised in pasted lines that are not access-log lines.

@@ -3,9 +3,10 @@ package diagnose
 import (
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/kubectl-mesh/kubectl-mesh/internal/lazyregexp"
 )
 
 // What a text says about a request's outcome without naming its cause: HTTP status lines,
@@ -15,13 +16,13 @@ var (
 	// Load testers' summaries: hey's "[503]	12 responses", fortio's "Code 503 : 12 (40.0 %)",
 	// vegeta's "Status Codes  [code:count]  200:195  500:5"; hey's "Slowest:	10.1 secs" and
 	// "99% in 10.3 secs", fortio's "# target 99% 0.0159" (seconds).
-	heyStatus     = regexp.MustCompile(`^\s*\[([1-5][0-9][0-9])\]\s+(\d+)\s+responses`)
-	fortioCode    = regexp.MustCompile(`^\s*Code\s+([1-5][0-9][0-9])\s*:\s*(\d+)`)
-	vegetaStatus  = regexp.MustCompile(`Status Codes\s+\[code:count\]\s+(.+)`)
-	codeCount     = regexp.MustCompile(`\b([1-5][0-9][0-9]):(\d+)\b`)
-	heySlowest    = regexp.MustCompile(`^\s*Slowest:\s+([0-9.]+) secs`)
-	heyPercentile = regexp.MustCompile(`^\s*(\d+)% in ([0-9.]+) secs`)
-	fortioTarget  = regexp.MustCompile(`^# target (\d+)% ([0-9.]+)`)
+	heyStatus     = lazyregexp.New(`^\s*\[([1-5][0-9][0-9])\]\s+(\d+)\s+responses`)
+	fortioCode    = lazyregexp.New(`^\s*Code\s+([1-5][0-9][0-9])\s*:\s*(\d+)`)
+	vegetaStatus  = lazyregexp.New(`Status Codes\s+\[code:count\]\s+(.+)`)
+	codeCount     = lazyregexp.New(`\b([1-5][0-9][0-9]):(\d+)\b`)
+	heySlowest    = lazyregexp.New(`^\s*Slowest:\s+([0-9.]+) secs`)
+	heyPercentile = lazyregexp.New(`^\s*(\d+)% in ([0-9.]+) secs`)
+	fortioTarget  = lazyregexp.New(`^# target (\d+)% ([0-9.]+)`)
 )
 
 // httpSignals reads status lines and Envoy's headers.

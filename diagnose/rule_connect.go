@@ -2,10 +2,10 @@ package diagnose
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/lazyregexp"
 )
 
 // ConnectFailureRule finds connections to an upstream that fail, and tells why from the access
@@ -33,7 +33,7 @@ const (
 	causeTLS
 )
 
-var connectErrnoPattern = regexp.MustCompile(`error:\s*(\d+)`)
+var connectErrnoPattern = lazyregexp.New(`error:\s*(\d+)`)
 
 // isConnectFailure matches a request that failed because its connection did: UF, or a reset
 // reason or transport failure reason of a failed connect.

@@ -3,7 +3,9 @@ package diagnose
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -149,14 +151,18 @@ func shortDuration(d time.Duration) string {
 }
 
 // String prints the limit, "unlimited", and * for a default.
-func (l LimitSetting) String() string {
-	switch {
-	case l.Unlimited:
-		return "unlimited"
-	case l.Default:
-		return fmt.Sprintf("%d*", l.Limit)
+func (l LimitSetting) String() string { return string(l.appendText(nil)) }
+
+// appendText appends String's text to b, for the table's rows.
+func (l LimitSetting) appendText(b []byte) []byte {
+	if l.Unlimited {
+		return append(b, "unlimited"...)
 	}
-	return fmt.Sprint(l.Limit)
+	b = strconv.AppendUint(b, uint64(l.Limit), 10)
+	if l.Default {
+		b = append(b, '*')
+	}
+	return b
 }
 
 func outlierText(o *envoyadmin.OutlierDetection) string {
@@ -187,14 +193,14 @@ func outlierText(o *envoyadmin.OutlierDetection) string {
 
 // routeTexts lists the distinct timeouts and retry policies of a cluster's routes for the table.
 func routeTexts(rs []RouteSettings) (timeouts, retries []string) {
-	seenT, seenR := map[string]bool{}, map[string]bool{}
+	// However many routes a cluster has, they hold a few distinct timeouts and retry policies:
+	// the lists are searched, not indexed in maps made for every row of the table.
 	for _, r := range rs {
 		t := r.Timeout.String()
 		if r.Timeout.Seconds == 0 && !r.Timeout.Default {
 			t = "none"
 		}
-		if !seenT[t] {
-			seenT[t] = true
+		if !slices.Contains(timeouts, t) {
 			timeouts = append(timeouts, t)
 		}
 		rt := "none"
@@ -212,8 +218,7 @@ func routeTexts(rs []RouteSettings) (timeouts, retries []string) {
 				rt += " per try " + shortDuration(r.Retry.PerTryTimeout)
 			}
 		}
-		if !seenR[rt] {
-			seenR[rt] = true
+		if !slices.Contains(retries, rt) {
 			retries = append(retries, rt)
 		}
 	}

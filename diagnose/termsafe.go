@@ -39,7 +39,12 @@ func termSafe(s string, multiline bool) string {
 }
 
 func needsEscape(s string, multiline bool) bool {
-	for _, r := range s {
+	// Printable ASCII, nearly all of what is printed, is checked a byte at a time; the rest
+	// rune by rune from the first byte that is not.
+	i := 0
+	for ; i < len(s) && s[i] >= 0x20 && s[i] < 0x7f; i++ {
+	}
+	for _, r := range s[i:] {
 		if unsafeRune(r) && !((r == '\n' || r == '\t') && multiline) {
 			return true
 		}

@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/kubectl-mesh/kubectl-mesh/internal/lazyregexp"
 )
 
 // Envoy's admin endpoints print protobuf messages as JSON, and which spelling of field names
@@ -165,10 +166,10 @@ func looseString(raw json.RawMessage) string {
 }
 
 // elisionLine is a line people put in pasted JSON for what they left out ("...", "……").
-var elisionLine = regexp.MustCompile(`(?m)^[ \t]*(?:\.{3,}|…+|\. \. \.)[ \t]*,?[ \t]*\r?$\n?`)
+var elisionLine = lazyregexp.New(`(?m)^[ \t]*(?:\.{3,}|…+|\. \. \.)[ \t]*,?[ \t]*\r?$\n?`)
 
 // danglingComma is a comma left before a closing bracket once an elided element is gone.
-var danglingComma = regexp.MustCompile(`,(\s*[\]}])`)
+var danglingComma = lazyregexp.New(`,(\s*[\]}])`)
 
 // repairPastedJSON takes out the elision lines of a JSON excerpt and the commas they leave
 // dangling; ok is false when there was nothing to repair.

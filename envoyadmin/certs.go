@@ -8,10 +8,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kubectl-mesh/kubectl-mesh/internal/lazyregexp"
 )
 
 // ParseCerts reads the certificates a proxy holds from any of the documents that carry them:
@@ -287,7 +288,7 @@ func certFromX509(secret string, ca bool, x *x509.Certificate) Cert {
 
 // certDetailField finds one field of a /certs certificate in text that is no longer JSON (an
 // excerpt with lines left out).
-var certDetailField = regexp.MustCompile(`"(path|serial_number|expiration_time|valid_from|days_until_expiration)"\s*:\s*"?([^",}\s]*)`)
+var certDetailField = lazyregexp.New(`"(path|serial_number|expiration_time|valid_from|days_until_expiration)"\s*:\s*"?([^",}\s]*)`)
 
 // certsFromExcerpt reads the certificates of a /certs excerpt that does not parse as JSON:
 // each "serial_number" starts one, and its expiration_time and valid_from follow it.

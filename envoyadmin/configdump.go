@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kubectl-mesh/kubectl-mesh/internal/lazyregexp"
 )
 
 // ParseConfigDump summarises an Envoy /config_dump (optionally with ?include_eds) into the
@@ -386,7 +387,7 @@ func (p *dumpParse) summary() *ConfigSummary {
 
 // warmingExcerpt finds the clusters of a "dynamic_warming_clusters" section in text that is
 // not a whole dump (an excerpt that starts inside it).
-var warmingExcerpt = regexp.MustCompile(`"cluster":\s*\{\s*"@type":\s*"[^"]*Cluster",\s*"name":\s*"([^"]+)"`)
+var warmingExcerpt = lazyregexp.New(`"cluster":\s*\{\s*"@type":\s*"[^"]*Cluster",\s*"name":\s*"([^"]+)"`)
 
 // excerptSections wraps what users cut out of a config dump (jq '.configs[1]...', istioctl
 // proxy-config -o json) back into one: a section's list, by the key its entries carry.

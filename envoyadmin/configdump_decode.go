@@ -5,15 +5,13 @@ import (
 	"iter"
 	"runtime"
 	"strings"
-	"sync"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
-	"google.golang.org/protobuf/types/descriptorpb"
-	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin/internal/unknownext"
 )
 
 // Config dumps come from every Envoy release since 2019 and from every control plane, so they
@@ -84,7 +82,7 @@ func (dumpResolver) FindMessageByURL(url string) (protoreflect.MessageType, erro
 	if mt, err := protoregistry.GlobalTypes.FindMessageByName(name); err == nil {
 		return mt, nil
 	}
-	return dumpUnknownType(), nil
+	return dumpUnknownType, nil
 }
 
 // FindExtensionByName implements protoregistry.ExtensionTypeResolver; dumps use no extensions.
@@ -98,19 +96,8 @@ func (dumpResolver) FindExtensionByNumber(protoreflect.FullName, protoreflect.Fi
 }
 
 // dumpUnknownType is a message type without fields that stands for every type this binary does
-// not link. It is built on first use, not at start-up.
-var dumpUnknownType = sync.OnceValue(func() protoreflect.MessageType {
-	fd, err := protodesc.NewFile(&descriptorpb.FileDescriptorProto{
-		Name:        proto.String("kubectl-mesh/envoyadmin/unknown.proto"),
-		Package:     proto.String("kubectlmesh.envoyadmin"),
-		Syntax:      proto.String("proto3"),
-		MessageType: []*descriptorpb.DescriptorProto{{Name: proto.String("UnknownExtension")}},
-	}, nil)
-	if err != nil {
-		panic(fmt.Sprintf("envoyadmin: building the unknown-extension type: %v", err)) // static input
-	}
-	return dynamicpb.NewMessageType(fd.Messages().Get(0))
-})
+// not link (generated, see package unknownext).
+var dumpUnknownType = (*unknownext.UnknownExtension)(nil).ProtoReflect().Type()
 
 // dumpDecoder decodes the parts of one resource; each worker has its own.
 type dumpDecoder struct {

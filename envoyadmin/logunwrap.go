@@ -2,9 +2,10 @@ package envoyadmin
 
 import (
 	"encoding/json"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/kubectl-mesh/kubectl-mesh/internal/lazyregexp"
 )
 
 // Log lines reach users through pipelines that wrap them: the container runtime's JSON file
@@ -87,7 +88,7 @@ func stripProductPrefix(s string) string {
 
 // leadingTime finds where a log line's own time starts: RFC 3339 or Envoy's "[2006-01-02
 // 15:04:05.000]".
-var leadingTime = regexp.MustCompile(`\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}`)
+var leadingTime = lazyregexp.New(`\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}`)
 
 // maxNoisePrefix bounds the prefix stripLeadingNoise removes.
 const maxNoisePrefix = 160

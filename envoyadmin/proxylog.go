@@ -1,9 +1,10 @@
 package envoyadmin
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/kubectl-mesh/kubectl-mesh/internal/lazyregexp"
 )
 
 // ProxyLogKind names what one of the proxy's or its agent's own log lines says is wrong.
@@ -100,10 +101,10 @@ var certificateWords = []string{"failed to generate secret", "workload certifica
 
 // xdsCloseStatus reads the gRPC status Envoy gives when its xDS stream closes: "... closed
 // since 1797s ago: 14, connection error ..." or "... closed: 13, ...".
-var xdsCloseStatus = regexp.MustCompile(`closed(?: since \d+s ago)?: (\d+),`)
+var xdsCloseStatus = lazyregexp.New(`closed(?: since \d+s ago)?: (\d+),`)
 
 // xdsTypeURL finds the resource type a config line names.
-var xdsTypeURL = regexp.MustCompile(`type\.googleapis\.com/[A-Za-z0-9_.]+\.([A-Za-z]+)`)
+var xdsTypeURL = lazyregexp.New(`type\.googleapis\.com/[A-Za-z0-9_.]+\.([A-Za-z]+)`)
 
 // ClassifyProxyLogLine reads one of the proxy's or istio-agent's own log lines (prefixes such
 // as timestamps may remain) and says what it reports, if anything this package knows. Lines

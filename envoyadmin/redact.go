@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"regexp"
+
+	"github.com/kubectl-mesh/kubectl-mesh/internal/lazyregexp"
 )
 
 // Redacted is what RedactConfigDump puts in place of secret text, as Envoy itself prints it.
@@ -31,7 +32,7 @@ var secretFields = map[string]bool{
 // credentialHeaderName matches the names of headers whose value is a credential, where a
 // config dump writes a header as {"key": NAME, "value": VALUE} (header_value, request headers
 // an EnvoyFilter adds).
-var credentialHeaderName = regexp.MustCompile(`(?i)^(authorization|proxy-authorization|cookie|set-cookie|x-api-key|api-key|x-auth-token|x-access-token|private-token|x-vault-token|x-amz-security-token)$`)
+var credentialHeaderName = lazyregexp.New(`(?i)^(authorization|proxy-authorization|cookie|set-cookie|x-api-key|api-key|x-auth-token|x-access-token|private-token|x-vault-token|x-amz-security-token)$`)
 
 // keptFields under a secret field name where the secret is, not what it is.
 var keptFields = map[string]bool{
@@ -40,7 +41,7 @@ var keptFields = map[string]bool{
 
 // pemPrivateKey matches a PEM private key block as raw JSON string text (newlines escaped as \n),
 // or up to the end of the string when the END line is missing (a truncated dump).
-var pemPrivateKey = regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|$)`)
+var pemPrivateKey = lazyregexp.New(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|$)`)
 
 // RedactConfigDump returns a copy of a config dump with no private key material in it:
 //   - every string inside the value of a private_key, privateKey, password or generic_secret

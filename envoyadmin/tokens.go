@@ -2,8 +2,9 @@ package envoyadmin
 
 import (
 	"bytes"
-	"regexp"
 	"sort"
+
+	"github.com/kubectl-mesh/kubectl-mesh/internal/lazyregexp"
 )
 
 // Credentials a proxy's output, a pod's spec or a log may hold in free text, as evidence from
@@ -12,28 +13,28 @@ var (
 	// jwt matches a JSON Web Token: base64url header and payload, both JSON objects (so both
 	// start with "eyJ"), and a signature. Istio forwards and logs them in Authorization
 	// headers and x-jwt-payload-style headers.
-	jwt = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{6,}\.eyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]*`)
+	jwt = lazyregexp.New(`eyJ[A-Za-z0-9_-]{6,}\.eyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]*`)
 	// authScheme matches an HTTP credential after its scheme: "Bearer <token>", "Basic <b64>",
 	// "Token <t>", "ApiKey <k>", "Negotiate <t>" (Basic credentials can be 4 characters).
-	authScheme = regexp.MustCompile(`(?i)\b(bearer|basic|token|apikey|api-key|negotiate)(\s+|%20)[A-Za-z0-9._~+/=-]{4,}`)
+	authScheme = lazyregexp.New(`(?i)\b(bearer|basic|token|apikey|api-key|negotiate)(\s+|%20)[A-Za-z0-9._~+/=-]{4,}`)
 	// digestAuth matches a Digest credential's parameters, up to the end of the value: its
 	// quoted parameters whole in a log line, escaped ones in JSON.
-	digestAuth = regexp.MustCompile(`(?i)\b(digest)(\s+)(?:[^\n"\\]|\\.|"[^"\n\\]*")+`)
+	digestAuth = lazyregexp.New(`(?i)\b(digest)(\s+)(?:[^\n"\\]|\\.|"[^"\n\\]*")+`)
 	// credentialHeader matches a header that carries a credential, written "name: value" (a log,
 	// curl -v) or "name=value", up to the end of the value.
-	credentialHeader = regexp.MustCompile(`(?i)\b(x-api-key|api-key|x-auth-token|x-access-token|x-amz-security-token|private-token|x-vault-token|cookie|set-cookie|proxy-authorization)(\\?["']?\s*[:=]\s*\\?["']?)((?:[^\n"'\\{\[]|\\[^"'])(?:[^\n"'\\]|\\[^"'])*)`)
+	credentialHeader = lazyregexp.New(`(?i)\b(x-api-key|api-key|x-auth-token|x-access-token|x-amz-security-token|private-token|x-vault-token|cookie|set-cookie|proxy-authorization)(\\?["']?\s*[:=]\s*\\?["']?)((?:[^\n"'\\{\[]|\\[^"'])(?:[^\n"'\\]|\\[^"'])*)`)
 	// urlPassword matches the password of a URL's userinfo ("postgres://user:pass@host").
-	urlPassword = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@"'\\]+):([^@\s"'\\/]+)@`)
+	urlPassword = lazyregexp.New(`(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@"'\\]+):([^@\s"'\\/]+)@`)
 	// urlKey matches a DSN's key standing alone in the userinfo ("https://0123abcd...@sentry").
-	urlKey = regexp.MustCompile(`(?i)\b(https?://)([0-9a-f]{16,})@`)
+	urlKey = lazyregexp.New(`(?i)\b(https?://)([0-9a-f]{16,})@`)
 	// queryCredential matches a credential in a URL's query ("?access_token=...").
-	queryCredential = regexp.MustCompile(`(?i)([?&](?:access_token|token|api_?key|apikey|secret|password|passwd|sig|signature|x-amz-signature)=)[^&\s"'\\#]+`)
+	queryCredential = lazyregexp.New(`(?i)([?&](?:access_token|token|api_?key|apikey|secret|password|passwd|sig|signature|x-amz-signature)=)[^&\s"'\\#]+`)
 	// keyedSecret matches "name = value" where the name says the value is a secret, in code
 	// (a Lua filter's inline_code), command-line flags (--password=...) and config text.
-	keyedSecret = regexp.MustCompile(`(?i)\b([a-z0-9_.-]*(?:password|passwd|passphrase|secret|token|api_?key|access_?key|private_?key|credentials?)[a-z0-9_]*)(\\?["']?\s*[:=]\s*\\?["']?)([^\s"',;)}\\{\[][^\s"',;)}\\]{2,})`)
+	keyedSecret = lazyregexp.New(`(?i)\b([a-z0-9_.-]*(?:password|passwd|passphrase|secret|token|api_?key|access_?key|private_?key|credentials?)[a-z0-9_]*)(\\?["']?\s*[:=]\s*\\?["']?)([^\s"',;)}\\{\[][^\s"',;)}\\]{2,})`)
 	// privateKeyBlock matches a PEM or PGP private key block, its newlines raw or escaped, up to
 	// its END line or the end of the text (a truncated paste).
-	privateKeyBlock = regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|$)`)
+	privateKeyBlock = lazyregexp.New(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|$)`)
 )
 
 // redactedRepl is the replacement of a whole match.
@@ -43,7 +44,7 @@ var redactedRepl = []byte(Redacted)
 // case-insensitive patterns are run only around those words, since running them over a whole
 // config dump costs tens of milliseconds a megabyte.
 type nearPattern struct {
-	re    *regexp.Regexp
+	re    *lazyregexp.Regexp
 	words []string
 	repl  func(m []byte, sub []int) []byte
 	// after is how far after a word the pattern is tried; a value that runs past it is taken

@@ -5,8 +5,9 @@
 package evidence
 
 import (
-	"regexp"
 	"slices"
+
+	"github.com/kubectl-mesh/kubectl-mesh/internal/lazyregexp"
 )
 
 // The evidence folder's files, named after the admin endpoint or command each came from.
@@ -43,7 +44,7 @@ var names = []string{StatsText, StatsJSON, StatsProm, Stats2Text, Stats2JSON, St
 	Istio, Node, Node2, Cadvisor, Cadvisor2, Hops, ZtunnelLog}
 
 // hopSample names the hop's stats samples that hops.json lists.
-var hopSample = regexp.MustCompile(`^hop-[0-9]{1,4}(-2)?\.prom$`)
+var hopSample = lazyregexp.New(`^hop-[0-9]{1,4}(-2)?\.prom$`)
 
 // Known reports whether name is the name of an evidence file: a plain name, no folder.
 func Known(name string) bool {

@@ -1,12 +1,12 @@
 package evidence
 
 import (
-	"regexp"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/lazyregexp"
 )
 
 // A capture leaves the cluster: users attach it to tickets. It never holds a private key, a
@@ -16,7 +16,7 @@ import (
 // secretName matches the names of environment variables, annotations and flags that usually
 // hold a credential: DB_PASSWORD, SMTP_PASS, PASSPHRASE, SENTRY_DSN, AWS_SECRET_ACCESS_KEY,
 // GITHUB_TOKEN, CREDS, DATABASE_URL, MONGO_URI.
-var secretName = regexp.MustCompile(`(?i)(token|secret|passw|passphrase|(^|[_-])pass($|[_-])|pwd|credential|(^|[_-])creds?($|[_-])|api[_-]?key|private[_-]?key|(^|[_-])key$|auth|cookie|session|dsn|database[_-]?url|mongo[_-]?ur[il]|conn(ection)?[_-]?str)`)
+var secretName = lazyregexp.New(`(?i)(token|secret|passw|passphrase|(^|[_-])pass($|[_-])|pwd|credential|(^|[_-])creds?($|[_-])|api[_-]?key|private[_-]?key|(^|[_-])key$|auth|cookie|session|dsn|database[_-]?url|mongo[_-]?ur[il]|conn(ection)?[_-]?str)`)
 
 // lastApplied is kubectl's copy of the applied object: the spec again, env values included.
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"

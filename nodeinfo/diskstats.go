@@ -2,12 +2,13 @@ package nodeinfo
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
+
+	"github.com/kubectl-mesh/kubectl-mesh/internal/lazyregexp"
 )
 
 // virtualDisk matches devices that are not disks: loop devices, RAM disks, floppies and CD-ROMs.
-var virtualDisk = regexp.MustCompile(`^(loop|ram|zram|fd|sr)\d*$`)
+var virtualDisk = lazyregexp.New(`^(loop|ram|zram|fd|sr)\d*$`)
 
 func (s *Sample) parseDiskstats(body string) error {
 	var all []Disk

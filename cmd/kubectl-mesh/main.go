@@ -15,6 +15,7 @@ import (
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/cli"
+	_ "github.com/kubectl-mesh/kubectl-mesh/internal/startupgc" // no collection during init: see the package
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/root"
 )
 
