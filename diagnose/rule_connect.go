@@ -91,20 +91,81 @@ func (ConnectFailureRule) Check(s *Snapshot) []Finding {
 }
 
 func connectFindings(s *Snapshot, c string) []Finding {
-	fail := s.clusterSignal(c, "upstream_cx_connect_fail", nil)
-	hostEv, with, total := s.hostStat(c, "cx_connect_fail", "connect failures")
-	fromHosts := !fail.ok && with > 0
-	if fromHosts {
+	k := newConnectCounts(s, c)
+	logs := s.LogEntries(func(e *envoyadmin.AccessLogEntry) bool { return e.UpstreamCluster == c && isConnectFailure(e) })
+	byCause, sample, dominant, most := logsByCause(logs)
+	var out []Finding
+	for _, cause := range []connectCause{causeRefused, causeUnreachable, causeTLS} {
+		g := signal{logs: byCause[cause]}
+		if cause == dominant && most > 0 {
+			g.m, g.ok = k.fail.m, k.fail.ok
+		}
+		if cause == causeUnreachable && k.timeout.counted() {
+			g.m, g.ok = k.timeout.m, true
+		}
+		if cause == causeTLS {
+			var ok bool
+			if g.logs, sample[causeTLS], ok = tlsFailures(s, c, byCause[causeTLS]); !ok {
+				continue
+			}
+		}
+		if !g.fires() {
+			continue
+		}
+		f := connectCauseFinding(s, c, cause, g, sample[cause])
+		if cause == causeUnreachable && k.timeout.counted() && k.fail.ok {
+			f.Evidence = append(f.Evidence, k.fail.m.Evidence("connect failures of every cause (upstream_cx_connect_fail)"))
+		}
+		k.addHosts(s, c, &f, logs)
+		out = append(out, f)
+	}
+	if most == 0 {
+		// No log line names a cause: what the counters do not attribute to connect timeouts is
+		// of unknown cause.
+		rest := k.fail
+		if k.timeout.ok && k.fail.ok {
+			rest.m.Value -= k.timeout.m.Value
+			rest.m.Rate -= k.timeout.m.Rate
+		}
+		rest.logs = byCause[causeUnknown]
+		if rest.fires() {
+			f := unknownConnectFinding(s, c, rest, k.timeout)
+			k.addHosts(s, c, &f, logs)
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// connectCounts are a cluster's connect failure counters: the cluster's, or without cluster
+// stats the hosts' of /clusters summed.
+type connectCounts struct {
+	fail, timeout signal
+	hostEv        []Evidence
+	with, total   int
+	fromHosts     bool
+}
+
+func newConnectCounts(s *Snapshot, c string) connectCounts {
+	k := connectCounts{fail: s.clusterSignal(c, "upstream_cx_connect_fail", nil), timeout: s.clusterSignal(c, "upstream_cx_connect_timeout", nil)}
+	k.hostEv, k.with, k.total = s.hostStat(c, "cx_connect_fail", "connect failures")
+	k.fromHosts = !k.fail.ok && k.with > 0
+	if k.fromHosts {
 		// Without cluster stats, the per-host counters of /clusters still count failures, since
 		// each host was added: no time base, so no rate and no strong severity (signal.severity).
 		var sum float64
 		for _, h := range s.Upstream(c).Hosts {
 			sum += float64(h.Stats["cx_connect_fail"])
 		}
-		fail = signal{m: Measure{Value: sum, Since: hostAddedSince, Source: orDefault(s.UpstreamsFile, "clusters") + " cx_connect_fail summed over hosts"}, ok: true}
+		k.fail = signal{m: Measure{Value: sum, Since: hostAddedSince, Source: orDefault(s.UpstreamsFile, "clusters") + " cx_connect_fail summed over hosts"}, ok: true}
 	}
-	timeout := s.clusterSignal(c, "upstream_cx_connect_timeout", nil)
-	logs := s.LogEntries(func(e *envoyadmin.AccessLogEntry) bool { return e.UpstreamCluster == c && isConnectFailure(e) })
+	return k
+}
+
+// logsByCause groups the failing log lines by the cause they name, with a sample text of each,
+// and the cause they name most: the counter counts every cause (connect timeouts too), and it
+// goes with that one while the others stand on their log lines.
+func logsByCause(logs []envoyadmin.AccessLogEntry) (map[connectCause][]envoyadmin.AccessLogEntry, map[connectCause]string, connectCause, int) {
 	byCause := map[connectCause][]envoyadmin.AccessLogEntry{}
 	sample := map[connectCause]string{}
 	for i := range logs {
@@ -114,89 +175,56 @@ func connectFindings(s *Snapshot, c string) []Finding {
 			sample[cause] = text
 		}
 	}
-	// The counter counts every cause (connect timeouts too); it goes with the cause the log
-	// shows most, and the others stand on their log lines.
 	dominant, most := causeUnknown, 0
 	for _, cause := range []connectCause{causeRefused, causeUnreachable, causeTLS} {
 		if n := len(byCause[cause]); n > most {
 			dominant, most = cause, n
 		}
 	}
-	addHosts := func(f *Finding) {
-		if fromHosts {
-			for i := range f.Evidence {
-				if f.Evidence[i].Source == fail.m.Source {
-					f.Evidence[i].Label = "connect failures summed over the hosts (cx_connect_fail, each " + fail.m.Basis() + ")"
-				}
-			}
-			f.Explanation += " The counts are /clusters per-host counters, cumulative since each host was added, and nothing says when they happened: they may all be old, so this is not reported as an error on them alone."
-		}
-		f.Explanation += unixSocketNote(s, c)
-		f.Evidence = append(f.Evidence, hostEv...)
-		if spread := hostSpread(with, total); spread != "" {
-			f.Explanation += " " + spread
-		}
-		if hs := logHosts(logs); len(hs) > 0 && with == 0 {
-			f.Evidence = append(f.Evidence, Evidence{Label: "upstream hosts in the failing log lines", Text: strings.Join(hs[:min(len(hs), maxListedHosts)], ", "), Source: "access.log upstream host"})
-		}
+	return byCause, sample, dominant, most
+}
+
+// tlsFailures are the TLS failures this rule reports, with a sample text, or false when none
+// is left: a TLS mode that cannot work with the endpoints, and handshakes answered in plaintext
+// (WRONG_VERSION_NUMBER), are the MTLSRule's to report (MESH0802); TLS failures while the
+// proxy's own certificate has expired are the CertExpiryRule's (MESH0902).
+func tlsFailures(s *Snapshot, c string, logs []envoyadmin.AccessLogEntry) ([]envoyadmin.AccessLogEntry, string, bool) {
+	if s.tlsModeMismatch(c) || s.expiredIdentity() {
+		return nil, "", false
 	}
-	var out []Finding
-	for _, cause := range []connectCause{causeRefused, causeUnreachable, causeTLS} {
-		g := signal{logs: byCause[cause]}
-		if cause == dominant && most > 0 {
-			g.m, g.ok = fail.m, fail.ok
-		}
-		if cause == causeUnreachable && timeout.counted() {
-			g.m, g.ok = timeout.m, true
-		}
-		if cause == causeTLS {
-			// A TLS mode that cannot work with the endpoints, and handshakes answered in
-			// plaintext (WRONG_VERSION_NUMBER), are the MTLSRule's to report (MESH0802); TLS
-			// failures while the proxy's own certificate has expired are the CertExpiryRule's
-			// (MESH0902), as the mode mismatches are the MTLSRule's.
-			if s.tlsModeMismatch(c) || s.expiredIdentity() {
-				continue
-			}
-			g.logs, sample[causeTLS] = nil, ""
-			for _, e := range byCause[causeTLS] {
-				if isWrongVersion(&e) {
-					continue
-				}
-				g.logs = append(g.logs, e)
-				if sample[causeTLS] == "" {
-					_, sample[causeTLS] = connectFailureCause(&e)
-				}
-			}
-			if len(g.logs) == 0 {
-				continue
-			}
-		}
-		if !g.fires() {
+	var out []envoyadmin.AccessLogEntry
+	sample := ""
+	for _, e := range logs {
+		if isWrongVersion(&e) {
 			continue
 		}
-		f := connectCauseFinding(s, c, cause, g, sample[cause])
-		if cause == causeUnreachable && timeout.counted() && fail.ok {
-			f.Evidence = append(f.Evidence, fail.m.Evidence("connect failures of every cause (upstream_cx_connect_fail)"))
-		}
-		addHosts(&f)
-		out = append(out, f)
-	}
-	if most == 0 {
-		// No log line names a cause: what the counters do not attribute to connect timeouts is
-		// of unknown cause.
-		rest := fail
-		if timeout.ok && fail.ok {
-			rest.m.Value -= timeout.m.Value
-			rest.m.Rate -= timeout.m.Rate
-		}
-		rest.logs = byCause[causeUnknown]
-		if rest.fires() {
-			f := unknownConnectFinding(s, c, rest, timeout)
-			addHosts(&f)
-			out = append(out, f)
+		out = append(out, e)
+		if sample == "" {
+			_, sample = connectFailureCause(&e)
 		}
 	}
-	return out
+	return out, sample, len(out) > 0
+}
+
+// addHosts adds what the hosts say to a finding: how the per-host counts are to be read, how
+// the failures spread over the hosts, and the hosts of the failing log lines.
+func (k connectCounts) addHosts(s *Snapshot, c string, f *Finding, logs []envoyadmin.AccessLogEntry) {
+	if k.fromHosts {
+		for i := range f.Evidence {
+			if f.Evidence[i].Source == k.fail.m.Source {
+				f.Evidence[i].Label = "connect failures summed over the hosts (cx_connect_fail, each " + k.fail.m.Basis() + ")"
+			}
+		}
+		f.Explanation += " The counts are /clusters per-host counters, cumulative since each host was added, and nothing says when they happened: they may all be old, so this is not reported as an error on them alone."
+	}
+	f.Explanation += unixSocketNote(s, c)
+	f.Evidence = append(f.Evidence, k.hostEv...)
+	if spread := hostSpread(k.with, k.total); spread != "" {
+		f.Explanation += " " + spread
+	}
+	if hs := logHosts(logs); len(hs) > 0 && k.with == 0 {
+		f.Evidence = append(f.Evidence, Evidence{Label: "upstream hosts in the failing log lines", Text: strings.Join(hs[:min(len(hs), maxListedHosts)], ", "), Source: "access.log upstream host"})
+	}
 }
 
 // hostAddedSince is what /clusters per-host counters count since.
