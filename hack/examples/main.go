@@ -27,6 +27,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
 )
 
 // header opens the doc.
@@ -55,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	root, err := repoRoot()
+	root, err := testcluster.RepoRoot()
 	if err != nil {
 		fmt.Fprintf(stderr, "examples: %v\n", err)
 		return 2
@@ -194,27 +196,6 @@ func runConfigure(ctx context.Context, r *runner, root, work string) (err error)
 	}
 	defer func() { err = errors.Join(err, m.Stop()) }()
 	return r.run(ctx, []string{"KUBECONFIG=" + m.Kubeconfig}, configureExamples(m.Charts, m.Injector)...)
-}
-
-// repoRoot walks up from the working directory to the one holding testdata/incidents and
-// hack/testcluster.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		_, e1 := os.Stat(filepath.Join(dir, "testdata", "incidents"))
-		_, e2 := os.Stat(filepath.Join(dir, "hack", "testcluster"))
-		if e1 == nil && e2 == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run it inside the kubectl-mesh repository (no testdata/incidents above the working directory)")
-		}
-		dir = parent
-	}
 }
 
 // rel is path relative to the repository when it is inside it.

@@ -12,7 +12,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,6 +19,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
 )
 
 // Namespace is where the demo pods run.
@@ -96,7 +97,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // the detached processes and the kwok rules must not depend on a working directory.
 func (p *paths) complete() error {
 	if p.State == "" || p.Incidents == "" {
-		root, err := repoRoot()
+		root, err := testcluster.RepoRoot()
 		if err != nil {
 			return err
 		}
@@ -113,25 +114,4 @@ func (p *paths) complete() error {
 	}
 	p.Incidents, err = filepath.Abs(p.Incidents)
 	return err
-}
-
-// repoRoot walks up from the working directory to the one holding testdata/incidents
-// and hack/testcluster.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		_, e1 := os.Stat(filepath.Join(dir, "testdata", "incidents"))
-		_, e2 := os.Stat(filepath.Join(dir, "hack", "testcluster"))
-		if e1 == nil && e2 == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run it inside the kubectl-mesh repository (no testdata/incidents above the working directory)")
-		}
-		dir = parent
-	}
 }

@@ -214,7 +214,7 @@ func printHowTo(out io.Writer, p paths, binDir string) error {
 		}
 	}
 	path := binDir
-	if root, err := repoRoot(); err == nil {
+	if root, err := testcluster.RepoRoot(); err == nil {
 		path = filepath.Join(root, "bin") + string(os.PathListSeparator) + path // kubectl-mesh from make build
 	}
 	fmt.Fprintf(out, `

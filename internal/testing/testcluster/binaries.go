@@ -54,7 +54,7 @@ func RequireBinDir(t testing.TB) string {
 func BinDir() (string, error) {
 	dir := os.Getenv(EnvBinDir)
 	if dir == "" {
-		root, err := repoRoot()
+		root, err := RepoRoot()
 		if err != nil {
 			return "", err
 		}
@@ -85,9 +85,10 @@ func crdDir(binDir string) string {
 	return filepath.Join(filepath.Dir(binDir), "kwok-crds")
 }
 
-// repoRoot walks up from the working directory (a package directory under `go test`)
-// to the directory that holds hack/testcluster.
-func repoRoot() (string, error) {
+// RepoRoot walks up from the working directory (a package directory under `go test`, or
+// anywhere in the repository for the programs under hack/) to the directory that holds
+// hack/testcluster.
+func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
@@ -98,7 +99,7 @@ func repoRoot() (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("hack/testcluster/versions.env not found above the working directory")
+			return "", errors.New("run it inside the kubectl-mesh repository: hack/testcluster/versions.env is not above the working directory")
 		}
 		dir = parent
 	}

@@ -18,7 +18,7 @@ func IstioCRDs() (string, error) {
 		goBin = "go"
 	}
 	cmd := exec.Command(goBin, "list", "-m", "-f", "{{.Dir}}", "istio.io/api")
-	if root, err := repoRoot(); err == nil {
+	if root, err := RepoRoot(); err == nil {
 		cmd.Dir = root
 	}
 	out, err := cmd.Output()
