@@ -54,7 +54,7 @@ type Options struct {
 	Progress       io.Writer
 	// Manifests receives what a client dry run of RunAmbient would apply (Progress when nil).
 	Manifests io.Writer
-	Now            func() time.Time
+	Now       func() time.Time
 	// Poll is the interval of the wait (500 ms when 0).
 	Poll time.Duration
 }
