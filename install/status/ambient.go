@@ -11,9 +11,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubectl-mesh/kubectl-mesh/install/check"
+	"github.com/kubectl-mesh/kubectl-mesh/install/waypoint"
 )
 
 // CategoryAmbient gathers the ambient data plane's checks: ztunnel, the istio-cni node agent,
@@ -24,11 +24,11 @@ const CategoryAmbient = "ambient"
 const (
 	ztunnelSelector = "app.kubernetes.io/name=ztunnel"
 	cniSelector     = "k8s-app=istio-cni-node"
-	waypointClass   = "istio-waypoint"
+	waypointClass   = waypoint.Class
 	dataplaneLabel  = "istio.io/dataplane-mode"
 )
 
-var gatewayGVR = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "gateways"}
+var gatewayGVR = waypoint.GVR
 
 // ambient checks the ambient data plane when the cluster has one or asks for one: a
 // namespace in ambient mode, or a ztunnel. A sidecar-only mesh gets no line.
@@ -116,7 +116,10 @@ func (s *Status) waypoints(ctx context.Context) []check.Check {
 			continue
 		}
 		c := check.Check{Category: CategoryAmbient, Status: check.OK, Message: fmt.Sprintf("waypoint %s/%s: programmed", gw.GetNamespace(), gw.GetName())}
-		if ok, why := programmed(&gw); !ok {
+		if ok, why := waypoint.Programmed(&gw); !ok {
+			if why == "" {
+				why = "istiod has not reported on it yet (no Programmed condition)"
+			}
 			c.Status = check.Failed
 			c.Message = fmt.Sprintf("waypoint %s/%s is not programmed: %s", gw.GetNamespace(), gw.GetName(), why)
 			c.Fix = fmt.Sprintf("traffic bound to it fails until it is: kubectl describe gateway -n %s %s, and its Deployment's pods", gw.GetNamespace(), gw.GetName())
@@ -124,24 +127,6 @@ func (s *Status) waypoints(ctx context.Context) []check.Check {
 		out = append(out, c)
 	}
 	return out
-}
-
-// programmed reads a Gateway's Programmed condition, as istiod writes it.
-func programmed(gw *unstructured.Unstructured) (bool, string) {
-	conds, _, _ := unstructured.NestedSlice(gw.Object, "status", "conditions")
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		if m["type"] != "Programmed" {
-			continue
-		}
-		if m["status"] == "True" {
-			return true, ""
-		}
-		reason, _ := m["reason"].(string)
-		msg, _ := m["message"].(string)
-		return false, strings.TrimSpace(reason + ": " + msg)
-	}
-	return false, "istiod has not reported it yet (no Programmed condition)"
 }
 
 func firstN(ss []string, n int) []string {

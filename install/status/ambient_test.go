@@ -24,7 +24,7 @@ func daemonSet(name, label string, desired, ready int32) *appsv1.DaemonSet {
 		Status: appsv1.DaemonSetStatus{DesiredNumberScheduled: desired, NumberReady: ready}}
 }
 
-func waypoint(name string, status string, reason string) *unstructured.Unstructured {
+func waypointGateway(name string, status string, reason string) *unstructured.Unstructured {
 	gw := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
 		"metadata": map[string]any{"name": name, "namespace": "shop"},
@@ -40,8 +40,8 @@ func ambientStatus(objs []runtime.Object, gateways ...*unstructured.Unstructured
 	gvrs := map[schema.GroupVersionResource]string{crdGVR: "CustomResourceDefinitionList", gatewayGVR: "GatewayList"}
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), gvrs)
 	for _, gw := range gateways {
-		// Created through the client: seeded at construction, an object of a kind the fake's
-		// scheme does not know is not found under its resource.
+		// Created through the client: seeded at construction, the fake's tracker would file it
+		// under the resource it guesses from the kind, "gatewaies".
 		if _, err := dyn.Resource(gatewayGVR).Namespace(gw.GetNamespace()).Create(context.Background(), gw, metav1.CreateOptions{}); err != nil {
 			panic(err)
 		}
@@ -60,7 +60,7 @@ func TestAmbientStatus(t *testing.T) {
 	})
 	t.Run("healthy", func(t *testing.T) {
 		cs := ambientChecks(ambientStatus([]runtime.Object{ambientNS, daemonSet("ztunnel", ztunnelSelector, 3, 3), daemonSet("istio-cni-node", cniSelector, 3, 3)},
-			waypoint("waypoint", "True", "Programmed")))
+			waypointGateway("waypoint", "True", "Programmed")))
 		if check.AnyFailed(cs) || len(cs) != 4 || !strings.Contains(cs[3].Message, "waypoint shop/waypoint: programmed") {
 			t.Errorf("checks %+v", cs)
 		}
@@ -73,7 +73,7 @@ func TestAmbientStatus(t *testing.T) {
 	})
 	t.Run("ztunnel short of nodes, a waypoint not programmed", func(t *testing.T) {
 		cs := ambientChecks(ambientStatus([]runtime.Object{ambientNS, daemonSet("ztunnel", ztunnelSelector, 3, 2), daemonSet("istio-cni-node", cniSelector, 3, 0)},
-			waypoint("waypoint", "False", "AddressNotUsable"), waypoint("fresh", "", "")))
+			waypointGateway("waypoint", "False", "AddressNotUsable"), waypointGateway("fresh", "", "")))
 		want := []check.Status{check.Warning, check.Failed, check.OK, check.Failed, check.Failed}
 		if len(cs) != len(want) {
 			t.Fatalf("checks %+v", cs)

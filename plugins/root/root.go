@@ -17,6 +17,7 @@ import (
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/rbac"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/status"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/version"
+	"github.com/kubectl-mesh/kubectl-mesh/plugins/waypoint"
 	"github.com/kubectl-mesh/kubectl-mesh/plugins/whyslow"
 )
 
@@ -77,6 +78,7 @@ and checks nodes' tuning (nodes).`,
 		canary.NewCmd(flags, streams),
 		mtls.NewCmd(flags, streams),
 		nodes.NewCmd(flags, streams),
+		waypoint.NewCmd(flags, streams),
 		rbac.NewCmd(flags, streams),
 		version.NewCmd(streams),
 	)

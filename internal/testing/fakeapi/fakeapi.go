@@ -46,6 +46,9 @@ import (
 type Kind struct {
 	GVK        schema.GroupVersionKind
 	Namespaced bool
+	// Resource is the kind's plural resource name where guessing it from the kind is wrong, as
+	// meta.UnsafeGuessKindToResource makes Gateway "gatewaies".
+	Resource string
 }
 
 // Options say what the server serves.
@@ -72,6 +75,7 @@ type Server struct {
 	scheme  *runtime.Scheme
 	codecs  serializer.CodecFactory
 	custom  map[schema.GroupVersionKind]bool
+	plural  map[schema.GroupVersionKind]schema.GroupVersionResource
 	builtin managedfields.TypeConverter
 	deduced managedfields.TypeConverter
 	store   k8stesting.ObjectTracker
@@ -92,7 +96,8 @@ var (
 
 // New starts a server. It panics on objects it cannot store, as the fakes' constructors do.
 func New(o Options) *Server {
-	s := &Server{scheme: runtime.NewScheme(), custom: map[schema.GroupVersionKind]bool{}, now: o.Now, hooks: map[string][]func(runtime.Object){}}
+	s := &Server{scheme: runtime.NewScheme(), custom: map[schema.GroupVersionKind]bool{}, plural: map[schema.GroupVersionKind]schema.GroupVersionResource{},
+		now: o.Now, hooks: map[string][]func(runtime.Object){}}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -106,13 +111,17 @@ func New(o Options) *Server {
 		if k.Namespaced {
 			scope = meta.RESTScopeNamespace
 		}
-		mapper.Add(k.GVK, scope)
+		plural, singular := meta.UnsafeGuessKindToResource(k.GVK)
+		if k.Resource != "" {
+			plural = k.GVK.GroupVersion().WithResource(k.Resource)
+		}
+		mapper.AddSpecific(k.GVK, plural, singular, scope)
+		s.plural[k.GVK] = plural
 		if !s.scheme.Recognizes(k.GVK) {
 			s.custom[k.GVK] = true
 			s.scheme.AddKnownTypeWithName(k.GVK, &unstructured.Unstructured{})
 			s.scheme.AddKnownTypeWithName(k.GVK.GroupVersion().WithKind(k.GVK.Kind+"List"), &unstructured.UnstructuredList{})
-			gvr, _ := meta.UnsafeGuessKindToResource(k.GVK)
-			listKinds[gvr] = k.GVK.Kind + "List"
+			listKinds[plural] = k.GVK.Kind + "List"
 		}
 	}
 	s.Mapper = mapper
@@ -195,7 +204,10 @@ func (s *Server) resourceOf(obj runtime.Object) (schema.GroupVersionResource, st
 	if err != nil {
 		return schema.GroupVersionResource{}, "", err
 	}
-	gvr, _ := meta.UnsafeGuessKindToResource(gvks[0])
+	gvr, ok := s.plural[gvks[0]]
+	if !ok {
+		gvr, _ = meta.UnsafeGuessKindToResource(gvks[0])
+	}
 	return gvr, m.GetNamespace(), nil
 }
 
@@ -250,6 +262,11 @@ func (s *Server) write(action k8stesting.Action) (runtime.Object, error) {
 			return nil, err
 		}
 	}
+	// The scratch tracker maps resources to kinds by guessing (meta.UnsafeGuessKindToResource):
+	// a kind whose plural it guesses wrong is written there under the guess.
+	if guessed, _ := meta.UnsafeGuessKindToResource(gvk); guessed != gvr {
+		action = withResource(action, guessed)
+	}
 	_, obj, err := k8stesting.ObjectReaction(scratch)(action)
 	if err != nil || obj == nil {
 		s.mu.Unlock()
@@ -298,6 +315,11 @@ func (s *Server) write(action k8stesting.Action) (runtime.Object, error) {
 }
 
 func (s *Server) kindFor(gvr schema.GroupVersionResource) (schema.GroupVersionKind, error) {
+	for gvk, r := range s.plural {
+		if r == gvr {
+			return gvk, nil
+		}
+	}
 	for gvk := range s.scheme.AllKnownTypes() {
 		if strings.HasSuffix(gvk.Kind, "List") || gvk.Version == runtime.APIVersionInternal {
 			continue
@@ -385,4 +407,21 @@ func selectFields(list runtime.Object, sel fields.Selector) (runtime.Object, err
 		return nil, err
 	}
 	return list, nil
+}
+
+// withResource is a write action on another resource.
+func withResource(a k8stesting.Action, r schema.GroupVersionResource) k8stesting.Action {
+	switch a := a.DeepCopy().(type) {
+	case k8stesting.CreateActionImpl:
+		a.Resource = r
+		return a
+	case k8stesting.UpdateActionImpl:
+		a.Resource = r
+		return a
+	case k8stesting.PatchActionImpl:
+		a.Resource = r
+		return a
+	default:
+		return a
+	}
 }
