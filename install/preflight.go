@@ -75,6 +75,7 @@ func (pf *Preflight) Run(ctx context.Context) []Check {
 	out = append(out, pf.permissions(ctx)...)
 	out = append(out, pf.existing(ctx)...)
 	out = append(out, pf.capacity(ctx)...)
+	out = append(out, pf.ambient(ctx)...)
 	switch {
 	case pf.Nodes != nil:
 		checks, err := pf.Nodes(ctx)

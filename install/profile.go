@@ -16,6 +16,7 @@ import (
 const (
 	ProfileMinimal = "minimal" // istiod and the CRDs
 	ProfileDefault = "default" // and an ingress gateway
+	ProfileAmbient = "ambient" // istiod in ambient mode, the istio-cni node agent and ztunnel
 )
 
 const (
@@ -70,6 +71,11 @@ type Profile struct {
 	GatewayNamespace string `json:"gatewayNamespace,omitempty"`
 	// Gateway installs the ingress gateway chart.
 	Gateway bool `json:"gateway"`
+	// Ambient installs the ambient data plane: istiod in ambient mode, istio-cni and ztunnel.
+	Ambient bool `json:"ambient,omitempty"`
+	// Ztunnel and CNI are their pods' resources, with Ambient.
+	Ztunnel Resources `json:"ztunnel,omitzero"`
+	CNI     Resources `json:"cni,omitzero"`
 	// Istiod and Proxy are the control plane's and every sidecar's resources.
 	Istiod Resources `json:"istiod"`
 	Proxy  Resources `json:"proxy"`
@@ -89,11 +95,11 @@ type Profile struct {
 // NewProfile returns the production profile of the given name, with the seeds' settings.
 func NewProfile(name, version string) (*Profile, error) {
 	switch name {
-	case ProfileMinimal, ProfileDefault:
+	case ProfileMinimal, ProfileDefault, ProfileAmbient:
 	case "demo":
 		return nil, fmt.Errorf("the demo profile is not for production (100%% tracing, every access log, no resource requests): use --profile minimal or --profile default")
 	default:
-		return nil, fmt.Errorf("unknown profile %q: use --profile minimal (istiod) or --profile default (istiod and an ingress gateway)", name)
+		return nil, fmt.Errorf("unknown profile %q: use --profile minimal (istiod), default (istiod and an ingress gateway) or ambient (istiod, istio-cni and ztunnel)", name)
 	}
 	if version == "" {
 		version = DefaultVersion
@@ -105,6 +111,10 @@ func NewProfile(name, version string) (*Profile, error) {
 		Name: name, Version: version, Hub: DefaultHub,
 		Namespace: DefaultNamespace, GatewayNamespace: DefaultGatewayNamespace,
 		Gateway:                         name == ProfileDefault,
+		Ambient:                         name == ProfileAmbient,
+		// ztunnel's and istio-cni's chart defaults, set so that they show and -f can see them.
+		Ztunnel: Resources{RequestCPU: "200m", RequestMemory: "512Mi"},
+		CNI:     Resources{RequestCPU: "100m", RequestMemory: "100Mi"},
 		Istiod:                          Resources{RequestCPU: "500m", RequestMemory: "2048Mi"},
 		Proxy:                           Resources{RequestCPU: "100m", RequestMemory: "128Mi", LimitCPU: "2000m", LimitMemory: "1024Mi"},
 		TracingSampling:                 DefaultTracingSampling,
@@ -132,6 +142,10 @@ func (p *Profile) ReleaseName(chart string) string {
 		return "istio-base"
 	case ChartGateway:
 		return "istio-ingressgateway" + p.revisionSuffix()
+	case ChartCNI:
+		return "istio-cni"
+	case ChartZtunnel:
+		return "ztunnel"
 	}
 	return chart + p.revisionSuffix()
 }
@@ -150,6 +164,9 @@ func (p *Profile) Validate() error {
 	}
 	if p.Revision != "" && strings.ContainsAny(p.Revision, ". /") {
 		return fmt.Errorf("--revision %q: a revision is a DNS label such as 1-30 (no dots)", p.Revision)
+	}
+	if p.Ambient && p.Revision != "" {
+		return fmt.Errorf("--profile ambient with --revision: istio-cni is one per cluster and serves every revision; install the ambient profile as the default revision, then revisioned control planes with --profile minimal")
 	}
 	return nil
 }

@@ -17,6 +17,8 @@ const (
 	ChartBase    = "base"
 	ChartIstiod  = "istiod"
 	ChartGateway = "gateway"
+	ChartCNI     = "cni"
+	ChartZtunnel = "ztunnel"
 	// KeyOperator is the key of -f and --set overrides that go into the IstioOperator's spec.
 	KeyOperator = "operator"
 )
@@ -33,6 +35,10 @@ func (p *Profile) Charts() []Chart {
 	out := []Chart{
 		{ChartBase, p.ReleaseName(ChartBase), p.Namespace},
 		{ChartIstiod, p.ReleaseName(ChartIstiod), p.Namespace},
+	}
+	if p.Ambient {
+		// istio-cni before ztunnel: ztunnel waits for the agent's socket to be ready.
+		out = append(out, Chart{ChartCNI, p.ReleaseName(ChartCNI), p.Namespace}, Chart{ChartZtunnel, p.ReleaseName(ChartZtunnel), p.Namespace})
 	}
 	if p.Gateway {
 		out = append(out, Chart{ChartGateway, p.ReleaseName(ChartGateway), p.GatewayNamespace})
@@ -75,8 +81,15 @@ func (p *Profile) HelmValues(chart string) (map[string]any, error) {
 			// Two replicas at least: one gateway pod is an outage during its own rollout.
 			"autoscaling": map[string]any{"minReplicas": int64(2)},
 		}
+	case ChartCNI:
+		v = map[string]any{"profile": ProfileAmbient, "global": map[string]any{"hub": p.Hub, "tag": p.Version}, "resources": p.CNI.values()}
+	case ChartZtunnel:
+		v = map[string]any{"profile": ProfileAmbient, "hub": p.Hub, "tag": p.Version, "resources": p.Ztunnel.values()}
 	default:
-		return nil, fmt.Errorf("unknown chart %q (the profile installs %s, %s and %s)", chart, ChartBase, ChartIstiod, ChartGateway)
+		return nil, fmt.Errorf("unknown chart %q (the profiles install %s, %s, %s, %s and %s)", chart, ChartBase, ChartIstiod, ChartGateway, ChartCNI, ChartZtunnel)
+	}
+	if p.Ambient && chart == ChartIstiod {
+		v["profile"] = ProfileAmbient
 	}
 	if p.Revision != "" && chart != ChartBase {
 		v["revision"] = p.Revision
@@ -144,7 +157,7 @@ func NewOverrides(tree map[string]any) (Overrides, error) {
 	var unknown []string
 	for k, v := range tree {
 		switch k {
-		case ChartBase, ChartIstiod, ChartGateway, KeyOperator:
+		case ChartBase, ChartIstiod, ChartGateway, ChartCNI, ChartZtunnel, KeyOperator:
 		default:
 			unknown = append(unknown, k)
 			continue

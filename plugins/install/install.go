@@ -33,6 +33,9 @@ const example = `  # Check the cluster, then install Istio's production profile 
   # Only istiod, as revision 1-30 beside an existing control plane, with a change of your own
   kubectl mesh install --profile minimal --revision 1-30 --set istiod.pilot.autoscaleMin=2
 
+  # Ambient mode: istiod, the istio-cni node agent and ztunnel, no sidecars
+  kubectl mesh install --profile ambient
+
   # Every manifest, without changing anything (no cluster needed)
   kubectl mesh install --dry-run
 
@@ -82,14 +85,17 @@ sidecars 100m/128Mi requests and 2000m/1024Mi limits, access logs for failed req
 mesh-wide Telemetry), 1% tracing, the stats why-slow reads, and applications held until their
 sidecar is ready. Running it again upgrades what changed and nothing else.
 
-Overrides go under the chart they change (base, istiod, gateway) or under operator for the
+--profile ambient installs base, istiod in ambient mode, the istio-cni node agent and ztunnel
+(200m/512Mi), and checks first that istio-system admits istio-cni's privileged pods.
+
+Overrides go under the chart they change (base, istiod, gateway, cni, ztunnel) or under operator for the
 IstioOperator of --engine istioctl: -f values.yaml holding {istiod: {pilot: {...}}}, or
 --set istiod.pilot.autoscaleMin=2.`,
 		Example: example,
 		RunE:    cli.RunE(o),
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Profile, "profile", install.ProfileDefault, "minimal (istiod) or default (istiod and an ingress gateway); Istio's demo profile is not offered")
+	f.StringVar(&o.Profile, "profile", install.ProfileDefault, "minimal (istiod), default (istiod and an ingress gateway) or ambient (istiod in ambient mode, the istio-cni node agent and ztunnel); Istio's demo profile is not offered")
 	f.StringVar(&o.Version, "version", install.DefaultVersion, "Istio release to install")
 	f.StringVar(&o.Revision, "revision", "", "Install a revisioned control plane (istio.io/rev), beside the default one")
 	f.StringArrayVarP(&o.ValueFiles, "values", "f", nil, "YAML overrides keyed by chart (base, istiod, gateway) or operator; repeatable")
