@@ -110,11 +110,11 @@ func NewProfile(name, version string) (*Profile, error) {
 	return &Profile{
 		Name: name, Version: version, Hub: DefaultHub,
 		Namespace: DefaultNamespace, GatewayNamespace: DefaultGatewayNamespace,
-		Gateway:                         name == ProfileDefault,
-		Ambient:                         name == ProfileAmbient,
+		Gateway: name == ProfileDefault,
+		Ambient: name == ProfileAmbient,
 		// ztunnel's and istio-cni's chart defaults, set so that they show and -f can see them.
-		Ztunnel: Resources{RequestCPU: "200m", RequestMemory: "512Mi"},
-		CNI:     Resources{RequestCPU: "100m", RequestMemory: "100Mi"},
+		Ztunnel:                         Resources{RequestCPU: "200m", RequestMemory: "512Mi"},
+		CNI:                             Resources{RequestCPU: "100m", RequestMemory: "100Mi"},
 		Istiod:                          Resources{RequestCPU: "500m", RequestMemory: "2048Mi"},
 		Proxy:                           Resources{RequestCPU: "100m", RequestMemory: "128Mi", LimitCPU: "2000m", LimitMemory: "1024Mi"},
 		TracingSampling:                 DefaultTracingSampling,
