@@ -101,3 +101,22 @@ func TestProxiesLeaveZtunnelAndWaypointsOut(t *testing.T) {
 		t.Errorf("checks %+v; want the one sidecar", cs)
 	}
 }
+
+// TestCRDsOfOneGroupStoringDifferentVersions: Istio's real CRDs of networking.istio.io do not
+// all store the same version; each version is listed once, with how many kinds store it.
+func TestCRDsOfOneGroupStoringDifferentVersions(t *testing.T) {
+	kind := func(name, storage string) runtime.Object {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+			"metadata": map[string]any{"name": name + ".networking.istio.io"},
+			"spec": map[string]any{"group": "networking.istio.io", "versions": []any{
+				map[string]any{"name": "v1", "served": true, "storage": storage == "v1"},
+				map[string]any{"name": "v1alpha3", "served": true, "storage": storage == "v1alpha3"},
+			}},
+		}}
+	}
+	cs := newStatus(nil, kind("virtualservices", "v1"), kind("sidecars", "v1alpha3"), kind("gateways", "v1")).crds(context.Background())
+	if len(cs) != 2 || cs[1].Message != "networking.istio.io: v1 (storage of 2 of 3 kinds), v1alpha3 (storage of 1 of 3 kinds)" {
+		t.Errorf("checks %+v", cs)
+	}
+}

@@ -154,26 +154,36 @@ func (s *Status) crds(ctx context.Context) []check.Check {
 	if err != nil {
 		return warn(CategoryCRDs, "CRDs", err)
 	}
-	groups := map[string]map[string]bool{}
+	// Per group: the served versions, and how many of its kinds store each (Istio's kinds of
+	// one group do not all store the same version).
+	type group struct {
+		kinds   int
+		served  map[string]bool
+		storing map[string]int
+	}
+	groups := map[string]*group{}
 	count := 0
 	for _, crd := range l.Items {
-		group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
-		if !strings.HasSuffix(group, ".istio.io") {
+		name, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
+		if !strings.HasSuffix(name, ".istio.io") {
 			continue
 		}
 		count++
-		if groups[group] == nil {
-			groups[group] = map[string]bool{}
+		g := groups[name]
+		if g == nil {
+			g = &group{served: map[string]bool{}, storing: map[string]int{}}
+			groups[name] = g
 		}
+		g.kinds++
 		versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
 		for _, v := range versions {
 			m, _ := v.(map[string]any)
-			name, _ := m["name"].(string)
+			version, _ := m["name"].(string)
 			if served, _ := m["served"].(bool); served {
-				if storage, _ := m["storage"].(bool); storage {
-					name += " (storage)"
-				}
-				groups[group][name] = true
+				g.served[version] = true
+			}
+			if storage, _ := m["storage"].(bool); storage {
+				g.storing[version]++
 			}
 		}
 	}
@@ -186,13 +196,22 @@ func (s *Status) crds(ctx context.Context) []check.Check {
 	}
 	sort.Strings(names)
 	out := []check.Check{{Category: CategoryCRDs, Status: check.OK, Message: fmt.Sprintf("%d Istio CRDs in %d API groups", count, len(groups))}}
-	for _, g := range names {
+	for _, name := range names {
+		g := groups[name]
 		var vs []string
-		for v := range groups[g] {
+		for v := range g.served {
 			vs = append(vs, v)
 		}
 		sort.Strings(vs)
-		out = append(out, check.Check{Category: CategoryCRDs, Status: check.OK, Message: g + ": " + strings.Join(vs, ", ")})
+		for i, v := range vs {
+			switch n := g.storing[v]; {
+			case n == g.kinds:
+				vs[i] += " (storage)"
+			case n > 0:
+				vs[i] += fmt.Sprintf(" (storage of %d of %d kinds)", n, g.kinds)
+			}
+		}
+		out = append(out, check.Check{Category: CategoryCRDs, Status: check.OK, Message: name + ": " + strings.Join(vs, ", ")})
 	}
 	return out
 }

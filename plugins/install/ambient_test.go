@@ -3,8 +3,6 @@ package install
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,33 +12,16 @@ import (
 
 	"github.com/kubectl-mesh/kubectl-mesh/install/check"
 	"github.com/kubectl-mesh/kubectl-mesh/install/status"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/meshtest"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
 )
-
-// istioCharts is Istio's real charts of release 1.30.3 beside the project (../shared, see its
-// SOURCES.md); in CI their absence fails the test.
-func istioCharts(t *testing.T) string {
-	t.Helper()
-	root, err := testcluster.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(root, "..", "shared", "istio-charts", "1.30.3")
-	if _, err := os.Stat(filepath.Join(dir, "ztunnel", "Chart.yaml")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("Istio's charts are missing: %v", err)
-		}
-		t.Skipf("Istio's charts are not beside the project (%v)", err)
-	}
-	return dir
-}
 
 // TestInstallAmbientOnIstiosCharts installs the ambient profile from Istio's real 1.30.3
 // charts on the real control plane, kwok running istiod's pods and the istio-cni and ztunnel
 // DaemonSets' on its node: base, istiod in ambient mode, istio-cni and ztunnel, each waited
 // for; status then reports the ambient data plane; uninstall removes the four releases.
 func TestInstallAmbientOnIstiosCharts(t *testing.T) {
-	charts := istioCharts(t)
+	charts := meshtest.IstioCharts(t)
 	c := testcluster.Start(t, testcluster.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

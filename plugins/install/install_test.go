@@ -2,6 +2,7 @@ package install
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -37,16 +38,27 @@ func report(t *testing.T, out string) Report {
 	return r
 }
 
-// TestInstallCommand installs the test charts shaped like Istio's through the command on the
-// real control plane: checks, releases and Telemetry; a second run changes nothing; a preflight
-// failure stops it; uninstall removes what it made.
+// TestInstallCommand installs Istio's real 1.30.3 charts through the command on the real
+// control plane (kwok runs istiod's and the gateway's pods; the real CRDs and injector webhook
+// configuration are created): checks, releases and Telemetry; a second run changes nothing; a
+// preflight failure stops it; uninstall removes what it made.
 func TestInstallCommand(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	charts := meshtest.Charts(t, "../../testdata/charts")
+	charts := meshtest.IstioCharts(t)
 	kc := "--kubeconfig=" + c.Kubeconfig
-	base := []string{kc, "--charts", charts, "--skip-node-probe", "--timeout", "2m", "-o", "json"}
+	// The gateway's pods go through the injector webhook, which istiod serves: kwok runs no
+	// istiod, so the chart's own remote-injector values point the webhook at one in the test.
+	inj := meshtest.ServeInjector(t)
+	base := []string{kc, "--version", "1.30.3", "--charts", charts, "--skip-node-probe", "--timeout", "2m", "-o", "json",
+		"--set", "istiod.istiodRemote.injectionURL=" + inj.URL + "/default",
+		"--set", "istiod.istiodRemote.injectionCABundle=" + base64.StdEncoding.EncodeToString(inj.CABundle),
+		// An upgrade makes the chart's validation webhook fail closed, and no istiod answers it.
+		"--set", "istiod.base.validationURL=" + inj.ValidationURL,
+		"--set", "istiod.base.validationCABundle=" + base64.StdEncoding.EncodeToString(inj.CABundle),
+		"--set", "base.base.validationURL=" + inj.ValidationURL,
+		"--set", "base.base.validationCABundle=" + base64.StdEncoding.EncodeToString(inj.CABundle)}
 
 	// Istio 1.25 does not support Kubernetes 1.33: nothing is installed.
 	if _, _, err := runRoot(ctx, append(base, "--version", "1.25.3")...); cli.Code(err) != cli.ExitFindings || !strings.Contains(err.Error(), "preflight check failed") {

@@ -61,11 +61,13 @@ func TestStatus(t *testing.T) {
 
 	flags := genericclioptions.NewConfigFlags(false)
 	flags.KubeConfig = &c.Kubeconfig
-	p, _ := install.NewProfile(install.ProfileMinimal, "")
-	ov, _ := install.NewOverrides(map[string]any{"istiod": map[string]any{"sidecarInjectorWebhook": map[string]any{
-		"url": "https://127.0.0.1:1/inject", "caBundle": base64.StdEncoding.EncodeToString([]byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")),
+	// Istio's real charts; kwok runs no istiod, so the injector webhook points nowhere, with a
+	// CA bundle as istiod would have written into it.
+	p, _ := install.NewProfile(install.ProfileMinimal, meshtest.IstioVersion)
+	ov, _ := install.NewOverrides(map[string]any{"istiod": map[string]any{"istiodRemote": map[string]any{
+		"injectionURL": "https://127.0.0.1:1/inject", "injectionCABundle": base64.StdEncoding.EncodeToString([]byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")),
 	}}})
-	e := &helm.Engine{Getter: flags, Charts: meshtest.Charts(t, "../../testdata/charts"), Timeout: 2 * time.Minute}
+	e := &helm.Engine{Getter: flags, Charts: meshtest.IstioCharts(t), Timeout: 2 * time.Minute}
 	if _, err := e.Install(ctx, p, ov); err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +97,8 @@ func TestStatus(t *testing.T) {
 		status check.Status
 		text   string
 	}{
-		{check.OK, "istiod 1.30.4 (revision default) in istio-system: 1 of 1 replicas ready"},
-		{check.OK, "istio-sidecar-injector (revision default): 1 webhooks configured"},
+		{check.OK, "istiod 1.30.3 (revision default) in istio-system: 1 of 1 replicas ready"},
+		{check.OK, "istio-sidecar-injector (revision default): 4 webhooks configured"},
 		{check.OK, "networking.istio.io: "},
 		{check.OK, "shop: revision default"},
 		{check.Failed, "next: revision 9-99, which no ready istiod serves"},

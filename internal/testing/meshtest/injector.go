@@ -34,8 +34,12 @@ import (
 type Injector struct {
 	// URL and CABundle are the webhook's address and the PEM of the CA that signed its
 	// certificate, as a MutatingWebhookConfiguration takes them.
-	URL      string
-	CABundle []byte
+	URL string
+	// ValidationURL admits every object, as istiod's validation webhook admits valid ones:
+	// Istio's istiod chart points its ValidatingWebhookConfiguration at it with
+	// base.validationURL, and an upgrade of the chart makes that webhook fail closed.
+	ValidationURL string
+	CABundle      []byte
 	// ProxyMemory is the memory the injected sidecar requests; ProxyMemoryIn overrides it per
 	// namespace (a sidecar too big for the node, say). Set them before pods are created.
 	ProxyMemory   string
@@ -79,6 +83,7 @@ func NewInjector() (*Injector, error) {
 	inj.srv = &http.Server{Handler: http.HandlerFunc(inj.serve), TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = inj.srv.ServeTLS(ln, "", "") }()
 	inj.URL = "https://" + ln.Addr().String() + "/inject"
+	inj.ValidationURL = "https://" + ln.Addr().String() + "/validate"
 	return inj, nil
 }
 
@@ -126,7 +131,9 @@ func (inj *Injector) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true}
 	var pod corev1.Pod
-	if err := json.Unmarshal(review.Request.Object.Raw, &pod); err == nil && !hasProxy(&pod) && pod.Labels["sidecar.istio.io/inject"] != "false" {
+	if strings.HasPrefix(r.URL.Path, "/validate") {
+		// Validation: allowed, nothing to patch.
+	} else if err := json.Unmarshal(review.Request.Object.Raw, &pod); err == nil && !hasProxy(&pod) && pod.Labels["sidecar.istio.io/inject"] != "false" {
 		proxy := corev1.Container{
 			Name: "istio-proxy", Image: "docker.io/istio/proxyv2:1.30.4",
 			Args: []string{"proxy", "sidecar"},
