@@ -13,8 +13,8 @@ import (
 // kubectl-mesh-install with the arguments and streams, its exit status comes back, and without
 // the sibling the error says where to get it.
 func TestInstallRunsItsSibling(t *testing.T) {
-	charts := meshtest.Charts(t, filepath.Join("..", "..", "testdata", "charts"))
-	r := runEnv(t, []string{"KUBECONFIG=" + filepath.Join(t.TempDir(), "none")}, "install", "--dry-run", "--charts", charts, "--revision", "1-30")
+	charts := meshtest.IstioCharts(t)
+	r := runEnv(t, []string{"KUBECONFIG=" + filepath.Join(t.TempDir(), "none")}, "install", "--dry-run", "--charts", charts, "--version", meshtest.IstioVersion, "--revision", "1-30")
 	if r.code != 0 {
 		t.Fatalf("install --dry-run: exit %d\n%s", r.code, r.stderr)
 	}

@@ -47,7 +47,7 @@ func (s *switching) set(h http.Handler) {
 // configureMesh is the mesh of the install and configure examples.
 type configureMesh struct {
 	*mesh
-	// Charts are the test charts with Istio's CRDs (meshtest.CopyCharts).
+	// Charts are Istio's own charts beside the project (../shared/istio-charts).
 	Charts string
 	// Injector is the webhook the charts' injector configuration points at.
 	Injector *meshtest.Injector
@@ -102,9 +102,9 @@ func (m *configureMesh) setUp(ctx context.Context, root, stateDir, work string) 
 	m.stops = append(m.stops, func() error { cancel(); return nil })
 	go switchOnPeerAuthentication(watchCtx, c, sw, strict)
 
-	m.Charts = filepath.Join(work, "charts")
-	if err := meshtest.CopyCharts(filepath.Join(root, "testdata", "charts"), m.Charts); err != nil {
-		return fmt.Errorf("charts: %w", err)
+	m.Charts = filepath.Join(root, "..", "shared", "istio-charts", meshtest.IstioVersion)
+	if _, err := os.Stat(filepath.Join(m.Charts, "istiod", "Chart.yaml")); err != nil {
+		return fmt.Errorf("Istio's charts are not beside the project (../shared/istio-charts): %w", err)
 	}
 	if m.Injector, err = meshtest.NewInjector(); err != nil {
 		return err

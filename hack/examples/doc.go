@@ -39,7 +39,7 @@ func (d *doc) command(args []string) string {
 			a = "'" + a + "'"
 		}
 		a = d.tmpPath.ReplaceAllString(a, "/tmp/...")
-		if strings.HasPrefix(a, "istiod.sidecarInjectorWebhook") {
+		if strings.HasPrefix(a, "istiod.istiodRemote.") || strings.Contains(a, ".base.validation") {
 			a = a[:strings.IndexByte(a, '=')+1] + "..."
 		}
 		shown[i] = a

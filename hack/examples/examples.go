@@ -47,13 +47,19 @@ func liveExamples(archive string) []Example {
 // then configure the bookinfo namespace of startConfigure.
 func configureExamples(charts string, inj *meshtest.Injector) []Example {
 	ca := base64.StdEncoding.EncodeToString(inj.CABundle)
-	install := []string{"install", "--charts", charts, "--skip-node-probe",
-		"--set", "istiod.sidecarInjectorWebhook.url=" + inj.URL + "/default",
-		"--set", "istiod.sidecarInjectorWebhook.caBundle=" + ca}
+	// Istio's own charts; kwok runs no istiod, so their remote values point the injector and
+	// validation webhooks at the in-process injector.
+	install := []string{"install", "--charts", charts, "--version", meshtest.IstioVersion, "--skip-node-probe",
+		"--set", "istiod.istiodRemote.injectionURL=" + inj.URL + "/default",
+		"--set", "istiod.istiodRemote.injectionCABundle=" + ca,
+		"--set", "istiod.base.validationURL=" + inj.ValidationURL,
+		"--set", "istiod.base.validationCABundle=" + ca,
+		"--set", "base.base.validationURL=" + inj.ValidationURL,
+		"--set", "base.base.validationCABundle=" + ca}
 	return []Example{
 		// The node probe finds node-cpu-steal's steal: a warning, which does not fail the check.
 		{Args: []string{"install", "--check", "--inject-namespaces", "bookinfo"}},
-		{Args: []string{"install", "--dry-run", "--profile", "minimal", "--charts", charts}, Abridge: releasesAndKinds},
+		{Args: []string{"install", "--dry-run", "--profile", "minimal", "--charts", charts, "--version", meshtest.IstioVersion}, Abridge: releasesAndKinds},
 		{Args: install},
 		// Again: every release unchanged.
 		{Args: install},
