@@ -129,17 +129,11 @@ func ResolveTargets(ctx context.Context, getter genericclioptions.RESTClientGett
 			add(p)
 		}
 	}
+	ambientByNamespace(ctx, client, res)
 	sortPods(res.Meshed)
 	sortPods(res.Unmeshed)
 	if !t.Sweep() && len(res.Meshed) == 0 && len(res.Unmeshed) == 1 {
-		// One pod asked for: its namespace may put it in the ambient mesh, which its diagnosis
-		// then checks.
-		p := res.Unmeshed[0]
-		if ns, err := client.CoreV1().Namespaces().Get(ctx, p.Namespace, metav1.GetOptions{}); err == nil && ambientPod(&p, ns.Labels) {
-			res.Meshed, res.Unmeshed = []corev1.Pod{p}, nil
-			return res, nil
-		}
-		return nil, checkSidecar(&p)
+		return nil, checkSidecar(&res.Unmeshed[0])
 	}
 	return res, nil
 }
@@ -179,4 +173,27 @@ func sortPods(pods []corev1.Pod) {
 		}
 		return pods[i].Name < pods[j].Name
 	})
+}
+
+// ambientByNamespace moves to Meshed the pods without a sidecar whose namespace puts them in
+// the ambient mesh (istio.io/dataplane-mode=ambient), which their diagnosis then checks: each
+// namespace is read once, and one that cannot be read leaves its pods where they are.
+func ambientByNamespace(ctx context.Context, client kubernetes.Interface, res *Resolved) {
+	labels := map[string]map[string]string{}
+	var still []corev1.Pod
+	for _, p := range res.Unmeshed {
+		l, ok := labels[p.Namespace]
+		if !ok {
+			if ns, err := client.CoreV1().Namespaces().Get(ctx, p.Namespace, metav1.GetOptions{}); err == nil {
+				l = ns.Labels
+			}
+			labels[p.Namespace] = l
+		}
+		if ambientPod(&p, l) {
+			res.Meshed = append(res.Meshed, p)
+		} else {
+			still = append(still, p)
+		}
+	}
+	res.Unmeshed = still
 }

@@ -34,6 +34,7 @@ func (d *doc) para(s string) { d.WriteString(s + "\n\n") }
 func (d *doc) command(args []string) string {
 	shown := make([]string, len(args))
 	for i, a := range args {
+		a = strings.ReplaceAll(a, filepath.Join(filepath.Dir(d.root), "shared"), "../shared")
 		a = strings.ReplaceAll(a, d.root, ".")
 		if strings.Contains(a, " ") || strings.Contains(a, "%") {
 			a = "'" + a + "'"

@@ -129,6 +129,16 @@ func TestUpDown(t *testing.T) {
 			t.Errorf("istio-proxy log differs from the incident's access.log:\n%.300s", b)
 		}
 	})
+	t.Run("ambient pods and their ztunnel", func(t *testing.T) {
+		pods, err := client.CoreV1().Pods(AmbientNamespace).List(ctx, metav1.ListOptions{})
+		if err != nil || len(pods.Items) != len(ambientPods) {
+			t.Fatalf("pods in %s: %v, %v; want %d", AmbientNamespace, err, pods, len(ambientPods))
+		}
+		b, err := client.CoreV1().Pods("istio-system").GetLogs(ztunnelPod, &corev1.PodLogOptions{}).DoRaw(ctx)
+		if err != nil || !strings.Contains(string(b), `dst.workload="echo-66d88ff694-pnk6h"`) || !strings.Contains(string(b), "policy rejection") {
+			t.Errorf("ztunnel's log: %v\n%.400s", err, b)
+		}
+	})
 	t.Run("exec reads the replayed node files", func(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(incidents, "cpu-throttling", diagnose.FileNode)); err != nil {
 			t.Skip("the cpu-throttling incident has no node samples")

@@ -143,7 +143,7 @@ func populate(ctx context.Context, c *testcluster.Cluster, p paths, incidents []
 			return err
 		}
 	}
-	return nil
+	return populateAmbient(ctx, c, p)
 }
 
 // waitReplays waits for the serve process's servers.json.
@@ -224,8 +224,10 @@ func printHowTo(out io.Writer, p paths, binDir string) error {
   kubectl get pods -n %[3]s
   kubectl mesh why-slow -n %[3]s
   kubectl mesh why-slow pod/productpage-timeout -n %[3]s
+  kubectl mesh why-slow -n %[5]s           # ambient pods: no sidecar, their node's ztunnel
 
-Each pod of %[3]s replays the incident folder its %[4]s label names. Stop it with: make sandbox-down
-`, p.kubeconfig(), path, Namespace, IncidentLabel)
+Each pod of %[3]s replays the incident folder its %[4]s label names; the ztunnel of %[5]s's
+node prints real ztunnel lines of the real-world corpus about its pods. Stop it with: make sandbox-down
+`, p.kubeconfig(), path, Namespace, IncidentLabel, AmbientNamespace)
 	return nil
 }
