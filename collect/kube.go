@@ -40,6 +40,9 @@ var (
 	kindPeerAuthentication = istioKind{"PeerAuthentication", "peerauthentications", "security.istio.io", []string{"v1", "v1beta1"}}
 	kindDestinationRule    = istioKind{"DestinationRule", "destinationrules", "networking.istio.io", []string{"v1", "v1beta1"}}
 	kindVirtualService     = istioKind{"VirtualService", "virtualservices", "networking.istio.io", []string{"v1", "v1beta1"}}
+	// kindWaypoint is read for ambient pods: the Gateway API's Gateways, of which the rules
+	// keep the waypoints (class istio-waypoint).
+	kindWaypoint = istioKind{"Gateway", "gateways", "gateway.networking.k8s.io", []string{"v1"}}
 )
 
 // KubeCache shares what is namespace- or node-wide among the captures of a sweep: the lists of
@@ -234,7 +237,11 @@ func (r *captureRun) istio(ctx context.Context, pod *corev1.Pod, upstreams []str
 	sort.Strings(nsList)
 	var items []map[string]any
 	read := 0
-	for _, k := range []istioKind{kindPeerAuthentication, kindDestinationRule, kindVirtualService} {
+	kinds := []istioKind{kindPeerAuthentication, kindDestinationRule, kindVirtualService}
+	if checkSidecar(pod) != nil {
+		kinds = append(kinds, kindWaypoint) // an ambient pod: the waypoints its traffic may be bound to
+	}
+	for _, k := range kinds {
 		objs, ok := r.istioObjects(ctx, k, nsList)
 		if !ok {
 			continue
@@ -308,6 +315,9 @@ func applies(k istioKind, o unstructured.Unstructured, pod *corev1.Pod, upstream
 		return false
 	}
 	switch k.kind {
+	case kindWaypoint.kind:
+		class, _, _ := unstructured.NestedString(o.Object, "spec", "gatewayClassName")
+		return class == "istio-waypoint"
 	case kindPeerAuthentication.kind:
 		pa := &cfg.PeerAuthentications[0]
 		if pa.Selects(pod.Namespace, pod.Labels) {

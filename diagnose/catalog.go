@@ -79,6 +79,7 @@ const (
 	CodeServedFromCache         Code = "MESH1803" // the cache filter answered (RFCF)
 	CodeAmbientNotEnrolled      Code = "MESH1901" // istio-cni or ztunnel could not take the pod's traffic
 	CodeHBONEProtocol           Code = "MESH1902" // the peer on port 15008 does not speak HBONE
+	CodeWaypointMissing         Code = "MESH1903" // the waypoint the pod's traffic is bound to is missing or not programmed
 )
 
 // CodeInfo is a code's entry in the catalog.
@@ -233,6 +234,8 @@ var catalog = []CodeInfo{
 		Hint: "Check that the istio-cni node agent and ztunnel run and are ready on the pod's node (kubectl get pods -n istio-system -o wide), then restart the pod so it is enrolled again."},
 	{Code: CodeHBONEProtocol, Category: CategoryAmbient, Severity: SeverityError, Title: "The HBONE handshake fails: the peer on port 15008 does not speak HBONE",
 		Hint: "Make sure what listens on the destination's port 15008 is ztunnel or a waypoint of the same Istio release: a sidecar-injected or non-ambient destination, or mismatched versions, answer otherwise."},
+	{Code: CodeWaypointMissing, Category: CategoryAmbient, Severity: SeverityError, Title: "The waypoint the pod's traffic is bound to is missing or not programmed",
+		Hint: "Create the waypoint the istio.io/use-waypoint label names (kubectl mesh waypoint NAMESPACE --name NAME), or fix or remove the label; a waypoint that exists and is not programmed says why in its Programmed condition (kubectl describe gateway)."},
 }
 
 var catalogByCode = func() map[Code]CodeInfo {

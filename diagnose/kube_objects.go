@@ -25,6 +25,31 @@ type IstioConfig struct {
 	PeerAuthentications []PeerAuthentication
 	DestinationRules    []DestinationRule
 	VirtualServices     []VirtualService
+	// Waypoints are the Gateways of class istio-waypoint an ambient pod's capture read.
+	Waypoints []Waypoint
+}
+
+// Waypoint is the part of a gateway.networking.k8s.io Gateway of class istio-waypoint the
+// rules read: istiod's Programmed condition.
+type Waypoint struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		GatewayClassName string `json:"gatewayClassName"`
+	} `json:"spec"`
+	Status struct {
+		Conditions []metav1.Condition `json:"conditions"`
+	} `json:"status"`
+}
+
+// Programmed is istiod's Programmed condition: true, or why not ("" when istiod wrote none).
+func (w *Waypoint) Programmed() (bool, string) {
+	for _, c := range w.Status.Conditions {
+		if c.Type == "Programmed" {
+			return c.Status == metav1.ConditionTrue, strings.TrimSpace(c.Reason + ": " + c.Message)
+		}
+	}
+	return false, ""
 }
 
 // PeerAuthentication is the part of security.istio.io PeerAuthentication the rules read.
@@ -188,8 +213,13 @@ func (c *IstioConfig) Add(raw []byte) error {
 		if err = json.Unmarshal(raw, &o); err == nil {
 			c.VirtualServices = append(c.VirtualServices, o)
 		}
+	case "Gateway":
+		var o Waypoint
+		if err = json.Unmarshal(raw, &o); err == nil && strings.HasPrefix(o.APIVersion, "gateway.networking.k8s.io/") {
+			c.Waypoints = append(c.Waypoints, o)
+		}
 	default:
-		return fmt.Errorf("a %s %q is not a PeerAuthentication, DestinationRule or VirtualService", orDefault(tm.Kind, "object without kind"), tm.APIVersion)
+		return fmt.Errorf("a %s %q is not a PeerAuthentication, DestinationRule, VirtualService or waypoint Gateway", orDefault(tm.Kind, "object without kind"), tm.APIVersion)
 	}
 	return err
 }

@@ -26,7 +26,7 @@ type AmbientRule struct{}
 
 // Meta describes the rule.
 func (AmbientRule) Meta() RuleMeta {
-	codes := []Code{CodeAmbientNotEnrolled}
+	codes := []Code{CodeAmbientNotEnrolled, CodeWaypointMissing}
 	for _, k := range sortedKeys(ztunnelKnowledge) {
 		codes = append(codes, ztunnelKnowledge[k].code)
 	}
@@ -40,7 +40,7 @@ func (AmbientRule) Meta() RuleMeta {
 
 // Check reports a pod that should be enrolled and is not, and the ztunnel log's problems.
 func (AmbientRule) Check(s *Snapshot) []Finding {
-	return append(enrollment(s), ztunnelLogFindings(s)...)
+	return append(append(enrollment(s), waypointFindings(s)...), ztunnelLogFindings(s)...)
 }
 
 // enrollment reports a pod that should be enrolled and is not.
@@ -101,4 +101,79 @@ func hasSidecarContainer(p *corev1.Pod) bool {
 // ztunnelLogFindings explain what the ztunnel on an ambient pod's node logged about it.
 func ztunnelLogFindings(s *Snapshot) []Finding {
 	return ztunnelFindings(s.Ztunnel, func(line int) string { return fmt.Sprintf("%s line %d", FileZtunnelLog, line) })
+}
+
+// The labels that bind traffic to a waypoint (istio/api labels.yaml at 1.30.3): on the pod, a
+// Service that selects it, or the namespace; "none" opts out.
+const (
+	labelUseWaypoint          = "istio.io/use-waypoint"
+	labelUseWaypointNamespace = "istio.io/use-waypoint-namespace"
+)
+
+// boundWaypoint is the waypoint an ambient pod's traffic is bound to, and what binds it: the
+// pod's label, else a Service's that selects it, else the namespace's.
+func boundWaypoint(s *Snapshot) (ns, name, by string) {
+	p := s.Pod
+	pick := func(labels map[string]string, what string) bool {
+		if n := labels[labelUseWaypoint]; n != "" {
+			ns, name, by = orDefault(labels[labelUseWaypointNamespace], p.Namespace), n, what
+			return true
+		}
+		return false
+	}
+	if pick(p.Labels, "the pod's label") {
+		return
+	}
+	for _, svc := range s.Services {
+		if pick(svc.Labels, "the label of Service "+svc.Name) {
+			return
+		}
+	}
+	pick(s.Meta.NamespaceLabels, "its namespace's label")
+	return
+}
+
+// waypointFindings report the waypoint an ambient pod's traffic is bound to when the capture
+// read the namespace's waypoints and it is not among them, or istiod has not programmed it.
+func waypointFindings(s *Snapshot) []Finding {
+	p := s.Pod
+	if hasSidecarContainer(p) || s.Istio == nil {
+		return nil
+	}
+	ns, name, by := boundWaypoint(s)
+	if name == "" || name == "none" || ns != p.Namespace {
+		return nil // no waypoint, or one in a namespace whose waypoints the capture did not read
+	}
+	bound := Evidence{Label: "bound by " + by, Text: labelUseWaypoint + "=" + name, Source: FilePod + " / " + FileServices + " / " + FileMeta + " labels"}
+	var found *Waypoint
+	for i := range s.Istio.Waypoints {
+		if w := &s.Istio.Waypoints[i]; w.Namespace == ns && w.Name == name {
+			found = w
+		}
+	}
+	f := NewFinding(CodeWaypointMissing, Subject{Kind: SubjectPod, Name: p.Namespace + "/" + p.Name})
+	wns, wname := ns, name
+	if !kubeName(wns) || !kubeName(wname) {
+		wns, wname = "NAMESPACE", "NAME"
+	}
+	switch {
+	case found == nil:
+		f.Title = fmt.Sprintf("The waypoint %s/%s its traffic is bound to does not exist", ns, name)
+		f.Evidence = []Evidence{bound, {Label: "waypoints (Gateways of class istio-waypoint) in " + ns, Value: float64(len(s.Istio.Waypoints)), Unit: UnitCount, Source: FileIstio}}
+		f.Explanation = "The traffic bound to a waypoint goes through it, and ztunnel has no waypoint of that name to send it to: connections fail (ztunnel logs \"unknown waypoint\" or \"no healthy upstream\"). The label names a waypoint that was never made, was deleted, or lives in another namespace than istio.io/use-waypoint-namespace says."
+		f.Fix = Fix{Summary: "Create the waypoint, or fix or remove the label that binds the traffic to it.", Command: fmt.Sprintf("kubectl mesh waypoint %s --name %s", wns, wname)}
+	default:
+		ok, why := found.Programmed()
+		if ok {
+			return nil
+		}
+		if why == "" {
+			why = "istiod has written no Programmed condition (is it running, in ambient mode?)"
+		}
+		f.Title = fmt.Sprintf("The waypoint %s/%s its traffic is bound to is not programmed", ns, name)
+		f.Evidence = []Evidence{bound, {Label: "Programmed", Text: why, Source: FileIstio + " Gateway " + ns + "/" + name + " status.conditions"}}
+		f.Explanation = "istiod has not made the waypoint ready (its Programmed condition is not true), so traffic bound to it has nowhere to go until it is. AddressNotUsable or AddressNotAssigned mean its Service or Deployment is not there yet; a waypoint that stays so has pods that do not start."
+		f.Fix = Fix{Summary: "See why in the Gateway's status and its Deployment's pods.", Command: fmt.Sprintf("kubectl describe gateway -n %s %s\nkubectl get pods -n %s -l gateway.networking.k8s.io/gateway-name=%s", wns, wname, wns, wname)}
+	}
+	return []Finding{f}
 }

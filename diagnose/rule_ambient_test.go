@@ -70,3 +70,54 @@ func TestAmbientZtunnelLog(t *testing.T) {
 		t.Errorf("findings %+v from a healthy line", fs)
 	}
 }
+
+func TestAmbientWaypoint(t *testing.T) {
+	enrolled := map[string]string{annotationRedirection: redirectionEnabled}
+	waypoint := func(name, status, reason string) Waypoint {
+		w := Waypoint{TypeMeta: metav1.TypeMeta{APIVersion: "gateway.networking.k8s.io/v1", Kind: "Gateway"}, ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"}}
+		w.Spec.GatewayClassName = "istio-waypoint"
+		if status != "" {
+			w.Status.Conditions = []metav1.Condition{{Type: "Programmed", Status: metav1.ConditionStatus(status), Reason: reason, Message: "from istiod"}}
+		}
+		return w
+	}
+	ns := func(wp string) map[string]string {
+		l := map[string]string{labelDataplaneMode: dataplaneAmbient}
+		if wp != "" {
+			l[labelUseWaypoint] = wp
+		}
+		return l
+	}
+	tests := []struct {
+		name      string
+		nsLabels  map[string]string
+		services  []corev1.Service
+		istio     *IstioConfig
+		wantTitle string
+	}{
+		{"no waypoint", ns(""), nil, &IstioConfig{}, ""},
+		{"opted out", ns("none"), nil, &IstioConfig{}, ""},
+		{"waypoints not read", ns("waypoint"), nil, nil, ""},
+		{"programmed", ns("waypoint"), nil, &IstioConfig{Waypoints: []Waypoint{waypoint("waypoint", "True", "Programmed")}}, ""},
+		{"missing", ns("waypoint"), nil, &IstioConfig{}, "The waypoint shop/waypoint its traffic is bound to does not exist"},
+		{"not programmed", ns("waypoint"), nil, &IstioConfig{Waypoints: []Waypoint{waypoint("waypoint", "False", "AddressNotUsable")}}, "is not programmed"},
+		{"istiod silent", ns("waypoint"), nil, &IstioConfig{Waypoints: []Waypoint{waypoint("waypoint", "", "")}}, "is not programmed"},
+		{"bound by its Service", ns(""), []corev1.Service{{ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: map[string]string{labelUseWaypoint: "web-wp"}}}},
+			&IstioConfig{Waypoints: []Waypoint{waypoint("waypoint", "True", "Programmed")}}, "The waypoint shop/web-wp its traffic is bound to does not exist"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Snapshot{Pod: ambientPod(nil, enrolled), Services: tc.services, Istio: tc.istio, Meta: Meta{NamespaceLabels: tc.nsLabels}}
+			fs := AmbientRule{}.Check(s)
+			if tc.wantTitle == "" {
+				if len(fs) != 0 {
+					t.Errorf("findings %+v; want none", fs)
+				}
+				return
+			}
+			if len(fs) != 1 || fs[0].Code != string(CodeWaypointMissing) || !strings.Contains(fs[0].Title, tc.wantTitle) {
+				t.Fatalf("findings %+v; want MESH1903 %q", fs, tc.wantTitle)
+			}
+		})
+	}
+}

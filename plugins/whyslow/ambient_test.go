@@ -65,11 +65,24 @@ func TestAmbientPodsLive(t *testing.T) {
 	pod("echo", "echo-66d88ff694-pnk6h", nil, map[string]string{"ambient.istio.io/redirection": "enabled"}, "echo")
 	pod("echo", "left-out", nil, nil, "web")
 
+	// A namespace whose traffic is bound to a waypoint that does not exist. The Gateway API's
+	// CRD is not part of Istio's: the test serves one reduced to its names.
+	if err := c.Apply(ctx, gatewayCRD); err != nil {
+		t.Fatal(err)
+	}
+	ns("shop", map[string]string{"istio.io/dataplane-mode": "ambient", "istio.io/use-waypoint": "waypoint"})
+	pod("shop", "web-0", nil, map[string]string{"ambient.istio.io/redirection": "enabled"}, "web")
+
 	for _, tc := range []struct{ pod, want string }{
 		{"echo-66d88ff694-pnk6h", string(diagnose.CodeHBONEBlocked)},
 		{"left-out", string(diagnose.CodeAmbientNotEnrolled)},
+		{"shop/web-0", string(diagnose.CodeWaypointMissing)},
 	} {
-		stdout, stderr, err := runCmd(ctx, c, "pod/"+tc.pod, "-n", "echo", "-o", "json", "--window", "1s")
+		namespace, name, ok := strings.Cut(tc.pod, "/")
+		if !ok {
+			namespace, name = "echo", tc.pod
+		}
+		stdout, stderr, err := runCmd(ctx, c, "pod/"+name, "-n", namespace, "-o", "json", "--window", "1s")
 		if err != nil {
 			t.Fatalf("why-slow pod/%s: %v\n%s", tc.pod, err, stderr)
 		}
@@ -82,3 +95,21 @@ func TestAmbientPodsLive(t *testing.T) {
 		}
 	}
 }
+
+// gatewayCRD is the Gateway API's Gateway CRD reduced to its names and an open schema.
+const gatewayCRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gateways.gateway.networking.k8s.io
+  annotations: {api-approved.kubernetes.io: "https://github.com/kubernetes-sigs/gateway-api/pull/1538"}
+spec:
+  group: gateway.networking.k8s.io
+  names: {kind: Gateway, listKind: GatewayList, plural: gateways, singular: gateway}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+`
