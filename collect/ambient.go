@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
 	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 	"github.com/kubectl-mesh/kubectl-mesh/ztunnel"
 )
@@ -70,6 +71,7 @@ func (r *captureRun) captureAmbient(ctx context.Context, pod *corev1.Pod, nsLabe
 	}
 	r.progress("pod %s/%s has no sidecar and is in the ambient mesh: reading the ztunnel on node %s", pod.Namespace, pod.Name, pod.Spec.NodeName)
 	zt := r.ztunnelLog(ctx, pod)
+	r.ztunnelConfigDump(ctx, pod)
 	r.kube(ctx, pod)
 	meta := evidence.MetaFile{Pod: pod.Name, Namespace: pod.Namespace, CapturedBy: CapturedBy, NamespaceLabels: nsLabels, Ztunnel: zt,
 		CaptureTimes: []time.Time{r.o.Now().UTC()}}
@@ -180,4 +182,44 @@ func aboutPod(log []byte, pod *corev1.Pod) []byte {
 		}
 	}
 	return out.Bytes()
+}
+
+// ZtunnelAdminPort is ztunnel's admin port: /config_dump. It listens on localhost only, which a
+// port-forward reaches.
+const ZtunnelAdminPort = 15000
+
+// ztunnelConfigDump writes the config dump of the ztunnel on the pod's node, read once per node
+// in a sweep.
+func (r *captureRun) ztunnelConfigDump(ctx context.Context, pod *corev1.Pod) {
+	node := pod.Spec.NodeName
+	v, err := r.o.KubeCache.get("ztunnel-log/"+node, func() (any, error) { return r.readZtunnel(ctx, node) })
+	z, ok := v.(nodeZtunnel)
+	if !ok || z.name == "" {
+		if err == nil {
+			err = errors.New("no ztunnel found on node " + node)
+		}
+		r.res.Warnings = append(r.res.Warnings, evidence.ZtunnelDump+" not captured: "+err.Error())
+		return
+	}
+	r.progress("config dump of ztunnel %s", z.name)
+	dump, err := r.o.KubeCache.get("ztunnel-dump/"+node, func() (any, error) {
+		ns, name, _ := strings.Cut(z.name, "/")
+		if !hasRESTClient(r.o.Client) {
+			return nil, errors.New("this client cannot port-forward")
+		}
+		fw, err := startPortForward(ctx, r.o.RESTConfig, r.o.Client, ns, name, ZtunnelAdminPort)
+		if err != nil {
+			return nil, fmt.Errorf("port-forward to ztunnel %s: %w", z.name, err)
+		}
+		defer fw.Stop()
+		admin := &envoyadmin.AdminClient{BaseURL: fw.BaseURL(), HTTP: fw.HTTPClient()}
+		return admin.ConfigDump(ctx, false) // ztunnel serves the path Envoy does
+	})
+	if err != nil {
+		r.res.Warnings = append(r.res.Warnings, evidence.ZtunnelDump+" not captured: "+err.Error())
+		return
+	}
+	if err := r.write(evidence.ZtunnelDump, dump.([]byte)); err != nil {
+		r.res.Warnings = append(r.res.Warnings, evidence.ZtunnelDump+" not captured: "+err.Error())
+	}
 }

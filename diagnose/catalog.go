@@ -80,6 +80,7 @@ const (
 	CodeAmbientNotEnrolled      Code = "MESH1901" // istio-cni or ztunnel could not take the pod's traffic
 	CodeHBONEProtocol           Code = "MESH1902" // the peer on port 15008 does not speak HBONE
 	CodeWaypointMissing         Code = "MESH1903" // the waypoint the pod's traffic is bound to is missing or not programmed
+	CodeZtunnelUnawareOfPod     Code = "MESH1904" // ztunnel does not know the pod, or does not capture it
 )
 
 // CodeInfo is a code's entry in the catalog.
@@ -236,6 +237,8 @@ var catalog = []CodeInfo{
 		Hint: "Make sure what listens on the destination's port 15008 is ztunnel or a waypoint of the same Istio release: a sidecar-injected or non-ambient destination, or mismatched versions, answer otherwise."},
 	{Code: CodeWaypointMissing, Category: CategoryAmbient, Severity: SeverityError, Title: "The waypoint the pod's traffic is bound to is missing or not programmed",
 		Hint: "Create the waypoint the istio.io/use-waypoint label names (kubectl mesh waypoint NAMESPACE --name NAME), or fix or remove the label; a waypoint that exists and is not programmed says why in its Programmed condition (kubectl describe gateway)."},
+	{Code: CodeZtunnelUnawareOfPod, Category: CategoryAmbient, Severity: SeverityError, Title: "ztunnel does not know the pod, or does not capture it",
+		Hint: "Check that istiod reaches the node's ztunnel (its log, kubectl mesh status) and that the pod is enrolled; istioctl ztunnel-config workloads shows what ztunnel knows."},
 }
 
 var catalogByCode = func() map[Code]CodeInfo {

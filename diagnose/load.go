@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
 	"github.com/kubectl-mesh/kubectl-mesh/evidence"
+	"github.com/kubectl-mesh/kubectl-mesh/ztunnel"
 )
 
 // Evidence folder file names: the evidence package owns them.
@@ -33,6 +34,7 @@ const (
 	FileServerInfo  = evidence.ServerInfo
 	FileAccessLog   = evidence.AccessLog
 	FileZtunnelLog  = evidence.ZtunnelLog
+	FileZtunnelDump = evidence.ZtunnelDump
 	FilePod         = evidence.Pod
 	FileMeta        = evidence.Meta
 )
@@ -97,6 +99,7 @@ func LoadFS(fsys fs.FS, where string, now time.Time) (*Snapshot, error) {
 	l.serverInfo()
 	l.accessLog()
 	l.ztunnelLog()
+	l.ztunnelDump()
 	l.pod()
 	l.node()
 	l.kube()
@@ -430,4 +433,19 @@ func (l *loader) ztunnelLog() {
 	}
 	l.usable++
 	l.s.Ztunnel, l.s.ZtunnelLines = events, len(known)
+}
+
+// ztunnelDump reads the config dump of an ambient pod's node's ztunnel.
+func (l *loader) ztunnelDump() {
+	b := l.read(FileZtunnelDump)
+	if b == nil {
+		return
+	}
+	d, err := ztunnel.ParseConfigDump(b)
+	if err != nil {
+		l.warn(FileZtunnelDump, err)
+		return
+	}
+	l.usable++
+	l.s.ZtunnelDump = d
 }

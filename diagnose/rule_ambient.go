@@ -26,7 +26,7 @@ type AmbientRule struct{}
 
 // Meta describes the rule.
 func (AmbientRule) Meta() RuleMeta {
-	codes := []Code{CodeAmbientNotEnrolled, CodeWaypointMissing}
+	codes := []Code{CodeAmbientNotEnrolled, CodeWaypointMissing, CodeZtunnelUnawareOfPod}
 	for _, k := range sortedKeys(ztunnelKnowledge) {
 		codes = append(codes, ztunnelKnowledge[k].code)
 	}
@@ -40,7 +40,9 @@ func (AmbientRule) Meta() RuleMeta {
 
 // Check reports a pod that should be enrolled and is not, and the ztunnel log's problems.
 func (AmbientRule) Check(s *Snapshot) []Finding {
-	return append(append(enrollment(s), waypointFindings(s)...), ztunnelLogFindings(s)...)
+	out := append(enrollment(s), waypointFindings(s)...)
+	out = append(out, ztunnelViewFindings(s)...)
+	return append(out, ztunnelLogFindings(s)...)
 }
 
 // enrollment reports a pod that should be enrolled and is not.

@@ -1,9 +1,12 @@
 package diagnose
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/kubectl-mesh/kubectl-mesh/ztunnel"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -117,6 +120,60 @@ func TestAmbientWaypoint(t *testing.T) {
 			}
 			if len(fs) != 1 || fs[0].Code != string(CodeWaypointMissing) || !strings.Contains(fs[0].Title, tc.wantTitle) {
 				t.Fatalf("findings %+v; want MESH1903 %q", fs, tc.wantTitle)
+			}
+		})
+	}
+}
+
+func TestAmbientZtunnelView(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "ztunnel", "istioctl-1.30.3-dump.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, err := ztunnel.ParseConfigDump(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	healthy, err := ztunnel.ParseConfigDump([]byte(`{"workloads":[{"name":"web-0","namespace":"shop","protocol":"HBONE","node":"node-a","serviceAccount":"web"}],
+		"certificates":[{"identity":"spiffe://cluster.local/ns/shop/sa/web","state":"Available"}],
+		"workloadState":{"u1":{"state":"Up","info":{"name":"web-0","namespace":"shop"}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noCert, _ := ztunnel.ParseConfigDump([]byte(`{"workloads":[{"name":"web-0","namespace":"shop","protocol":"HBONE","node":"node-a","serviceAccount":"web"}],
+		"certificates":[{"identity":"spiffe://cluster.local/ns/shop/sa/web","state":"Unavailable: signing gRPC error (The request does not have valid authentication credentials): request impersonation authentication failure"}],
+		"workloadState":{"u1":{"state":"Up","info":{"name":"web-0","namespace":"shop"}}}}`))
+	pod := func(ns, name, node string) *corev1.Pod {
+		p := ambientPod(nil, map[string]string{annotationRedirection: redirectionEnabled})
+		p.Namespace, p.Name, p.Spec.NodeName = ns, name, node
+		return p
+	}
+	tests := []struct {
+		name string
+		dump *ztunnel.ConfigDump
+		pod  *corev1.Pod
+		code Code
+		want string
+	}{
+		{"known, captured, proxy up, certificate", healthy, pod("shop", "web-0", "node-a"), "", ""},
+		{"not in the workload list", real, pod("shop", "web-0", "ambient-worker2"), CodeZtunnelUnawareOfPod, "not in its workload list"},
+		{"known as TCP", real, pod("httpbin", "httpbin-65975d4c6f-jr69n", "ambient-worker"), CodeZtunnelUnawareOfPod, "protocol is TCP"},
+		{"no in-pod proxy", real, pod("bookinfo", "ratings-v1-6484c4d9bb-mdxm5", "ambient-worker2"), CodeAmbientNotEnrolled, "runs no proxy"},
+		{"another node's dump", real, pod("bookinfo", "ratings-v1-6484c4d9bb-mdxm5", "node-b"), "", ""},
+		{"no certificate", noCert, pod("shop", "web-0", "node-a"), CodeCertUnobtainable, "no certificate"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Snapshot{Pod: tc.pod, ZtunnelDump: tc.dump, Meta: Meta{NamespaceLabels: map[string]string{labelDataplaneMode: dataplaneAmbient}}}
+			fs := AmbientRule{}.Check(s)
+			if tc.code == "" {
+				if len(fs) != 0 {
+					t.Errorf("findings %+v; want none", fs)
+				}
+				return
+			}
+			if len(fs) != 1 || fs[0].Code != string(tc.code) || !strings.Contains(fs[0].Title, tc.want) {
+				t.Fatalf("findings %+v; want %s %q", fs, tc.code, tc.want)
 			}
 		})
 	}

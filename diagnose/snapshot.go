@@ -9,6 +9,7 @@ import (
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
 	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 	"github.com/kubectl-mesh/kubectl-mesh/nodeinfo"
+	"github.com/kubectl-mesh/kubectl-mesh/ztunnel"
 )
 
 // Input names one kind of evidence a rule can need.
@@ -98,6 +99,8 @@ type Snapshot struct {
 	// ztunnel's, healthy ones included.
 	Ztunnel      []ztunnelEvent
 	ZtunnelLines int
+	// ZtunnelDump is the config dump of the ztunnel on an ambient pod's node.
+	ZtunnelDump *ztunnel.ConfigDump
 	// Now is when the evidence was taken (certificate expiry is judged against it).
 	Now time.Time
 	// NowSource says where Now came from: NowFromMeta, NowFromClock when a folder has no capture

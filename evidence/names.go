@@ -29,19 +29,20 @@ const (
 	Events         = "events.yaml"      // v1 EventList: the pod's events
 	Services       = "services.yaml"    // v1 ServiceList: the Services that select the pod
 	EndpointSlices = "endpointslices.yaml"
-	Istio          = "istio.yaml"      // v1 List of PeerAuthentications, DestinationRules, VirtualServices
-	Node           = "node.txt"        // the node probe's output (/proc, cgroup, sysctls)
-	Node2          = "node-2.txt"      // the second node sample
-	Cadvisor       = "cadvisor.prom"   // the kubelet's cAdvisor lines of the pod
-	Cadvisor2      = "cadvisor-2.prom" // the second cAdvisor sample
-	Hops           = "hops.json"       // the hop to the worst upstream; its samples are hop-N.prom, hop-N-2.prom
-	ZtunnelLog     = "ztunnel.log"     // an ambient pod's: the lines of the ztunnel on its node that name it
+	Istio          = "istio.yaml"               // v1 List of PeerAuthentications, DestinationRules, VirtualServices
+	Node           = "node.txt"                 // the node probe's output (/proc, cgroup, sysctls)
+	Node2          = "node-2.txt"               // the second node sample
+	Cadvisor       = "cadvisor.prom"            // the kubelet's cAdvisor lines of the pod
+	Cadvisor2      = "cadvisor-2.prom"          // the second cAdvisor sample
+	Hops           = "hops.json"                // the hop to the worst upstream; its samples are hop-N.prom, hop-N-2.prom
+	ZtunnelLog     = "ztunnel.log"              // an ambient pod's: the lines of the ztunnel on its node that name it
+	ZtunnelDump    = "ztunnel_config_dump.json" // an ambient pod's: GET /config_dump of the ztunnel on its node
 )
 
 // names are the fixed evidence file names.
 var names = []string{StatsText, StatsJSON, StatsProm, Stats2Text, Stats2JSON, Stats2Prom, ConfigDump,
 	ClustersJSON, ClustersText, Certs, ServerInfo, AccessLog, Pod, Meta, Events, Services, EndpointSlices,
-	Istio, Node, Node2, Cadvisor, Cadvisor2, Hops, ZtunnelLog}
+	Istio, Node, Node2, Cadvisor, Cadvisor2, Hops, ZtunnelLog, ZtunnelDump}
 
 // hopSample names the hop's stats samples that hops.json lists.
 var hopSample = lazyregexp.New(`^hop-[0-9]{1,4}(-2)?\.prom$`)

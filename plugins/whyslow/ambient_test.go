@@ -3,6 +3,8 @@ package whyslow
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,7 +39,24 @@ func TestAmbientPodsLive(t *testing.T) {
 		line)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := testcluster.Start(t, testcluster.Options{KwokRules: []string{testcluster.LogsRule("istio-system", "ztunnel-x1", []string{"istio-proxy"}, logs)}})
+	// ztunnel's admin port serves a real ztunnel's config dump (testdata/ztunnel/SOURCES.md),
+	// of another cluster: ztunnel knows none of the test's pods.
+	dump, err := os.ReadFile(filepath.Join("..", "..", "testdata", "ztunnel", "istioctl-1.30.3-dump.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/config_dump" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write(dump)
+	}))
+	t.Cleanup(admin.Close)
+	c := testcluster.Start(t, testcluster.Options{KwokRules: []string{
+		testcluster.LogsRule("istio-system", "ztunnel-x1", []string{"istio-proxy"}, logs),
+		testcluster.PortForwardRule("istio-system", "ztunnel-x1", 15000, strings.TrimPrefix(admin.URL, "http://")),
+	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -93,6 +112,9 @@ func TestAmbientPodsLive(t *testing.T) {
 		if len(r.Findings) == 0 || r.Findings[0].Code != tc.want {
 			t.Errorf("pod/%s: findings %+v; want %s first\nstderr:\n%s", tc.pod, r.Findings, tc.want, stderr)
 		}
+		if tc.pod == "echo-66d88ff694-pnk6h" && !hasCode(r.Findings, string(diagnose.CodeZtunnelUnawareOfPod)) {
+			t.Errorf("pod/%s: findings %+v; want MESH1904 too: the replayed ztunnel does not know it", tc.pod, r.Findings)
+		}
 	}
 }
 
@@ -113,3 +135,12 @@ spec:
     subresources: {status: {}}
     schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
 `
+
+func hasCode(fs []diagnose.Finding, code string) bool {
+	for _, f := range fs {
+		if f.Code == code {
+			return true
+		}
+	}
+	return false
+}
