@@ -43,6 +43,8 @@ var (
 	// kindWaypoint is read for ambient pods: the Gateway API's Gateways, of which the rules
 	// keep the waypoints (class istio-waypoint).
 	kindWaypoint = istioKind{"Gateway", "gateways", "gateway.networking.k8s.io", []string{"v1"}}
+	// kindAuthorizationPolicy is read for ambient pods: the policies ztunnel enforces for them.
+	kindAuthorizationPolicy = istioKind{"AuthorizationPolicy", "authorizationpolicies", "security.istio.io", []string{"v1", "v1beta1"}}
 )
 
 // KubeCache shares what is namespace- or node-wide among the captures of a sweep: the lists of
@@ -239,7 +241,8 @@ func (r *captureRun) istio(ctx context.Context, pod *corev1.Pod, upstreams []str
 	read := 0
 	kinds := []istioKind{kindPeerAuthentication, kindDestinationRule, kindVirtualService}
 	if checkSidecar(pod) != nil {
-		kinds = append(kinds, kindWaypoint) // an ambient pod: the waypoints its traffic may be bound to
+		// An ambient pod: the waypoints its traffic may be bound to, the policies ztunnel enforces.
+		kinds = append(kinds, kindWaypoint, kindAuthorizationPolicy)
 	}
 	for _, k := range kinds {
 		objs, ok := r.istioObjects(ctx, k, nsList)
@@ -318,6 +321,8 @@ func applies(k istioKind, o unstructured.Unstructured, pod *corev1.Pod, upstream
 	case kindWaypoint.kind:
 		class, _, _ := unstructured.NestedString(o.Object, "spec", "gatewayClassName")
 		return class == "istio-waypoint"
+	case kindAuthorizationPolicy.kind:
+		return cfg.AuthorizationPolicies[0].AtZtunnel(pod.Namespace, pod.Labels)
 	case kindPeerAuthentication.kind:
 		pa := &cfg.PeerAuthentications[0]
 		if pa.Selects(pod.Namespace, pod.Labels) {

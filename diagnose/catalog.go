@@ -81,6 +81,7 @@ const (
 	CodeHBONEProtocol           Code = "MESH1902" // the peer on port 15008 does not speak HBONE
 	CodeWaypointMissing         Code = "MESH1903" // the waypoint the pod's traffic is bound to is missing or not programmed
 	CodeZtunnelUnawareOfPod     Code = "MESH1904" // ztunnel does not know the pod, or does not capture it
+	CodeL7PolicyAtZtunnel       Code = "MESH1905" // an AuthorizationPolicy's HTTP rules bind an ambient pod at ztunnel
 )
 
 // CodeInfo is a code's entry in the catalog.
@@ -239,6 +240,8 @@ var catalog = []CodeInfo{
 		Hint: "Create the waypoint the istio.io/use-waypoint label names (kubectl mesh waypoint NAMESPACE --name NAME), or fix or remove the label; a waypoint that exists and is not programmed says why in its Programmed condition (kubectl describe gateway)."},
 	{Code: CodeZtunnelUnawareOfPod, Category: CategoryAmbient, Severity: SeverityError, Title: "ztunnel does not know the pod, or does not capture it",
 		Hint: "Check that istiod reaches the node's ztunnel (its log, kubectl mesh status) and that the pod is enrolled; istioctl ztunnel-config workloads shows what ztunnel knows."},
+	{Code: CodeL7PolicyAtZtunnel, Category: CategoryAmbient, Severity: SeverityError, Title: "An AuthorizationPolicy with HTTP rules binds the pod at ztunnel, which enforces it without them",
+		Hint: "Enforce HTTP rules at a waypoint: give the namespace one (kubectl mesh waypoint NAMESPACE) and bind the policy to it with targetRefs instead of a selector; keep selector policies to ports, namespaces, principals and IPs."},
 }
 
 var catalogByCode = func() map[Code]CodeInfo {

@@ -25,8 +25,10 @@ type IstioConfig struct {
 	PeerAuthentications []PeerAuthentication
 	DestinationRules    []DestinationRule
 	VirtualServices     []VirtualService
-	// Waypoints are the Gateways of class istio-waypoint an ambient pod's capture read.
-	Waypoints []Waypoint
+	// Waypoints are the Gateways of class istio-waypoint an ambient pod's capture read, and
+	// AuthorizationPolicies the policies that bind it at ztunnel.
+	Waypoints             []Waypoint
+	AuthorizationPolicies []AuthorizationPolicy
 }
 
 // Waypoint is the part of a gateway.networking.k8s.io Gateway of class istio-waypoint the
@@ -213,13 +215,18 @@ func (c *IstioConfig) Add(raw []byte) error {
 		if err = json.Unmarshal(raw, &o); err == nil {
 			c.VirtualServices = append(c.VirtualServices, o)
 		}
+	case "AuthorizationPolicy":
+		var o AuthorizationPolicy
+		if err = json.Unmarshal(raw, &o); err == nil {
+			c.AuthorizationPolicies = append(c.AuthorizationPolicies, o)
+		}
 	case "Gateway":
 		var o Waypoint
 		if err = json.Unmarshal(raw, &o); err == nil && strings.HasPrefix(o.APIVersion, "gateway.networking.k8s.io/") {
 			c.Waypoints = append(c.Waypoints, o)
 		}
 	default:
-		return fmt.Errorf("a %s %q is not a PeerAuthentication, DestinationRule, VirtualService or waypoint Gateway", orDefault(tm.Kind, "object without kind"), tm.APIVersion)
+		return fmt.Errorf("a %s %q is not a PeerAuthentication, DestinationRule, VirtualService, AuthorizationPolicy or waypoint Gateway", orDefault(tm.Kind, "object without kind"), tm.APIVersion)
 	}
 	return err
 }

@@ -26,7 +26,7 @@ type AmbientRule struct{}
 
 // Meta describes the rule.
 func (AmbientRule) Meta() RuleMeta {
-	codes := []Code{CodeAmbientNotEnrolled, CodeWaypointMissing, CodeZtunnelUnawareOfPod}
+	codes := []Code{CodeAmbientNotEnrolled, CodeWaypointMissing, CodeZtunnelUnawareOfPod, CodeL7PolicyAtZtunnel}
 	for _, k := range sortedKeys(ztunnelKnowledge) {
 		codes = append(codes, ztunnelKnowledge[k].code)
 	}
@@ -42,6 +42,7 @@ func (AmbientRule) Meta() RuleMeta {
 func (AmbientRule) Check(s *Snapshot) []Finding {
 	out := append(enrollment(s), waypointFindings(s)...)
 	out = append(out, ztunnelViewFindings(s)...)
+	out = append(out, l7PolicyFindings(s)...)
 	return append(out, ztunnelLogFindings(s)...)
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	sigsyaml "sigs.k8s.io/yaml"
+
 	"github.com/kubectl-mesh/kubectl-mesh/ztunnel"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -174,6 +176,65 @@ func TestAmbientZtunnelView(t *testing.T) {
 			}
 			if len(fs) != 1 || fs[0].Code != string(tc.code) || !strings.Contains(fs[0].Title, tc.want) {
 				t.Fatalf("findings %+v; want %s %q", fs, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+func TestAmbientL7Policy(t *testing.T) {
+	policy := func(yaml string) AuthorizationPolicy {
+		var c IstioConfig
+		j, err := sigsyaml.YAMLToJSON([]byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Add(j); err != nil || len(c.AuthorizationPolicies) != 1 {
+			t.Fatalf("%v %+v", err, c)
+		}
+		return c.AuthorizationPolicies[0]
+	}
+	// As Istio's docs write them (ambient, enforce-auth-policies).
+	allowGet := policy(`{apiVersion: security.istio.io/v1, kind: AuthorizationPolicy, metadata: {name: productpage-viewer, namespace: shop},
+  spec: {selector: {matchLabels: {app: web}}, action: ALLOW, rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/sleep]}}], to: [{operation: {methods: [GET]}}]}]}}`)
+	denyPaths := policy(`{apiVersion: security.istio.io/v1, kind: AuthorizationPolicy, metadata: {name: deny-admin, namespace: shop},
+  spec: {action: DENY, rules: [{to: [{operation: {paths: [/admin]}}]}]}}`)
+	denyMixed := policy(`{apiVersion: security.istio.io/v1, kind: AuthorizationPolicy, metadata: {name: deny-mixed, namespace: shop},
+  spec: {action: DENY, rules: [{to: [{operation: {ports: ["8080"], paths: [/admin]}}]}]}}`)
+	atWaypoint := policy(`{apiVersion: security.istio.io/v1, kind: AuthorizationPolicy, metadata: {name: at-waypoint, namespace: shop},
+  spec: {targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}], action: ALLOW, rules: [{to: [{operation: {methods: [GET]}}]}]}}`)
+	l4 := policy(`{apiVersion: security.istio.io/v1, kind: AuthorizationPolicy, metadata: {name: l4, namespace: shop},
+  spec: {selector: {matchLabels: {app: web}}, action: ALLOW, rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/sleep]}}]}]}}`)
+	elsewhere := allowGet
+	elsewhere.Namespace = "other"
+	pod := ambientPod(map[string]string{"app": "web"}, map[string]string{annotationRedirection: redirectionEnabled})
+	sidecar := ambientPod(map[string]string{"app": "web"}, nil, "istio-proxy")
+	tests := []struct {
+		name     string
+		pod      *corev1.Pod
+		policy   AuthorizationPolicy
+		severity Severity
+		want     string
+	}{
+		{"ALLOW with methods", pod, allowGet, SeverityError, "allows less than it says"},
+		{"DENY of paths only", pod, denyPaths, SeverityWarning, "denies nothing"},
+		{"DENY of a port and paths", pod, denyMixed, SeverityError, "refuses more than it says"},
+		{"bound to a waypoint", pod, atWaypoint, "", ""},
+		{"L4 only", pod, l4, "", ""},
+		{"another namespace's", pod, elsewhere, "", ""},
+		{"a sidecar pod", sidecar, allowGet, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Snapshot{Pod: tc.pod, Istio: &IstioConfig{AuthorizationPolicies: []AuthorizationPolicy{tc.policy}}}
+			fs := l7PolicyFindings(s)
+			if tc.want == "" {
+				if len(fs) != 0 {
+					t.Errorf("findings %+v; want none", fs)
+				}
+				return
+			}
+			if len(fs) != 1 || fs[0].Code != string(CodeL7PolicyAtZtunnel) || fs[0].Severity != tc.severity || !strings.Contains(fs[0].Explanation, tc.want) {
+				t.Fatalf("findings %+v; want MESH1905 %s saying %q", fs, tc.severity, tc.want)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/kubectl-mesh/kubectl-mesh/ztunnel"
@@ -75,4 +76,72 @@ func certFindingFromZtunnel(s *Snapshot, subject Subject, zt, serviceAccount str
 	f.Explanation = ztunnelKnowledge[ztunnel.IdentityFailed].meaning
 	f.Fix = ztunnelKnowledge[ztunnel.IdentityFailed].fix(ztCtx{})
 	return []Finding{f}
+}
+
+// l7PolicyFindings report the AuthorizationPolicies ztunnel enforces for an ambient pod that
+// use HTTP attributes: istiod sends them to ztunnel without those rules, so an ALLOW refuses
+// what they would have allowed, a DENY with other rules refuses more, and a DENY of HTTP rules
+// alone does nothing.
+func l7PolicyFindings(s *Snapshot) []Finding {
+	p := s.Pod
+	if s.Istio == nil || hasSidecarContainer(p) {
+		return nil
+	}
+	var out []Finding
+	for i := range s.Istio.AuthorizationPolicies {
+		pol := &s.Istio.AuthorizationPolicies[i]
+		attrs := pol.HTTPAttributes()
+		if len(attrs) == 0 || !pol.AtZtunnel(p.Namespace, p.Labels) {
+			continue
+		}
+		f := NewFinding(CodeL7PolicyAtZtunnel, Subject{Kind: SubjectPod, Name: p.Namespace + "/" + p.Name})
+		action := orDefault(pol.Spec.Action, "ALLOW")
+		f.Title = fmt.Sprintf("AuthorizationPolicy %s/%s (%s) has HTTP rules, which ztunnel cannot enforce", pol.Namespace, pol.Name, action)
+		f.Evidence = []Evidence{{Label: "HTTP attributes in its rules", Text: strings.Join(attrs, ", "), Source: FileIstio + " AuthorizationPolicy " + pol.Namespace + "/" + pol.Name}}
+		if c, ok := pol.ZtunnelCondition(); ok {
+			f.Evidence = append(f.Evidence, Evidence{Label: "istiod's ZtunnelAccepted condition", Text: clip(c.Reason+": "+c.Message, 300), Source: FileIstio + " status.conditions"})
+		}
+		switch {
+		case strings.EqualFold(action, "DENY") && denyOnlyHTTP(pol):
+			f.Severity = SeverityWarning
+			f.Explanation = "The policy binds the pod at ztunnel (a selector, or none: not targetRefs), and ztunnel matches connections, not requests: istiod sends it the policy without its HTTP rules, and this DENY has no other rule left, so it denies nothing. The requests it was written to refuse get through."
+		case strings.EqualFold(action, "DENY"):
+			f.Explanation = "The policy binds the pod at ztunnel (a selector, or none: not targetRefs), and ztunnel matches connections, not requests: istiod sends it the policy without its HTTP rules, so this DENY refuses whole connections its other rules match, whatever their requests. It refuses more than it says."
+		default:
+			f.Explanation = "The policy binds the pod at ztunnel (a selector, or none: not targetRefs), and ztunnel matches connections, not requests: istiod sends it the policy without the rules that match HTTP attributes, so connections only those rules allowed are refused (the caller sees a reset, not a 403). It allows less than it says."
+		}
+		ns := p.Namespace
+		if !kubeName(ns) {
+			ns = "NAMESPACE"
+		}
+		f.Fix = Fix{Summary: "Enforce the HTTP rules at a waypoint: give the namespace one and bind the policy to it with targetRefs (kind: Gateway, name: the waypoint) instead of a selector, or drop the HTTP attributes from a policy ztunnel enforces.",
+			Command: fmt.Sprintf("kubectl mesh waypoint %s\nkubectl get authorizationpolicy -n %s %s -o yaml", ns, ns, shellQuote(pol.Name))}
+		out = append(out, f)
+	}
+	return out
+}
+
+// denyOnlyHTTP reports a policy each of whose rules uses HTTP attributes only: without them
+// it matches nothing.
+func denyOnlyHTTP(pol *AuthorizationPolicy) bool {
+	for _, r := range pol.Spec.Rules {
+		l4 := false
+		for _, from := range r.From {
+			for k := range from.Source {
+				l4 = l4 || !slices.Contains(httpSourceFields, k)
+			}
+		}
+		for _, to := range r.To {
+			for k := range to.Operation {
+				l4 = l4 || !slices.Contains(httpOperationFields, k)
+			}
+		}
+		for _, w := range r.When {
+			l4 = l4 || !strings.HasPrefix(w.Key, "request.")
+		}
+		if l4 {
+			return false
+		}
+	}
+	return true
 }
