@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"time"
 
@@ -70,11 +72,18 @@ func (r *captureRun) captureAmbient(ctx context.Context, pod *corev1.Pod, nsLabe
 		return nil, err
 	}
 	r.progress("pod %s/%s has no sidecar and is in the ambient mesh: reading the ztunnel on node %s", pod.Namespace, pod.Name, pod.Spec.NodeName)
+	times, err := r.ztunnelMetrics(ctx, pod)
+	if err != nil {
+		return nil, err
+	}
 	zt := r.ztunnelLog(ctx, pod)
 	r.ztunnelConfigDump(ctx, pod)
 	r.kube(ctx, pod)
 	meta := evidence.MetaFile{Pod: pod.Name, Namespace: pod.Namespace, CapturedBy: CapturedBy, NamespaceLabels: nsLabels, Ztunnel: zt,
 		CaptureTimes: []time.Time{r.o.Now().UTC()}}
+	if len(times) == 2 {
+		meta.CaptureTimes, meta.WindowSeconds = times, times[1].Sub(times[0]).Seconds()
+	}
 	b, err := json.MarshalIndent(meta, "", " ")
 	if err != nil {
 		return nil, fmt.Errorf("meta.json: %w", err)
@@ -222,4 +231,89 @@ func (r *captureRun) ztunnelConfigDump(ctx context.Context, pod *corev1.Pod) {
 	if err := r.write(evidence.ZtunnelDump, dump.([]byte)); err != nil {
 		r.res.Warnings = append(r.res.Warnings, evidence.ZtunnelDump+" not captured: "+err.Error())
 	}
+}
+
+// ZtunnelMetricsPort serves ztunnel's Prometheus metrics (/metrics).
+const ZtunnelMetricsPort = 15020
+
+// ztunnelSamples are two samples of a node's ztunnel metrics, a window apart.
+type ztunnelSamples struct {
+	first, second []byte
+	times         []time.Time
+}
+
+// ztunnelMetrics writes two samples of the metrics of the ztunnel on the pod's node, the
+// capture's window apart (once per node in a sweep), and returns their times. Only an
+// interrupted wait is an error; a ztunnel that cannot be read is a warning.
+func (r *captureRun) ztunnelMetrics(ctx context.Context, pod *corev1.Pod) ([]time.Time, error) {
+	node := pod.Spec.NodeName
+	v, err := r.o.KubeCache.get("ztunnel-log/"+node, func() (any, error) { return r.readZtunnel(ctx, node) })
+	z, ok := v.(nodeZtunnel)
+	if !ok || z.name == "" {
+		if err == nil {
+			err = errors.New("no ztunnel found on node " + node)
+		}
+		r.res.Warnings = append(r.res.Warnings, evidence.ZtunnelProm+" not captured: "+err.Error())
+		return nil, nil
+	}
+	got, err := r.o.KubeCache.get("ztunnel-metrics/"+node, func() (any, error) {
+		ns, name, _ := strings.Cut(z.name, "/")
+		if !hasRESTClient(r.o.Client) {
+			return nil, errors.New("this client cannot port-forward")
+		}
+		fw, err := startPortForward(ctx, r.o.RESTConfig, r.o.Client, ns, name, ZtunnelMetricsPort)
+		if err != nil {
+			return nil, fmt.Errorf("port-forward to ztunnel %s: %w", z.name, err)
+		}
+		defer fw.Stop()
+		get := func() ([]byte, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, fw.BaseURL()+"/metrics", nil)
+			if err != nil {
+				return nil, err
+			}
+			resp, err := fw.HTTPClient().Do(req)
+			if err != nil {
+				return nil, err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+			}
+			return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		}
+		var s ztunnelSamples
+		r.progress("metrics of ztunnel %s, sample 1 of 2", z.name)
+		t1 := r.o.Now()
+		if s.first, err = get(); err != nil {
+			return nil, err
+		}
+		r.progress("waiting %v for the second sample", r.o.Window)
+		if err := r.wait(ctx, r.o.Window); err != nil {
+			return nil, err
+		}
+		t2 := r.o.Now()
+		if s.second, err = get(); err != nil {
+			return nil, err
+		}
+		if !t2.After(t1) { // a clock that did not move, as in tests
+			t2 = t1.Add(r.o.Window)
+		}
+		s.times = []time.Time{t1.UTC(), t2.UTC()}
+		return s, nil
+	})
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		r.res.Warnings = append(r.res.Warnings, evidence.ZtunnelProm+" not captured: "+err.Error())
+		return nil, nil
+	}
+	s := got.(ztunnelSamples)
+	if err := r.write(evidence.ZtunnelProm, s.first); err != nil {
+		return nil, err
+	}
+	if err := r.write(evidence.ZtunnelProm2, s.second); err != nil {
+		return nil, err
+	}
+	return s.times, nil
 }

@@ -159,12 +159,7 @@ func ztunnelFindings(events []ztunnelEvent, source func(int) string) []Finding {
 		if know.title != "" {
 			f.Title = know.title
 		}
-		switch k {
-		case ztunnel.Reset:
-			f.Severity = SeverityWarning
-		case ztunnel.PolicyDenied:
-			f.Severity = SeverityError // ztunnel closed the connection: nothing of it got through
-		}
+		ztunnelSeverity(k, &f)
 		f.Evidence = append(f.Evidence, Evidence{Label: "ztunnel and istio-cni lines of this kind", Value: float64(len(evs)), Unit: UnitCount, Source: source(evs[0].N)})
 		for i, e := range evs {
 			if i == maxQuotedLogLines {
@@ -181,4 +176,15 @@ func ztunnelFindings(events []ztunnelEvent, source func(int) string) []Finding {
 		out = append(out, f)
 	}
 	return out
+}
+
+// ztunnelSeverity sets a finding's severity for what ztunnel saw: an early end is often a
+// client giving up; a policy rejection closed the whole connection.
+func ztunnelSeverity(k ztunnel.Kind, f *Finding) {
+	switch k {
+	case ztunnel.Reset:
+		f.Severity = SeverityWarning
+	case ztunnel.PolicyDenied:
+		f.Severity = SeverityError // ztunnel closed the connection: nothing of it got through
+	}
 }

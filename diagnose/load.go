@@ -16,27 +16,28 @@ import (
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
 	"github.com/kubectl-mesh/kubectl-mesh/evidence"
-	"github.com/kubectl-mesh/kubectl-mesh/ztunnel"
 )
 
 // Evidence folder file names: the evidence package owns them.
 const (
-	FileStatsText   = evidence.StatsText
-	FileStatsJSON   = evidence.StatsJSON
-	FileStatsProm   = evidence.StatsProm
-	FileStats2Text  = evidence.Stats2Text
-	FileStats2JSON  = evidence.Stats2JSON
-	FileStats2Prom  = evidence.Stats2Prom
-	FileConfigDump  = evidence.ConfigDump
-	FileClustersJS  = evidence.ClustersJSON
-	FileClustersTxt = evidence.ClustersText
-	FileCerts       = evidence.Certs
-	FileServerInfo  = evidence.ServerInfo
-	FileAccessLog   = evidence.AccessLog
-	FileZtunnelLog  = evidence.ZtunnelLog
-	FileZtunnelDump = evidence.ZtunnelDump
-	FilePod         = evidence.Pod
-	FileMeta        = evidence.Meta
+	FileStatsText    = evidence.StatsText
+	FileStatsJSON    = evidence.StatsJSON
+	FileStatsProm    = evidence.StatsProm
+	FileStats2Text   = evidence.Stats2Text
+	FileStats2JSON   = evidence.Stats2JSON
+	FileStats2Prom   = evidence.Stats2Prom
+	FileConfigDump   = evidence.ConfigDump
+	FileClustersJS   = evidence.ClustersJSON
+	FileClustersTxt  = evidence.ClustersText
+	FileCerts        = evidence.Certs
+	FileServerInfo   = evidence.ServerInfo
+	FileAccessLog    = evidence.AccessLog
+	FileZtunnelLog   = evidence.ZtunnelLog
+	FileZtunnelDump  = evidence.ZtunnelDump
+	FileZtunnelProm  = evidence.ZtunnelProm
+	FileZtunnelProm2 = evidence.ZtunnelProm2
+	FilePod          = evidence.Pod
+	FileMeta         = evidence.Meta
 )
 
 // statsPairs lists the stats formats in order of preference: Prometheus carries Istio's
@@ -98,8 +99,7 @@ func LoadFS(fsys fs.FS, where string, now time.Time) (*Snapshot, error) {
 	l.certs()
 	l.serverInfo()
 	l.accessLog()
-	l.ztunnelLog()
-	l.ztunnelDump()
+	l.ztunnel()
 	l.pod()
 	l.node()
 	l.kube()
@@ -418,34 +418,4 @@ func unmarshalYAML(b []byte, v any) error {
 		return json.Unmarshal(b, v)
 	}
 	return yaml.Unmarshal(b, v)
-}
-
-// ztunnelLog reads an ambient pod's lines of its node's ztunnel log.
-func (l *loader) ztunnelLog() {
-	b := l.read(FileZtunnelLog)
-	if b == nil {
-		return
-	}
-	events, known := ztunnelLines(string(b))
-	if len(known) == 0 {
-		l.s.Warnings = append(l.s.Warnings, FileZtunnelLog+": no line of it is ztunnel's; the diagnosis goes on without it")
-		return
-	}
-	l.usable++
-	l.s.Ztunnel, l.s.ZtunnelLines = events, len(known)
-}
-
-// ztunnelDump reads the config dump of an ambient pod's node's ztunnel.
-func (l *loader) ztunnelDump() {
-	b := l.read(FileZtunnelDump)
-	if b == nil {
-		return
-	}
-	d, err := ztunnel.ParseConfigDump(b)
-	if err != nil {
-		l.warn(FileZtunnelDump, err)
-		return
-	}
-	l.usable++
-	l.s.ZtunnelDump = d
 }

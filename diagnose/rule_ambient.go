@@ -43,7 +43,7 @@ func (AmbientRule) Check(s *Snapshot) []Finding {
 	out := append(enrollment(s), waypointFindings(s)...)
 	out = append(out, ztunnelViewFindings(s)...)
 	out = append(out, l7PolicyFindings(s)...)
-	return append(out, ztunnelLogFindings(s)...)
+	return append(out, withMetrics(ztunnelLogFindings(s), s)...)
 }
 
 // enrollment reports a pod that should be enrolled and is not.

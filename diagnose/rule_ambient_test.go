@@ -1,13 +1,16 @@
 package diagnose
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
 	"github.com/kubectl-mesh/kubectl-mesh/ztunnel"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -238,4 +241,46 @@ func TestAmbientL7Policy(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestAmbientZtunnelMetrics(t *testing.T) {
+	// ztunnel's exposition: OpenMetrics, a counter's TYPE without _total (its src/proxy/metrics.rs).
+	series := func(flag string, n int) string {
+		return fmt.Sprintf(`istio_tcp_connections_failed_total{reporter="destination",source_workload="sleep",source_workload_namespace="default",destination_workload="web",destination_workload_namespace="shop",request_protocol="tcp",response_flags=%q,connection_security_policy="mutual_tls"} %d`, flag, n)
+	}
+	sample := func(lines ...string) *envoyadmin.StatsSample {
+		text := "# HELP istio_tcp_connections_failed The total number of TCP connections that failed to establish.\n# TYPE istio_tcp_connections_failed counter\n" + strings.Join(lines, "\n") + "\n# EOF\n"
+		s, err := envoyadmin.ParseStatsPrometheus(strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	web := ambientPod(nil, map[string]string{annotationRedirection: redirectionEnabled})
+	yes := true
+	web.OwnerReferences = []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "web-7d4f8b9c6", Controller: &yes}}
+	base := Meta{NamespaceLabels: map[string]string{labelDataplaneMode: dataplaneAmbient}}
+
+	t.Run("denied connections", func(t *testing.T) {
+		iv := envoyadmin.NewStatsInterval(sample(series("DENY", 10), series("-", 500)), sample(series("DENY", 40), series("-", 900)), 10*time.Second)
+		fs := AmbientRule{}.Check(&Snapshot{Pod: web, ZtunnelStats: iv, Meta: base})
+		if len(fs) != 1 || fs[0].Code != string(CodeAuthzDenied) || fs[0].Severity != SeverityError || fs[0].Evidence[0].Value != 3 || fs[0].Evidence[0].Unit != UnitPerSecond {
+			t.Fatalf("findings %+v; want MESH0804 at 3/s", fs)
+		}
+	})
+	t.Run("the log's finding gets the rate", func(t *testing.T) {
+		events, known := ztunnelLines(`2025-01-14T14:45:38Z	error	access	connection complete	src.addr=10.0.0.8:47328 dst.addr=10.0.0.7:8080 direction="inbound" error="connection closed due to policy rejection: allow policies exist, but none allowed"`)
+		iv := envoyadmin.NewStatsInterval(sample(series("DENY", 10)), sample(series("DENY", 40)), 10*time.Second)
+		fs := AmbientRule{}.Check(&Snapshot{Pod: web, ZtunnelStats: iv, Ztunnel: events, ZtunnelLines: len(known), Meta: base})
+		if len(fs) != 1 || len(fs[0].Evidence) != 3 {
+			t.Fatalf("findings %+v; want one finding with the log's and the metric's evidence", fs)
+		}
+	})
+	t.Run("healthy and other workloads' failures", func(t *testing.T) {
+		other := strings.Replace(series("NETWORK_POLICY", 5), `destination_workload="web"`, `destination_workload="api"`, 1)
+		iv := envoyadmin.NewStatsInterval(sample(series("-", 500), other), sample(series("-", 900), strings.Replace(other, "} 5", "} 50", 1)), 10*time.Second)
+		if fs := (AmbientRule{}).Check(&Snapshot{Pod: web, ZtunnelStats: iv, Meta: base}); len(fs) != 0 {
+			t.Errorf("findings %+v; want none", fs)
+		}
+	})
 }

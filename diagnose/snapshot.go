@@ -99,8 +99,10 @@ type Snapshot struct {
 	// ztunnel's, healthy ones included.
 	Ztunnel      []ztunnelEvent
 	ZtunnelLines int
-	// ZtunnelDump is the config dump of the ztunnel on an ambient pod's node.
-	ZtunnelDump *ztunnel.ConfigDump
+	// ZtunnelDump is the config dump of the ztunnel on an ambient pod's node, ZtunnelStats its
+	// metrics over the window.
+	ZtunnelDump  *ztunnel.ConfigDump
+	ZtunnelStats *envoyadmin.StatsInterval
 	// Now is when the evidence was taken (certificate expiry is judged against it).
 	Now time.Time
 	// NowSource says where Now came from: NowFromMeta, NowFromClock when a folder has no capture

@@ -37,12 +37,14 @@ const (
 	Hops           = "hops.json"                // the hop to the worst upstream; its samples are hop-N.prom, hop-N-2.prom
 	ZtunnelLog     = "ztunnel.log"              // an ambient pod's: the lines of the ztunnel on its node that name it
 	ZtunnelDump    = "ztunnel_config_dump.json" // an ambient pod's: GET /config_dump of the ztunnel on its node
+	ZtunnelProm    = "ztunnel.prom"             // an ambient pod's: GET /metrics (port 15020) of the ztunnel on its node
+	ZtunnelProm2   = "ztunnel-2.prom"           // the second sample, a window later
 )
 
 // names are the fixed evidence file names.
 var names = []string{StatsText, StatsJSON, StatsProm, Stats2Text, Stats2JSON, Stats2Prom, ConfigDump,
 	ClustersJSON, ClustersText, Certs, ServerInfo, AccessLog, Pod, Meta, Events, Services, EndpointSlices,
-	Istio, Node, Node2, Cadvisor, Cadvisor2, Hops, ZtunnelLog, ZtunnelDump}
+	Istio, Node, Node2, Cadvisor, Cadvisor2, Hops, ZtunnelLog, ZtunnelDump, ZtunnelProm, ZtunnelProm2}
 
 // hopSample names the hop's stats samples that hops.json lists.
 var hopSample = lazyregexp.New(`^hop-[0-9]{1,4}(-2)?\.prom$`)

@@ -21,6 +21,7 @@ type ConfigDump struct {
 type Workload struct {
 	UID            string   `json:"uid"`
 	Name           string   `json:"name"`
+	WorkloadName   string   `json:"workloadName"`
 	Namespace      string   `json:"namespace"`
 	ServiceAccount string   `json:"serviceAccount"`
 	Node           string   `json:"node"`

@@ -1,6 +1,9 @@
 package ztunnel
 
-import "strings"
+import (
+	"sort"
+	"strings"
+)
 
 // Kind is what a ztunnel or istio-cni error means.
 type Kind string
@@ -123,4 +126,32 @@ func (l Line) Kind() Kind {
 		return "" // istiod closes xDS streams now and then (max connection age): ztunnel reconnects
 	}
 	return k
+}
+
+// flagKinds are the response_flags of ztunnel's connection metrics (ztunnel 1.30.3's
+// ResponseFlags: DENY and CONNECT since 1.24, the others since 1.29) and what they mean.
+var flagKinds = map[string]Kind{
+	"DENY":                 PolicyDenied,
+	"CONNECT":              Refused,
+	"NETWORK_POLICY":       HBONEBlocked,
+	"TLS_FAILURE":          PeerCertificate,
+	"H2_HANDSHAKE_FAILURE": HBONEProtocol,
+	"IDENTITY_ERROR":       IdentityFailed,
+}
+
+// FlagKind says what a response_flags value of ztunnel's metrics means; false for "-" (no
+// failure) and values it does not know.
+func FlagKind(flag string) (Kind, bool) {
+	k, ok := flagKinds[flag]
+	return k, ok
+}
+
+// Flags are the response_flags values FlagKind knows, sorted.
+func Flags() []string {
+	out := make([]string, 0, len(flagKinds))
+	for f := range flagKinds {
+		out = append(out, f)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -3,11 +3,13 @@ package whyslow
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,17 +47,24 @@ func TestAmbientPodsLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Its metrics count the echo pod's outbound connections failing on HBONE's port, more at
+	// each sample, in ztunnel's exposition format.
+	var scrapes atomic.Int64
 	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/config_dump" {
+		switch r.URL.Path {
+		case "/config_dump":
+			_, _ = w.Write(dump)
+		case "/metrics":
+			n := 10 * scrapes.Add(1)
+			fmt.Fprintf(w, "# TYPE istio_tcp_connections_failed counter\nistio_tcp_connections_failed_total{reporter=\"source\",source_workload=\"echo-66d88ff694-pnk6h\",source_workload_namespace=\"echo\",destination_workload=\"echo\",destination_workload_namespace=\"default\",response_flags=\"NETWORK_POLICY\"} %d\n# EOF\n", n)
+		default:
 			http.NotFound(w, r)
-			return
 		}
-		_, _ = w.Write(dump)
 	}))
 	t.Cleanup(admin.Close)
 	c := testcluster.Start(t, testcluster.Options{KwokRules: []string{
 		testcluster.LogsRule("istio-system", "ztunnel-x1", []string{"istio-proxy"}, logs),
-		testcluster.PortForwardRule("istio-system", "ztunnel-x1", 15000, strings.TrimPrefix(admin.URL, "http://")),
+		testcluster.PortsForwardRule("istio-system", "ztunnel-x1", []int32{15000, 15020}, strings.TrimPrefix(admin.URL, "http://")),
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -112,8 +121,13 @@ func TestAmbientPodsLive(t *testing.T) {
 		if len(r.Findings) == 0 || r.Findings[0].Code != tc.want {
 			t.Errorf("pod/%s: findings %+v; want %s first\nstderr:\n%s", tc.pod, r.Findings, tc.want, stderr)
 		}
-		if tc.pod == "echo-66d88ff694-pnk6h" && !hasCode(r.Findings, string(diagnose.CodeZtunnelUnawareOfPod)) {
-			t.Errorf("pod/%s: findings %+v; want MESH1904 too: the replayed ztunnel does not know it", tc.pod, r.Findings)
+		if tc.pod == "echo-66d88ff694-pnk6h" {
+			if !hasCode(r.Findings, string(diagnose.CodeZtunnelUnawareOfPod)) {
+				t.Errorf("pod/%s: findings %+v; want MESH1904 too: the replayed ztunnel does not know it", tc.pod, r.Findings)
+			}
+			if ev := r.Findings[0].Evidence; !strings.Contains(fmt.Sprint(ev), "NETWORK_POLICY") {
+				t.Errorf("pod/%s: the HBONE finding lacks the metric's rate: %+v", tc.pod, ev)
+			}
 		}
 	}
 }

@@ -204,6 +204,11 @@ func (c *Cluster) waitUsable(ctx context.Context) error {
 // pod (name is then only the rule's name); otherwise a PortForward for pod name in
 // namespace, which overrides the cluster rule for that pod.
 func PortForwardRule(namespace, name string, podPort int32, target string) string {
+	return PortsForwardRule(namespace, name, []int32{podPort}, target)
+}
+
+// PortsForwardRule is PortForwardRule for several ports of the pods, all to one target.
+func PortsForwardRule(namespace, name string, podPorts []int32, target string) string {
 	host, port, ok := strings.Cut(target, ":")
 	p, err := strconv.Atoi(port)
 	if !ok || err != nil {
@@ -211,7 +216,7 @@ func PortForwardRule(namespace, name string, podPort int32, target string) strin
 	}
 	return rule("PortForward", namespace, name, map[string]any{
 		"forwards": []any{map[string]any{
-			"ports":  []int32{podPort},
+			"ports":  podPorts,
 			"target": map[string]any{"address": host, "port": p},
 		}},
 	})

@@ -1,0 +1,69 @@
+package diagnose
+
+import (
+	"bytes"
+
+	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/ztunnel"
+)
+
+// ztunnel reads an ambient pod's evidence of the ztunnel on its node: its log lines, its config
+// dump and two samples of its metrics.
+func (l *loader) ztunnel() {
+	l.ztunnelLog()
+	l.ztunnelDump()
+	l.ztunnelMetrics()
+}
+
+// ztunnelLog reads an ambient pod's lines of its node's ztunnel log.
+func (l *loader) ztunnelLog() {
+	b := l.read(FileZtunnelLog)
+	if b == nil {
+		return
+	}
+	events, known := ztunnelLines(string(b))
+	if len(known) == 0 {
+		l.s.Warnings = append(l.s.Warnings, FileZtunnelLog+": no line of it is ztunnel's; the diagnosis goes on without it")
+		return
+	}
+	l.usable++
+	l.s.Ztunnel, l.s.ZtunnelLines = events, len(known)
+}
+
+// ztunnelDump reads the config dump of an ambient pod's node's ztunnel.
+func (l *loader) ztunnelDump() {
+	b := l.read(FileZtunnelDump)
+	if b == nil {
+		return
+	}
+	d, err := ztunnel.ParseConfigDump(b)
+	if err != nil {
+		l.warn(FileZtunnelDump, err)
+		return
+	}
+	l.usable++
+	l.s.ZtunnelDump = d
+}
+
+// ztunnelMetrics reads the two samples of ztunnel's metrics into an interval over the capture's
+// window (one sample alone reads as numbers since ztunnel started).
+func (l *loader) ztunnelMetrics() {
+	parse := func(name string) *envoyadmin.StatsSample {
+		b := l.read(name)
+		if b == nil {
+			return nil
+		}
+		s, err := envoyadmin.ParseStatsPrometheus(bytes.NewReader(b))
+		if err != nil {
+			l.warn(name, err)
+			return nil
+		}
+		return s
+	}
+	first := parse(FileZtunnelProm)
+	if first == nil {
+		return
+	}
+	l.usable++
+	l.s.ZtunnelStats = envoyadmin.NewStatsInterval(first, parse(FileZtunnelProm2), l.window())
+}
