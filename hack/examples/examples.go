@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/base64"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -22,6 +23,8 @@ func offlineExamples(incidents string) []Example {
 		{Args: []string{"explain", "upstream connect error or disconnect/reset before headers. reset reason: connection termination"}, Top: []string{"MESH0401"}},
 		// A connect failure first: the retries it exhausted come second.
 		{Args: []string{"explain", "UF,URX"}, Top: []string{"MESH0204"}},
+		// A real ztunnel access-log line, as the corpus keeps it (ztunnel#1229): HBONE's port blocked.
+		{Args: []string{"explain", firstLine(filepath.Join(incidents, "..", "realworld", "istio-ambient-ztunnel-pr-1229-005-outbound-hbone-timeout-networkpolicy-hint", "input.txt"))}, Top: []string{"MESH0206"}},
 		{Args: []string{"clusters", "--from", in("circuit-breaker")}},
 		{Args: []string{"version"}},
 		{Args: []string{"rbac"}},
@@ -86,4 +89,15 @@ func releasesAndKinds(out string) string {
 		}
 	}
 	return "(the manifests, abridged to their releases and kinds)\n" + strings.Join(kept, "\n") + "\n"
+}
+
+// firstLine is a file's first line; when it cannot be read, the error, which then fails its
+// example.
+func firstLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimSpace(line)
 }
