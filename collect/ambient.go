@@ -201,26 +201,7 @@ const ZtunnelAdminPort = 15000
 // in a sweep.
 func (r *captureRun) ztunnelConfigDump(ctx context.Context, pod *corev1.Pod) {
 	node := pod.Spec.NodeName
-	v, err := r.o.KubeCache.get("ztunnel-log/"+node, func() (any, error) { return r.readZtunnel(ctx, node) })
-	z, ok := v.(nodeZtunnel)
-	if !ok || z.name == "" {
-		if err == nil {
-			err = errors.New("no ztunnel found on node " + node)
-		}
-		r.res.Warnings = append(r.res.Warnings, evidence.ZtunnelDump+" not captured: "+err.Error())
-		return
-	}
-	r.progress("config dump of ztunnel %s", z.name)
-	dump, err := r.o.KubeCache.get("ztunnel-dump/"+node, func() (any, error) {
-		ns, name, _ := strings.Cut(z.name, "/")
-		if !hasRESTClient(r.o.Client) {
-			return nil, errors.New("this client cannot port-forward")
-		}
-		fw, err := startPortForward(ctx, r.o.RESTConfig, r.o.Client, ns, name, ZtunnelAdminPort)
-		if err != nil {
-			return nil, fmt.Errorf("port-forward to ztunnel %s: %w", z.name, err)
-		}
-		defer fw.Stop()
+	dump, err := r.ztunnelPort(ctx, node, "ztunnel-dump", ZtunnelAdminPort, func(fw *forward) (any, error) {
 		admin := &envoyadmin.AdminClient{BaseURL: fw.BaseURL(), HTTP: fw.HTTPClient()}
 		return admin.ConfigDump(ctx, false) // ztunnel serves the path Envoy does
 	})
@@ -247,25 +228,7 @@ type ztunnelSamples struct {
 // interrupted wait is an error; a ztunnel that cannot be read is a warning.
 func (r *captureRun) ztunnelMetrics(ctx context.Context, pod *corev1.Pod) ([]time.Time, error) {
 	node := pod.Spec.NodeName
-	v, err := r.o.KubeCache.get("ztunnel-log/"+node, func() (any, error) { return r.readZtunnel(ctx, node) })
-	z, ok := v.(nodeZtunnel)
-	if !ok || z.name == "" {
-		if err == nil {
-			err = errors.New("no ztunnel found on node " + node)
-		}
-		r.res.Warnings = append(r.res.Warnings, evidence.ZtunnelProm+" not captured: "+err.Error())
-		return nil, nil
-	}
-	got, err := r.o.KubeCache.get("ztunnel-metrics/"+node, func() (any, error) {
-		ns, name, _ := strings.Cut(z.name, "/")
-		if !hasRESTClient(r.o.Client) {
-			return nil, errors.New("this client cannot port-forward")
-		}
-		fw, err := startPortForward(ctx, r.o.RESTConfig, r.o.Client, ns, name, ZtunnelMetricsPort)
-		if err != nil {
-			return nil, fmt.Errorf("port-forward to ztunnel %s: %w", z.name, err)
-		}
-		defer fw.Stop()
+	got, err := r.ztunnelPort(ctx, node, "ztunnel-metrics", ZtunnelMetricsPort, func(fw *forward) (any, error) {
 		get := func() ([]byte, error) {
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, fw.BaseURL()+"/metrics", nil)
 			if err != nil {
@@ -282,7 +245,8 @@ func (r *captureRun) ztunnelMetrics(ctx context.Context, pod *corev1.Pod) ([]tim
 			return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 		}
 		var s ztunnelSamples
-		r.progress("metrics of ztunnel %s, sample 1 of 2", z.name)
+		var err error
+		r.progress("ztunnel's metrics, sample 1 of 2")
 		t1 := r.o.Now()
 		if s.first, err = get(); err != nil {
 			return nil, err
@@ -316,4 +280,30 @@ func (r *captureRun) ztunnelMetrics(ctx context.Context, pod *corev1.Pod) ([]tim
 		return nil, err
 	}
 	return s.times, nil
+}
+
+// ztunnelPort reads what read gets from a port of the ztunnel on the node, through a
+// port-forward, once per node and key in a sweep.
+func (r *captureRun) ztunnelPort(ctx context.Context, node, key string, port int, read func(fw *forward) (any, error)) (any, error) {
+	v, err := r.o.KubeCache.get("ztunnel-log/"+node, func() (any, error) { return r.readZtunnel(ctx, node) })
+	z, ok := v.(nodeZtunnel)
+	if !ok || z.name == "" {
+		if err == nil {
+			err = errors.New("no ztunnel found on node " + node)
+		}
+		return nil, err
+	}
+	return r.o.KubeCache.get(key+"/"+node, func() (any, error) {
+		ns, name, _ := strings.Cut(z.name, "/")
+		if !hasRESTClient(r.o.Client) {
+			return nil, errors.New("this client cannot port-forward")
+		}
+		r.progress("port %d of ztunnel %s", port, z.name)
+		fw, err := startPortForward(ctx, r.o.RESTConfig, r.o.Client, ns, name, port)
+		if err != nil {
+			return nil, fmt.Errorf("port-forward to ztunnel %s: %w", z.name, err)
+		}
+		defer fw.Stop()
+		return read(fw)
+	})
 }

@@ -27,7 +27,7 @@ import (
 
 const (
 	// SidecarContainer is the name Istio gives its injected proxy container.
-	SidecarContainer = "istio-proxy"
+	SidecarContainer = evidence.SidecarContainer
 	// AdminPort is the Envoy admin port of the Istio sidecar.
 	AdminPort = 15000
 	// DefaultWindow is the time between the two stats samples when CaptureOptions.Window is 0.
@@ -239,15 +239,8 @@ func Capture(ctx context.Context, o CaptureOptions) (*Result, error) {
 // checkSidecar finds the istio-proxy container: a regular container, or a native sidecar (an
 // init container with restartPolicy Always), as Istio injects it on Kubernetes 1.29 and later.
 func checkSidecar(pod *corev1.Pod) error {
-	for _, c := range pod.Spec.Containers {
-		if c.Name == SidecarContainer {
-			return nil
-		}
-	}
-	for _, c := range pod.Spec.InitContainers {
-		if c.Name == SidecarContainer && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
-			return nil
-		}
+	if evidence.HasSidecar(pod) {
+		return nil
 	}
 	names := make([]string, 0, len(pod.Spec.Containers))
 	for _, c := range pod.Spec.Containers {

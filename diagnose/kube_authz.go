@@ -43,18 +43,11 @@ func (p *AuthorizationPolicy) AtZtunnel(ns string, labels map[string]string) boo
 	if p.Spec.TargetRef != nil || len(p.Spec.TargetRefs) > 0 {
 		return false
 	}
-	if p.Spec.Selector == nil || len(p.Spec.Selector.MatchLabels) == 0 {
-		return p.Namespace == ns || p.Namespace == IstioRootNamespace
+	var match map[string]string
+	if p.Spec.Selector != nil {
+		match = p.Spec.Selector.MatchLabels
 	}
-	if p.Namespace != ns {
-		return false
-	}
-	for k, v := range p.Spec.Selector.MatchLabels {
-		if labels[k] != v {
-			return false
-		}
-	}
-	return true
+	return selects(p.Namespace, match, ns, labels)
 }
 
 // httpOperationFields and httpSourceFields are the fields ztunnel cannot match, as istiod lists

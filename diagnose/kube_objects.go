@@ -83,13 +83,24 @@ func (p *PeerAuthentication) Ref() string { return p.Namespace + "/" + p.Name }
 // a policy without a selector applies to its whole namespace, or to the mesh in the root
 // namespace.
 func (p *PeerAuthentication) Selects(ns string, labels map[string]string) bool {
-	if p.Spec.Selector == nil || len(p.Spec.Selector.MatchLabels) == 0 {
-		return p.Namespace == ns || p.Namespace == IstioRootNamespace
+	var match map[string]string
+	if p.Spec.Selector != nil {
+		match = p.Spec.Selector.MatchLabels
 	}
-	if p.Namespace != ns {
+	return selects(p.Namespace, match, ns, labels)
+}
+
+// selects is how Istio's security policies bind workloads: without a selector every workload
+// of their namespace, or of every namespace from the root namespace; with one, the workloads
+// of their namespace whose labels match it.
+func selects(policyNS string, match map[string]string, ns string, labels map[string]string) bool {
+	if len(match) == 0 {
+		return policyNS == ns || policyNS == IstioRootNamespace
+	}
+	if policyNS != ns {
 		return false
 	}
-	for k, v := range p.Spec.Selector.MatchLabels {
+	for k, v := range match {
 		if labels[k] != v {
 			return false
 		}

@@ -3,7 +3,7 @@ package diagnose
 import (
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 )
 
 // The labels and annotation that decide whether the ambient mesh takes a pod's traffic
@@ -15,7 +15,6 @@ const (
 	dataplaneNone           = "none"
 	redirectionEnabled      = "enabled"
 	redirectionPending      = "pending"
-	sidecarContainerName    = "istio-proxy"
 	ambientEnrollmentSource = FilePod + " metadata.annotations[" + annotationRedirection + "]"
 )
 
@@ -49,7 +48,7 @@ func (AmbientRule) Check(s *Snapshot) []Finding {
 // enrollment reports a pod that should be enrolled and is not.
 func enrollment(s *Snapshot) []Finding {
 	p := s.Pod
-	if hasSidecarContainer(p) || p.Spec.HostNetwork {
+	if evidence.HasSidecar(p) || p.Spec.HostNetwork {
 		return nil // a sidecar serves it; a host-network pod is never redirected
 	}
 	podMode, nsMode := p.Labels[labelDataplaneMode], s.Meta.NamespaceLabels[labelDataplaneMode]
@@ -85,20 +84,6 @@ func enrollment(s *Snapshot) []Finding {
 		Command: fmt.Sprintf("kubectl get pods -A -o wide --field-selector spec.nodeName=%[1]s -l app=ztunnel\nkubectl get pods -A -o wide --field-selector spec.nodeName=%[1]s -l k8s-app=istio-cni-node\nkubectl delete pod -n %[2]s %[3]s   # its controller recreates it, enrolled", shellQuote(node), ns, pod),
 	}
 	return []Finding{f}
-}
-
-func hasSidecarContainer(p *corev1.Pod) bool {
-	for _, c := range p.Spec.Containers {
-		if c.Name == sidecarContainerName {
-			return true
-		}
-	}
-	for _, c := range p.Spec.InitContainers {
-		if c.Name == sidecarContainerName && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
-			return true
-		}
-	}
-	return false
 }
 
 // ztunnelLogFindings explain what the ztunnel on an ambient pod's node logged about it.
@@ -140,7 +125,7 @@ func boundWaypoint(s *Snapshot) (ns, name, by string) {
 // read the namespace's waypoints and it is not among them, or istiod has not programmed it.
 func waypointFindings(s *Snapshot) []Finding {
 	p := s.Pod
-	if hasSidecarContainer(p) || s.Istio == nil {
+	if evidence.HasSidecar(p) || s.Istio == nil {
 		return nil
 	}
 	ns, name, by := boundWaypoint(s)

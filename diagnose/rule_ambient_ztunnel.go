@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 	"github.com/kubectl-mesh/kubectl-mesh/ztunnel"
 )
 
@@ -13,7 +14,7 @@ import (
 // rather than captured HBONE, without an in-pod proxy, or without a certificate it could get.
 func ztunnelViewFindings(s *Snapshot) []Finding {
 	p, d := s.Pod, s.ZtunnelDump
-	if d == nil || hasSidecarContainer(p) || p.Annotations[annotationRedirection] != redirectionEnabled {
+	if d == nil || evidence.HasSidecar(p) || p.Annotations[annotationRedirection] != redirectionEnabled {
 		return nil
 	}
 	subject := Subject{Kind: SubjectPod, Name: p.Namespace + "/" + p.Name}
@@ -84,7 +85,7 @@ func certFindingFromZtunnel(s *Snapshot, subject Subject, zt, serviceAccount str
 // alone does nothing.
 func l7PolicyFindings(s *Snapshot) []Finding {
 	p := s.Pod
-	if s.Istio == nil || hasSidecarContainer(p) {
+	if s.Istio == nil || evidence.HasSidecar(p) {
 		return nil
 	}
 	var out []Finding
