@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,15 +94,42 @@ func Start(t testing.TB, opts Options) *Cluster {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
 	defer cancel()
-	// TempDir before any process: cleanups run last-in first-out, so the processes are
-	// stopped before their data directory is removed.
-	c := &Cluster{Dir: t.TempDir(), BinDir: binDir, t: t, procs: map[string]*process{}}
 	begin := time.Now()
-	if err := c.start(ctx, opts); err != nil {
+	for attempt := 1; ; attempt++ {
+		// TempDir before any process: cleanups run last-in first-out, so the processes are
+		// stopped before their data directory is removed.
+		c := &Cluster{Dir: t.TempDir(), BinDir: binDir, t: t, procs: map[string]*process{}}
+		err := c.start(ctx, opts)
+		if err == nil {
+			t.Logf("test control plane ready in %v: %s", time.Since(begin).Round(time.Millisecond), c.Config.Host)
+			return c
+		}
+		// freePorts' race: another process (a test package's control plane running beside
+		// this one) bound a port between its pick and its use. Start again on other ports.
+		if attempt < 3 && c.portTaken() {
+			t.Logf("test control plane: a port was taken before it was bound (%v); starting again on others", err)
+			c.stopAll()
+			continue
+		}
 		t.Fatalf("test control plane: %v", err)
 	}
-	t.Logf("test control plane ready in %v: %s", time.Since(begin).Round(time.Millisecond), c.Config.Host)
-	return c
+}
+
+// portTaken reports whether a process of the cluster failed to bind a port.
+func (c *Cluster) portTaken() bool {
+	for _, p := range c.procs {
+		if p.exited() && strings.Contains(p.logTail(40), "address already in use") {
+			return true
+		}
+	}
+	return false
+}
+
+// stopAll stops the cluster's processes (a failed start's, before the next attempt).
+func (c *Cluster) stopAll() {
+	for _, p := range c.procs {
+		p.stop()
+	}
 }
 
 func (c *Cluster) start(ctx context.Context, opts Options) error {
