@@ -91,6 +91,10 @@ func (r *captureRun) captureAmbient(ctx context.Context, pod *corev1.Pod, nsLabe
 	if err := r.write(evidence.Meta, append(b, '\n')); err != nil {
 		return nil, err
 	}
+	// Last: which waypoint serves the pod is read from the evidence above.
+	if err := r.waypoint(ctx); err != nil {
+		return nil, err
+	}
 	return r.res, nil
 }
 
@@ -306,4 +310,60 @@ func (r *captureRun) ztunnelPort(ctx context.Context, node, key string, port int
 		defer fw.Stop()
 		return read(fw)
 	})
+}
+
+// waypointGatewayLabel names the Gateway a waypoint's pods run for.
+const waypointGatewayLabel = "gateway.networking.k8s.io/gateway-name"
+
+// waypoint captures the Envoy of the waypoint that serves the pod, when one is bound and
+// programmed, as a sidecar's, into the waypoint-* files. Only an interrupted capture is an
+// error; a waypoint that cannot be read is a warning.
+func (r *captureRun) waypoint(ctx context.Context) error {
+	s, err := r.res.Snapshot(r.o.Now())
+	if err != nil {
+		return nil
+	}
+	ns, name := s.ServingWaypoint()
+	if name == "" {
+		return nil
+	}
+	warn := func(err error) {
+		r.res.Warnings = append(r.res.Warnings, "waypoint "+ns+"/"+name+" not captured: "+err.Error())
+	}
+	pods, err := r.o.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: waypointGatewayLabel + "=" + name})
+	if err != nil {
+		warn(err)
+		return nil
+	}
+	var wp *corev1.Pod
+	for i := range pods.Items {
+		if p := &pods.Items[i]; p.Status.Phase == corev1.PodRunning && evidence.HasSidecar(p) {
+			wp = p
+			break
+		}
+	}
+	if wp == nil {
+		warn(fmt.Errorf("none of its %d pods runs", len(pods.Items)))
+		return nil
+	}
+	r.progress("the waypoint that serves the pod: %s/%s", ns, wp.Name)
+	sub, err := Capture(ctx, CaptureOptions{Client: r.o.Client, Dynamic: r.o.Dynamic, RESTConfig: r.o.RESTConfig,
+		Namespace: ns, Pod: wp.Name, Known: wp, Window: r.o.Window, DebugImage: r.o.DebugImage, Now: r.o.Now,
+		KubeCache: r.o.KubeCache, Progress: r.o.Progress})
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		warn(err)
+		return nil
+	}
+	for _, f := range sub.Evidence.Names() {
+		if err := r.write(evidence.WaypointPrefix+f, sub.Evidence.File(f)); err != nil {
+			return err
+		}
+	}
+	for _, w := range sub.Warnings {
+		r.res.Warnings = append(r.res.Warnings, "waypoint "+ns+"/"+wp.Name+": "+w)
+	}
+	return nil
 }

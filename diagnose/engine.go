@@ -91,9 +91,31 @@ func Diagnose(s *Snapshot, rules []Rule) *Report {
 			r.Findings = append(r.Findings, f)
 		}
 	}
+	r.addWaypoint(s, rules)
 	r.finiteNumbers()
 	Rank(r.Findings)
 	return r
+}
+
+// addWaypoint diagnoses the waypoint that serves an ambient pod with the same rules and adds
+// its findings, each titled as the waypoint's: its Envoy holds the routes, timeouts and
+// retries of the pod's L7 traffic.
+func (r *Report) addWaypoint(s *Snapshot, rules []Rule) {
+	if s.Waypoint == nil {
+		return
+	}
+	name := "the waypoint"
+	if m := s.Waypoint.Meta; m.Pod != "" {
+		name = "waypoint " + m.Namespace + "/" + m.Pod
+	}
+	w := Diagnose(s.Waypoint, rules)
+	for _, f := range w.Findings {
+		f.Title = "At " + name + ": " + f.Title
+		r.Findings = append(r.Findings, f)
+	}
+	for _, warn := range w.Warnings {
+		r.Warnings = append(r.Warnings, name+": "+warn)
+	}
 }
 
 // finiteNumbers is the last guard behind the parsers' own checks: a figure a rule computed

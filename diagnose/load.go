@@ -104,6 +104,7 @@ func LoadFS(fsys fs.FS, where string, now time.Time) (*Snapshot, error) {
 	l.node()
 	l.kube()
 	l.hop()
+	l.waypoint(where, now)
 	if l.found > 0 && l.usable == 0 {
 		return nil, fmt.Errorf("none of the evidence files in %s could be read: %s", dir, strings.Join(l.s.Warnings, "; "))
 	}

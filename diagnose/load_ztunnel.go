@@ -2,8 +2,11 @@ package diagnose
 
 import (
 	"bytes"
+	"io/fs"
+	"time"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 	"github.com/kubectl-mesh/kubectl-mesh/ztunnel"
 )
 
@@ -67,3 +70,30 @@ func (l *loader) ztunnelMetrics() {
 	l.usable++
 	l.s.ZtunnelStats = envoyadmin.NewStatsInterval(first, parse(FileZtunnelProm2), l.window())
 }
+
+// waypoint reads the evidence of the waypoint that serves an ambient pod: the waypoint-* files,
+// a capture of its Envoy like a sidecar's.
+func (l *loader) waypoint(where string, now time.Time) {
+	sub := prefixFS{fsys: l.fsys, prefix: evidence.WaypointPrefix}
+	if _, err := fs.Stat(sub, FileMeta); err != nil {
+		if _, err := fs.Stat(sub, FileConfigDump); err != nil {
+			return
+		}
+	}
+	ws, err := LoadFS(sub, where+", its waypoint's files", now)
+	if err != nil {
+		l.s.Warnings = append(l.s.Warnings, "the waypoint's evidence: "+err.Error())
+		return
+	}
+	l.found++
+	l.usable++
+	l.s.Waypoint = ws
+}
+
+// prefixFS is the files of fsys whose names start with prefix, under the rest of their names.
+type prefixFS struct {
+	fsys   fs.FS
+	prefix string
+}
+
+func (p prefixFS) Open(name string) (fs.File, error) { return p.fsys.Open(p.prefix + name) }

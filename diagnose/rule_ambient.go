@@ -165,3 +165,23 @@ func waypointFindings(s *Snapshot) []Finding {
 	}
 	return []Finding{f}
 }
+
+// ServingWaypoint is the waypoint that serves an ambient pod's traffic, as namespace and name,
+// when one is bound and the capture found it programmed; "" otherwise.
+func (s *Snapshot) ServingWaypoint() (ns, name string) {
+	if s.Pod == nil || evidence.HasSidecar(s.Pod) || s.Istio == nil {
+		return "", ""
+	}
+	ns, name, _ = boundWaypoint(s)
+	if name == "" || name == "none" {
+		return "", ""
+	}
+	for i := range s.Istio.Waypoints {
+		if w := &s.Istio.Waypoints[i]; w.Namespace == ns && w.Name == name {
+			if ok, _ := w.Programmed(); ok {
+				return ns, name
+			}
+		}
+	}
+	return "", ""
+}

@@ -103,6 +103,9 @@ type Snapshot struct {
 	// metrics over the window.
 	ZtunnelDump  *ztunnel.ConfigDump
 	ZtunnelStats *envoyadmin.StatsInterval
+	// Waypoint is the evidence of the waypoint that serves an ambient pod (its waypoint-*
+	// files), diagnosed with the same rules as the pod's.
+	Waypoint *Snapshot
 	// Now is when the evidence was taken (certificate expiry is judged against it).
 	Now time.Time
 	// NowSource says where Now came from: NowFromMeta, NowFromClock when a folder has no capture

@@ -6,6 +6,7 @@ package evidence
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/kubectl-mesh/kubectl-mesh/internal/lazyregexp"
 )
@@ -51,8 +52,15 @@ var hopSample = lazyregexp.New(`^hop-[0-9]{1,4}(-2)?\.prom$`)
 
 // Known reports whether name is the name of an evidence file: a plain name, no folder.
 func Known(name string) bool {
+	if w, ok := strings.CutPrefix(name, WaypointPrefix); ok {
+		return slices.Contains(names, w) && !strings.HasPrefix(w, "ztunnel")
+	}
 	return slices.Contains(names, name) || hopSample.MatchString(name)
 }
+
+// WaypointPrefix starts the names of the evidence of the waypoint that serves an ambient pod:
+// its own capture's files (waypoint-stats.prom, waypoint-config_dump.json, waypoint-pod.yaml...).
+const WaypointPrefix = "waypoint-"
 
 // Names returns the fixed evidence file names (hop samples aside), for messages.
 func Names() []string { return slices.Clone(names) }

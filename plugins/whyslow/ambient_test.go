@@ -15,9 +15,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/adminreplay"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
 )
 
@@ -62,7 +65,15 @@ func TestAmbientPodsLive(t *testing.T) {
 		}
 	}))
 	t.Cleanup(admin.Close)
+	// The waypoint of namespace mall replays the timeout incident's Envoy.
+	waypointAdmin, err := adminreplay.New(filepath.Join(incidents, "timeout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wsrv := httptest.NewServer(waypointAdmin)
+	t.Cleanup(wsrv.Close)
 	c := testcluster.Start(t, testcluster.Options{KwokRules: []string{
+		testcluster.PortForwardRule("mall", "waypoint-6d5f7c9b8-x2x9q", 15000, strings.TrimPrefix(wsrv.URL, "http://")),
 		testcluster.LogsRule("istio-system", "ztunnel-x1", []string{"istio-proxy"}, logs),
 		testcluster.PortsForwardRule("istio-system", "ztunnel-x1", []int32{15000, 15020}, strings.TrimPrefix(admin.URL, "http://")),
 	}})
@@ -101,10 +112,28 @@ func TestAmbientPodsLive(t *testing.T) {
 	ns("shop", map[string]string{"istio.io/dataplane-mode": "ambient", "istio.io/use-waypoint": "waypoint"})
 	pod("shop", "web-0", nil, map[string]string{"ambient.istio.io/redirection": "enabled"}, "web")
 
+	// A namespace served by a programmed waypoint, whose Envoy times requests out.
+	ns("mall", map[string]string{"istio.io/dataplane-mode": "ambient", "istio.io/use-waypoint": "waypoint"})
+	gw := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+		"metadata": map[string]any{"name": "waypoint", "namespace": "mall"},
+		"spec":     map[string]any{"gatewayClassName": "istio-waypoint", "listeners": []any{map[string]any{"name": "mesh", "port": int64(15008), "protocol": "HBONE"}}}}}
+	gwr := c.Dynamic.Resource(schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "gateways"}).Namespace("mall")
+	created, err := gwr.Create(ctx, gw, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created.Object["status"] = map[string]any{"conditions": []any{map[string]any{"type": "Programmed", "status": "True", "reason": "Programmed", "message": "Resource programmed", "lastTransitionTime": time.Now().UTC().Format(time.RFC3339)}}}
+	if _, err := gwr.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod("mall", "waypoint-6d5f7c9b8-x2x9q", map[string]string{"gateway.networking.k8s.io/gateway-name": "waypoint"}, nil, "istio-proxy")
+	pod("mall", "cart-0", nil, map[string]string{"ambient.istio.io/redirection": "enabled"}, "cart")
+
 	for _, tc := range []struct{ pod, want string }{
 		{"echo-66d88ff694-pnk6h", string(diagnose.CodeHBONEBlocked)},
 		{"left-out", string(diagnose.CodeAmbientNotEnrolled)},
 		{"shop/web-0", string(diagnose.CodeWaypointMissing)},
+		{"mall/cart-0", string(diagnose.CodeUpstreamTimeout)},
 	} {
 		namespace, name, ok := strings.Cut(tc.pod, "/")
 		if !ok {
@@ -120,6 +149,9 @@ func TestAmbientPodsLive(t *testing.T) {
 		}
 		if len(r.Findings) == 0 || r.Findings[0].Code != tc.want {
 			t.Errorf("pod/%s: findings %+v; want %s first\nstderr:\n%s", tc.pod, r.Findings, tc.want, stderr)
+		}
+		if tc.pod == "mall/cart-0" && !strings.HasPrefix(r.Findings[0].Title, "At waypoint mall/waypoint-6d5f7c9b8-x2x9q: ") {
+			t.Errorf("pod/%s: the timeout is not said to be the waypoint's: %q", tc.pod, r.Findings[0].Title)
 		}
 		if tc.pod == "echo-66d88ff694-pnk6h" {
 			if !hasCode(r.Findings, string(diagnose.CodeZtunnelUnawareOfPod)) {
