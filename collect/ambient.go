@@ -72,15 +72,25 @@ func (r *captureRun) captureAmbient(ctx context.Context, pod *corev1.Pod, nsLabe
 		return nil, err
 	}
 	r.progress("pod %s/%s has no sidecar and is in the ambient mesh: reading the ztunnel on node %s", pod.Namespace, pod.Name, pod.Spec.NodeName)
+	// The node samples bracket ztunnel's metric samples: both a window apart (in a sweep the
+	// metrics of the node may be read already, so the window is waited out here).
+	r.node(ctx, 1)
+	start := time.Now()
 	times, err := r.ztunnelMetrics(ctx, pod)
 	if err != nil {
 		return nil, err
 	}
+	if rest := r.o.Window - time.Since(start); rest > 0 {
+		if err := r.wait(ctx, rest); err != nil {
+			return nil, err
+		}
+	}
+	r.node(ctx, 2)
 	zt := r.ztunnelLog(ctx, pod)
 	r.ztunnelConfigDump(ctx, pod)
 	r.kube(ctx, pod)
 	meta := evidence.MetaFile{Pod: pod.Name, Namespace: pod.Namespace, CapturedBy: CapturedBy, NamespaceLabels: nsLabels, Ztunnel: zt,
-		CaptureTimes: []time.Time{r.o.Now().UTC()}}
+		CaptureTimes: []time.Time{r.o.Now().UTC()}, NodeTimes: r.nodeTimes()}
 	if len(times) == 2 {
 		meta.CaptureTimes, meta.WindowSeconds = times, times[1].Sub(times[0]).Seconds()
 	}

@@ -39,7 +39,7 @@ func TestCaptureAmbientPod(t *testing.T) {
 	zt := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "ztunnel-x1", Namespace: "istio-system", Labels: map[string]string{"app": "ztunnel"}}, Spec: corev1.PodSpec{NodeName: "node-a"}}
 	other := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "ztunnel-a0", Namespace: "istio-system", Labels: map[string]string{"app": "ztunnel"}}, Spec: corev1.PodSpec{NodeName: "node-b"}}
 	c := fake.NewClientset(ns, pod, zt, other)
-	res, err := Capture(context.Background(), CaptureOptions{Client: c, RESTConfig: &rest.Config{}, Namespace: "shop", Pod: "web-0", Now: func() time.Time { return time.Unix(1e9, 0) }})
+	res, err := Capture(context.Background(), CaptureOptions{Client: c, RESTConfig: &rest.Config{}, Namespace: "shop", Pod: "web-0", Window: time.Millisecond, Now: func() time.Time { return time.Unix(1e9, 0) }})
 	if err != nil {
 		t.Fatal(err)
 	}

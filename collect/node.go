@@ -59,6 +59,9 @@ func (r *captureRun) node(ctx context.Context, sample int) {
 	st := &r.nodeSt
 	if sample == 1 {
 		st.container, st.root = SidecarContainer, "/"
+		if r.pod != nil && !evidence.HasSidecar(r.pod) && len(r.pod.Spec.Containers) > 0 {
+			st.container = r.pod.Spec.Containers[0].Name // an ambient pod: its application's container
+		}
 		if r.o.RESTConfig == nil || !hasRESTClient(r.o.Client) {
 			st.probeOff, st.cadvisorOff = true, true
 			r.res.Warnings = append(r.res.Warnings, "node evidence not read: no REST client to exec with")

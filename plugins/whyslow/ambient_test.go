@@ -21,6 +21,7 @@ import (
 
 	"github.com/kubectl-mesh/kubectl-mesh/diagnose"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/adminreplay"
+	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/nodereplay"
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
 )
 
@@ -72,7 +73,15 @@ func TestAmbientPodsLive(t *testing.T) {
 	}
 	wsrv := httptest.NewServer(waypointAdmin)
 	t.Cleanup(wsrv.Close)
+	// The echo pod's node is node-cpu-steal's: its application container answers the probe.
+	nodeWork := t.TempDir()
+	nr, err := nodereplay.Start(context.Background(), filepath.Join(incidents, "node-cpu-steal"), nodeWork)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nr.Stop)
 	c := testcluster.Start(t, testcluster.Options{KwokRules: []string{
+		testcluster.ExecRule("echo", "echo-66d88ff694-pnk6h", []string{"echo"}, nodeWork),
 		testcluster.PortForwardRule("mall", "waypoint-6d5f7c9b8-x2x9q", 15000, strings.TrimPrefix(wsrv.URL, "http://")),
 		testcluster.LogsRule("istio-system", "ztunnel-x1", []string{"istio-proxy"}, logs),
 		testcluster.PortsForwardRule("istio-system", "ztunnel-x1", []int32{15000, 15020}, strings.TrimPrefix(admin.URL, "http://")),
@@ -156,6 +165,9 @@ func TestAmbientPodsLive(t *testing.T) {
 		if tc.pod == "echo-66d88ff694-pnk6h" {
 			if !hasCode(r.Findings, string(diagnose.CodeZtunnelUnawareOfPod)) {
 				t.Errorf("pod/%s: findings %+v; want MESH1904 too: the replayed ztunnel does not know it", tc.pod, r.Findings)
+			}
+			if !hasCode(r.Findings, string(diagnose.CodeNodeCPUSteal)) {
+				t.Errorf("pod/%s: findings %+v; want MESH1501 from its node's readings", tc.pod, r.Findings)
 			}
 			if ev := r.Findings[0].Evidence; !strings.Contains(fmt.Sprint(ev), "NETWORK_POLICY") {
 				t.Errorf("pod/%s: the HBONE finding lacks the metric's rate: %+v", tc.pod, ev)
