@@ -75,6 +75,7 @@ func (r *captureRun) captureAmbient(ctx context.Context, pod *corev1.Pod, nsLabe
 	// The node samples bracket ztunnel's metric samples: both a window apart (in a sweep the
 	// metrics of the node may be read already, so the window is waited out here).
 	r.node(ctx, 1)
+	r.ztunnelCadvisor(ctx, pod, evidence.ZtunnelCadvisor)
 	start := time.Now()
 	times, err := r.ztunnelMetrics(ctx, pod)
 	if err != nil {
@@ -86,6 +87,7 @@ func (r *captureRun) captureAmbient(ctx context.Context, pod *corev1.Pod, nsLabe
 		}
 	}
 	r.node(ctx, 2)
+	r.ztunnelCadvisor(ctx, pod, evidence.ZtunnelCadvisor2)
 	zt := r.ztunnelLog(ctx, pod)
 	r.ztunnelConfigDump(ctx, pod)
 	r.kube(ctx, pod)
@@ -376,4 +378,28 @@ func (r *captureRun) waypoint(ctx context.Context) error {
 		r.res.Warnings = append(r.res.Warnings, "waypoint "+ns+"/"+wp.Name+": "+w)
 	}
 	return nil
+}
+
+// ztunnelCadvisor writes the kubelet's cAdvisor lines of the ztunnel on the pod's node, read
+// with the pod's own: ztunnel's CPU throttling delays every ambient pod of the node.
+func (r *captureRun) ztunnelCadvisor(ctx context.Context, pod *corev1.Pod, file string) {
+	node := pod.Spec.NodeName
+	if node == "" || !hasRESTClient(r.o.Client) {
+		return
+	}
+	v, _ := r.o.KubeCache.get("ztunnel-log/"+node, func() (any, error) { return r.readZtunnel(ctx, node) })
+	z, ok := v.(nodeZtunnel)
+	if !ok || z.name == "" {
+		return // the ztunnel files' warnings say why
+	}
+	ns, name, _ := strings.Cut(z.name, "/")
+	kept, err := r.o.KubeCache.podCadvisor(ctx, r.o.Client, node, ns, name, maxScrapeAge(r.o.Window))
+	if err == nil && len(kept) == 0 {
+		err = fmt.Errorf("node %s /metrics/cadvisor has no series of %s", node, z.name)
+	}
+	if err != nil {
+		r.res.Warnings = append(r.res.Warnings, file+" not captured: "+err.Error())
+		return
+	}
+	_ = r.write(file, kept)
 }

@@ -298,7 +298,6 @@ func (r *captureRun) cadvisor(ctx context.Context, st *nodeState, file string) e
 }
 
 // Forbidden reports an error of a request RBAC refused, also as an exec or port-forward words it.
-// Forbidden reports an error of a request RBAC refused, also as an exec or port-forward words it.
 func Forbidden(err error) bool {
 	return apierrors.IsForbidden(err) || strings.Contains(err.Error(), "forbidden")
 }
@@ -310,7 +309,6 @@ func notFound(err error, stderr []byte) bool {
 	return strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory") && strings.Contains(msg, "exec")
 }
 
-// FirstLine is the first line of a command's stderr, as " (line)" to follow an error, or "".
 // FirstLine is the first line of a command's stderr, as " (line)" to follow an error, or "".
 func FirstLine(b []byte) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")

@@ -20,24 +20,26 @@ import (
 
 // Evidence folder file names: the evidence package owns them.
 const (
-	FileStatsText    = evidence.StatsText
-	FileStatsJSON    = evidence.StatsJSON
-	FileStatsProm    = evidence.StatsProm
-	FileStats2Text   = evidence.Stats2Text
-	FileStats2JSON   = evidence.Stats2JSON
-	FileStats2Prom   = evidence.Stats2Prom
-	FileConfigDump   = evidence.ConfigDump
-	FileClustersJS   = evidence.ClustersJSON
-	FileClustersTxt  = evidence.ClustersText
-	FileCerts        = evidence.Certs
-	FileServerInfo   = evidence.ServerInfo
-	FileAccessLog    = evidence.AccessLog
-	FileZtunnelLog   = evidence.ZtunnelLog
-	FileZtunnelDump  = evidence.ZtunnelDump
-	FileZtunnelProm  = evidence.ZtunnelProm
-	FileZtunnelProm2 = evidence.ZtunnelProm2
-	FilePod          = evidence.Pod
-	FileMeta         = evidence.Meta
+	FileStatsText        = evidence.StatsText
+	FileStatsJSON        = evidence.StatsJSON
+	FileStatsProm        = evidence.StatsProm
+	FileStats2Text       = evidence.Stats2Text
+	FileStats2JSON       = evidence.Stats2JSON
+	FileStats2Prom       = evidence.Stats2Prom
+	FileConfigDump       = evidence.ConfigDump
+	FileClustersJS       = evidence.ClustersJSON
+	FileClustersTxt      = evidence.ClustersText
+	FileCerts            = evidence.Certs
+	FileServerInfo       = evidence.ServerInfo
+	FileAccessLog        = evidence.AccessLog
+	FileZtunnelLog       = evidence.ZtunnelLog
+	FileZtunnelDump      = evidence.ZtunnelDump
+	FileZtunnelProm      = evidence.ZtunnelProm
+	FileZtunnelProm2     = evidence.ZtunnelProm2
+	FileZtunnelCadvisor  = evidence.ZtunnelCadvisor
+	FileZtunnelCadvisor2 = evidence.ZtunnelCadvisor2
+	FilePod              = evidence.Pod
+	FileMeta             = evidence.Meta
 )
 
 // statsPairs lists the stats formats in order of preference: Prometheus carries Istio's

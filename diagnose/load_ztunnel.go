@@ -16,6 +16,11 @@ func (l *loader) ztunnel() {
 	l.ztunnelLog()
 	l.ztunnelDump()
 	l.ztunnelMetrics()
+	c1, c2 := l.cadvisor(FileZtunnelCadvisor), l.cadvisor(FileZtunnelCadvisor2)
+	if c1 == nil {
+		c1, c2 = c2, nil
+	}
+	l.s.ZtunnelCadvisor, l.s.ZtunnelCadvisor2 = c1, c2
 }
 
 // ztunnelLog reads an ambient pod's lines of its node's ztunnel log.

@@ -25,7 +25,7 @@ type AmbientRule struct{}
 
 // Meta describes the rule.
 func (AmbientRule) Meta() RuleMeta {
-	codes := []Code{CodeAmbientNotEnrolled, CodeWaypointMissing, CodeZtunnelUnawareOfPod, CodeL7PolicyAtZtunnel}
+	codes := []Code{CodeAmbientNotEnrolled, CodeWaypointMissing, CodeZtunnelUnawareOfPod, CodeL7PolicyAtZtunnel, CodeProxyThrottled}
 	for _, k := range sortedKeys(ztunnelKnowledge) {
 		codes = append(codes, ztunnelKnowledge[k].code)
 	}
@@ -42,6 +42,7 @@ func (AmbientRule) Check(s *Snapshot) []Finding {
 	out := append(enrollment(s), waypointFindings(s)...)
 	out = append(out, ztunnelViewFindings(s)...)
 	out = append(out, l7PolicyFindings(s)...)
+	out = append(out, ztunnelThrottling(s)...)
 	return append(out, withMetrics(ztunnelLogFindings(s), s)...)
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/nodeinfo"
 	"github.com/kubectl-mesh/kubectl-mesh/ztunnel"
 )
 
@@ -105,4 +106,36 @@ func withMetrics(fs []Finding, s *Snapshot) []Finding {
 		fs = append(fs, f)
 	}
 	return fs
+}
+
+// ztunnelThrottling reports the ztunnel on an ambient pod's node CPU-throttled: every
+// connection of every ambient pod of the node waits on it (its container is istio-proxy).
+func ztunnelThrottling(s *Snapshot) []Finding {
+	a, b := s.ZtunnelCadvisor, s.ZtunnelCadvisor2
+	if a == nil {
+		return nil
+	}
+	var t nodeinfo.CgroupInterval
+	src, when := FileZtunnelCadvisor+" since the container started", "since it started"
+	if iv, ok := nodeinfo.CadvisorInterval(a, b, s.NodeWindow.Seconds())[proxyContainer]; ok && b != nil {
+		t, src, when = iv, fmt.Sprintf("%s and %s, over %s", FileZtunnelCadvisor, FileZtunnelCadvisor2, roundWindow(s.NodeWindow)), "over the window"
+	} else if c, ok := a.Containers[proxyContainer]; ok && c.HasCFS && c.Periods > 0 {
+		t = nodeinfo.CgroupInterval{Periods: c.Periods, Throttled: c.Throttled, ThrottledRatio: c.Throttled / c.Periods}
+	}
+	if t.Throttled < throttledMinPeriods || t.ThrottledRatio < throttledWarnRatio {
+		return nil
+	}
+	f := NewFinding(CodeProxyThrottled, Subject{Kind: SubjectProxy, Name: "ztunnel"})
+	if t.ThrottledRatio >= throttledErrorRatio {
+		f.Severity = SeverityError
+	}
+	f.Title = fmt.Sprintf("ztunnel on the pod's node was CPU-throttled in %.0f%% of its CFS periods %s", 100*t.ThrottledRatio, when)
+	f.Evidence = []Evidence{
+		{Label: "periods throttled", Value: round(100*t.ThrottledRatio, 1), Unit: UnitPercent, Source: src},
+		{Label: "throttled periods", Value: t.Throttled, Unit: UnitCount, Source: src},
+	}
+	f.Explanation = "ztunnel carries the connections of every ambient pod of its node, and its CPU limit stops it for the rest of each 100 ms CFS period once used: connections wait in its queues, which shows as latency on all of them. Istio's ztunnel chart requests 200m and sets no limit; a limit was added by the install's values."
+	f.Fix = Fix{Summary: "Remove ztunnel's CPU limit, or raise it well above its peak use (the ztunnel chart's resources.limits.cpu), and give it the CPU it needs with its request.",
+		Command: "kubectl get daemonset -A -l app.kubernetes.io/name=ztunnel -o jsonpath='{.items[*].spec.template.spec.containers[0].resources}'"}
+	return []Finding{f}
 }

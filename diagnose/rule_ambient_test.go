@@ -11,6 +11,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
+	"github.com/kubectl-mesh/kubectl-mesh/nodeinfo"
 	"github.com/kubectl-mesh/kubectl-mesh/ztunnel"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -283,4 +284,35 @@ func TestAmbientZtunnelMetrics(t *testing.T) {
 			t.Errorf("findings %+v; want none", fs)
 		}
 	})
+}
+
+func TestAmbientZtunnelThrottling(t *testing.T) {
+	cad := func(periods, throttled float64) *nodeinfo.Cadvisor {
+		return &nodeinfo.Cadvisor{Containers: map[string]*nodeinfo.ContainerCPU{"istio-proxy": {HasCFS: true, Periods: periods, Throttled: throttled}}}
+	}
+	pod := ambientPod(nil, map[string]string{annotationRedirection: redirectionEnabled})
+	for _, tc := range []struct {
+		name     string
+		a, b     *nodeinfo.Cadvisor
+		severity Severity
+	}{
+		{"throttled over the window", cad(1000, 100), cad(1100, 170), SeverityError},
+		{"throttled since it started", cad(1000, 300), nil, SeverityWarning},
+		{"not throttled", cad(1000, 0), cad(1100, 2), ""},
+		{"no cAdvisor lines", nil, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Snapshot{Pod: pod, ZtunnelCadvisor: tc.a, ZtunnelCadvisor2: tc.b, NodeWindow: 10 * time.Second}
+			fs := ztunnelThrottling(s)
+			if tc.severity == "" {
+				if len(fs) != 0 {
+					t.Errorf("findings %+v; want none", fs)
+				}
+				return
+			}
+			if len(fs) != 1 || fs[0].Code != string(CodeProxyThrottled) || fs[0].Severity != tc.severity || !strings.HasPrefix(fs[0].Title, "ztunnel on the pod's node") {
+				t.Fatalf("findings %+v; want MESH1403 %s", fs, tc.severity)
+			}
+		})
+	}
 }

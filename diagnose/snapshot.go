@@ -103,6 +103,9 @@ type Snapshot struct {
 	// metrics over the window.
 	ZtunnelDump  *ztunnel.ConfigDump
 	ZtunnelStats *envoyadmin.StatsInterval
+	// ZtunnelCadvisor and ZtunnelCadvisor2 are that ztunnel pod's cAdvisor lines, read with the
+	// node samples (NodeWindow apart).
+	ZtunnelCadvisor, ZtunnelCadvisor2 *nodeinfo.Cadvisor
 	// Waypoint is the evidence of the waypoint that serves an ambient pod (its waypoint-*
 	// files), diagnosed with the same rules as the pod's.
 	Waypoint *Snapshot

@@ -92,7 +92,7 @@ func redactArgs(args []string) {
 func RedactFile(name string, b []byte) []byte {
 	switch name {
 	case StatsProm, Stats2Prom, StatsText, Stats2Text, StatsJSON, Stats2JSON,
-		Cadvisor, Cadvisor2, Node, Node2, ZtunnelProm, ZtunnelProm2:
+		Cadvisor, Cadvisor2, Node, Node2, ZtunnelProm, ZtunnelProm2, ZtunnelCadvisor, ZtunnelCadvisor2:
 		return b
 	case ConfigDump:
 		return envoyadmin.RedactTokens(envoyadmin.RedactConfigDump(b))
