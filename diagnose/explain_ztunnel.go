@@ -75,6 +75,12 @@ var ztunnelKnowledge = map[ztunnel.Kind]struct {
 			return Fix{Summary: "Check that the destination has ready endpoints, that the waypoint it uses exists and is programmed (kubectl get gateways -A), and what ztunnel knows of it.",
 				Command: "istioctl ztunnel-config services; istioctl ztunnel-config workloads"}
 		}},
+	ztunnel.UnknownSource: {CodeZtunnelUnawareOfPod, "ztunnel does not know the workload its connections come from",
+		"ztunnel did not find the workload a connection comes from in what istiod sent it (\"failed to fetch information about local workload\"): istiod has not pushed the pod to this ztunnel yet, cannot reach it, or does not see the pod as ambient. The connection is refused.",
+		func(c ztCtx) Fix {
+			return Fix{Summary: "Check that istiod reaches this ztunnel (its log: xDS errors) and that the source pod is enrolled (ambient.istio.io/redirection: enabled).",
+				Command: "istioctl ztunnel-config workloads"}
+		}},
 	ztunnel.IdentityFailed: {CodeCertUnobtainable, "ztunnel cannot get workload certificates: the CA refuses its requests on their behalf",
 		"ztunnel asks istiod's CA for a certificate for each workload on its node, on that workload's behalf, and the CA refused (\"request impersonation authentication failure\"): istiod lets only ztunnel's own ServiceAccount do this, istio-system/ztunnel unless configured otherwise (CA_TRUSTED_NODE_ACCOUNTS). ztunnel installed in another namespace or under another name, or an external CA that does not allow it, gets this; the workloads then have no certificate and no mTLS connection opens.",
 		func(c ztCtx) Fix {

@@ -23,6 +23,9 @@ const (
 	// NoDestination: ztunnel knows no healthy endpoint, workload, service or waypoint to send
 	// the connection to.
 	NoDestination Kind = "no-destination"
+	// UnknownSource: ztunnel does not know the workload a connection comes from (istiod has
+	// not sent it).
+	UnknownSource Kind = "unknown-source"
 	// IdentityFailed: ztunnel could not get a certificate for a workload from the CA.
 	IdentityFailed Kind = "identity"
 	// PeerCertificate: the peer's certificate was not trusted or not the identity expected.
@@ -52,6 +55,8 @@ var patterns = []struct {
 	{"connection closed due to policy change", PolicyDenied},
 	{"http status: 401", PolicyDenied},
 	{"http status: 403", PolicyDenied},
+	{"failed to fetch information about local workload", UnknownSource},
+	{"unknown source", UnknownSource},
 	{"no healthy upstream", NoDestination},
 	{"unknown waypoint", NoDestination},
 	{"unknown network gateway", NoDestination},

@@ -127,3 +127,11 @@ func TestRealHealthyLinesAreQuiet(t *testing.T) {
 		t.Errorf("%d ambient controls, want at least 10", controls)
 	}
 }
+
+func TestUnknownSource(t *testing.T) {
+	// ztunnel's UnknownSourceWorkload (src/proxy.rs at 1.30.3), in an access-log line.
+	l, ok := ParseLine(`2025-01-01T00:00:00.000000Z	warn	access	connection failed	src.addr=10.0.0.9:4000 dst.addr=10.0.0.7:8080 direction="outbound" error="failed to fetch information about local workload: 10.0.0.9"`)
+	if !ok || l.Kind() != UnknownSource {
+		t.Errorf("kind %q (%v)", l.Kind(), ok)
+	}
+}
