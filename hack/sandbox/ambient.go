@@ -3,12 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kubectl-mesh/kubectl-mesh/internal/testing/testcluster"
 )
@@ -27,9 +33,44 @@ var ambientPods = []struct{ name, realworld string }{
 
 const ztunnelPod = "ztunnel-sandbox"
 
+// ztunnelReplay is the key of the ztunnel's admin replay in servers.json.
+const ztunnelReplay = "ztunnel"
+
+// ztunnelAdmin is the ztunnel's admin replay server.
+type ztunnelAdmin struct {
+	server *http.Server
+	addr   string
+}
+
+// serveZtunnelAdmin serves a ztunnel config dump at /config_dump on a free 127.0.0.1 port.
+func serveZtunnelAdmin(dumpFile string) (*ztunnelAdmin, error) {
+	dump, err := os.ReadFile(dumpFile)
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/config_dump", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(dump) })
+	s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.Serve(l) }()
+	return &ztunnelAdmin{server: s, addr: l.Addr().String()}, nil
+}
+
+// The waypoint of the ambient namespace, which serves one pod and replays an incident's Envoy.
+const (
+	waypointName     = "waypoint"
+	waypointPod      = "waypoint-6d5f7c9b8-x2x9q"
+	waypointIncident = "timeout"
+	waypointClient   = "cart-0"
+)
+
 // populateAmbient creates the ambient namespace, its pods and the ztunnel of their node, whose
-// log kwok serves from the corpus's lines.
-func populateAmbient(ctx context.Context, c *testcluster.Cluster, p paths) error {
+// log kwok serves from the corpus's lines and whose config dump a real ztunnel's; one pod is
+// bound to a programmed waypoint whose Envoy replays an incident.
+func populateAmbient(ctx context.Context, c *testcluster.Cluster, p paths, replays map[string]replay) error {
 	root, err := testcluster.RepoRoot()
 	if err != nil {
 		return err
@@ -57,8 +98,11 @@ func populateAmbient(ctx context.Context, c *testcluster.Cluster, p paths) error
 			return fmt.Errorf("namespace %s: %w", ns.Name, err)
 		}
 	}
-	if err := c.Apply(ctx, testcluster.LogsRule("istio-system", ztunnelPod, []string{sidecarContainer}, logs)); err != nil {
-		return fmt.Errorf("kwok rule of ztunnel's log: %w", err)
+	if err := c.Apply(ctx, testcluster.LogsRule("istio-system", ztunnelPod, []string{sidecarContainer}, logs),
+		testcluster.PortForwardRule("istio-system", ztunnelPod, 15000, replays[ztunnelReplay].Admin),
+		testcluster.PortForwardRule(AmbientNamespace, waypointPod, adminPort, replays[waypointIncident].Admin),
+		gatewayCRD); err != nil {
+		return fmt.Errorf("kwok rules of ztunnel and the waypoint: %w", err)
 	}
 	pod := func(ns, name string, labels, annotations map[string]string, container string) *corev1.Pod {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels, Annotations: annotations},
@@ -72,10 +116,56 @@ func populateAmbient(ctx context.Context, c *testcluster.Cluster, p paths) error
 		}
 		pods = append(pods, pod(AmbientNamespace, ap.name, map[string]string{"app": strings.SplitN(ap.name, "-", 2)[0]}, marked, "app"))
 	}
+	pods = append(pods,
+		pod(AmbientNamespace, waypointPod, map[string]string{"gateway.networking.k8s.io/gateway-name": waypointName}, nil, sidecarContainer),
+		pod(AmbientNamespace, waypointClient, map[string]string{"app": "cart", "istio.io/use-waypoint": waypointName}, map[string]string{"ambient.istio.io/redirection": "enabled"}, "app"))
 	for _, p := range pods {
 		if _, err := c.Client.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("pod %s/%s: %w", p.Namespace, p.Name, err)
 		}
 	}
+	return createWaypoint(ctx, c)
+}
+
+// createWaypoint makes the waypoint Gateway and reports it programmed, as istiod would.
+func createWaypoint(ctx context.Context, c *testcluster.Cluster) error {
+	gvr := schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "gateways"}
+	gw := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+		"metadata": map[string]any{"name": waypointName, "namespace": AmbientNamespace},
+		"spec":     map[string]any{"gatewayClassName": "istio-waypoint", "listeners": []any{map[string]any{"name": "mesh", "port": int64(15008), "protocol": "HBONE"}}}}}
+	var created *unstructured.Unstructured
+	// The CRD was just created: its resource is served a moment later.
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		var err error
+		created, err = c.Dynamic.Resource(gvr).Namespace(AmbientNamespace).Create(ctx, gw, metav1.CreateOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waypoint Gateway: %w", err)
+	}
+	created.Object["status"] = map[string]any{"conditions": []any{map[string]any{"type": "Programmed", "status": "True", "reason": "Programmed",
+		"message": "Resource programmed (by the sandbox, as istiod would)", "lastTransitionTime": time.Now().UTC().Format(time.RFC3339)}}}
+	if _, err := c.Dynamic.Resource(gvr).Namespace(AmbientNamespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("waypoint Gateway status: %w", err)
+	}
 	return nil
 }
+
+// gatewayCRD is the Gateway API's Gateway CRD reduced to its names and an open schema: Istio's
+// charts do not carry the Gateway API.
+const gatewayCRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gateways.gateway.networking.k8s.io
+  annotations: {api-approved.kubernetes.io: "https://github.com/kubernetes-sigs/gateway-api/pull/1538"}
+spec:
+  group: gateway.networking.k8s.io
+  names: {kind: Gateway, listKind: GatewayList, plural: gateways, singular: gateway}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+`

@@ -131,7 +131,7 @@ func TestUpDown(t *testing.T) {
 	})
 	t.Run("ambient pods and their ztunnel", func(t *testing.T) {
 		pods, err := client.CoreV1().Pods(AmbientNamespace).List(ctx, metav1.ListOptions{})
-		if err != nil || len(pods.Items) != len(ambientPods) {
+		if err != nil || len(pods.Items) != len(ambientPods)+2 { // and the waypoint and its client
 			t.Fatalf("pods in %s: %v, %v; want %d", AmbientNamespace, err, pods, len(ambientPods))
 		}
 		b, err := client.CoreV1().Pods("istio-system").GetLogs(ztunnelPod, &corev1.PodLogOptions{}).DoRaw(ctx)

@@ -74,6 +74,13 @@ func serve(ctx context.Context, p paths) error {
 		}
 		replays[in.Name] = replay{Admin: l.Addr().String(), LogsFile: logsFile, NodeDir: nodeDir}
 	}
+	// The ambient namespace's ztunnel serves a real ztunnel's config dump (testdata/ztunnel).
+	zt, err := serveZtunnelAdmin(filepath.Join(p.Incidents, "..", "ztunnel", "istioctl-1.30.3-dump.json"))
+	if err != nil {
+		return err
+	}
+	servers = append(servers, zt.server)
+	replays[ztunnelReplay] = replay{Admin: zt.addr}
 	if err := writeJSONAtomic(p.serversFile(), replays); err != nil {
 		return err
 	}

@@ -143,7 +143,7 @@ func populate(ctx context.Context, c *testcluster.Cluster, p paths, incidents []
 			return err
 		}
 	}
-	return populateAmbient(ctx, c, p)
+	return populateAmbient(ctx, c, p, replays)
 }
 
 // waitReplays waits for the serve process's servers.json.
