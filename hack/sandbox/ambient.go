@@ -101,7 +101,7 @@ func populateAmbient(ctx context.Context, c *testcluster.Cluster, p paths, repla
 	if err := c.Apply(ctx, testcluster.LogsRule("istio-system", ztunnelPod, []string{sidecarContainer}, logs),
 		testcluster.PortForwardRule("istio-system", ztunnelPod, 15000, replays[ztunnelReplay].Admin),
 		testcluster.PortForwardRule(AmbientNamespace, waypointPod, adminPort, replays[waypointIncident].Admin),
-		gatewayCRD); err != nil {
+		testcluster.GatewayCRD); err != nil {
 		return fmt.Errorf("kwok rules of ztunnel and the waypoint: %w", err)
 	}
 	pod := func(ns, name string, labels, annotations map[string]string, container string) *corev1.Pod {
@@ -150,22 +150,3 @@ func createWaypoint(ctx context.Context, c *testcluster.Cluster) error {
 	}
 	return nil
 }
-
-// gatewayCRD is the Gateway API's Gateway CRD reduced to its names and an open schema: Istio's
-// charts do not carry the Gateway API.
-const gatewayCRD = `apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: gateways.gateway.networking.k8s.io
-  annotations: {api-approved.kubernetes.io: "https://github.com/kubernetes-sigs/gateway-api/pull/1538"}
-spec:
-  group: gateway.networking.k8s.io
-  names: {kind: Gateway, listKind: GatewayList, plural: gateways, singular: gateway}
-  scope: Namespaced
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    subresources: {status: {}}
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-`

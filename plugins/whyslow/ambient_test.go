@@ -115,7 +115,7 @@ func TestAmbientPodsLive(t *testing.T) {
 
 	// A namespace whose traffic is bound to a waypoint that does not exist. The Gateway API's
 	// CRD is not part of Istio's: the test serves one reduced to its names.
-	if err := c.Apply(ctx, gatewayCRD); err != nil {
+	if err := c.Apply(ctx, testcluster.GatewayCRD); err != nil {
 		t.Fatal(err)
 	}
 	ns("shop", map[string]string{"istio.io/dataplane-mode": "ambient", "istio.io/use-waypoint": "waypoint"})
@@ -175,24 +175,6 @@ func TestAmbientPodsLive(t *testing.T) {
 		}
 	}
 }
-
-// gatewayCRD is the Gateway API's Gateway CRD reduced to its names and an open schema.
-const gatewayCRD = `apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: gateways.gateway.networking.k8s.io
-  annotations: {api-approved.kubernetes.io: "https://github.com/kubernetes-sigs/gateway-api/pull/1538"}
-spec:
-  group: gateway.networking.k8s.io
-  names: {kind: Gateway, listKind: GatewayList, plural: gateways, singular: gateway}
-  scope: Namespaced
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    subresources: {status: {}}
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-`
 
 func hasCode(fs []diagnose.Finding, code string) bool {
 	for _, f := range fs {

@@ -32,3 +32,22 @@ func IstioCRDs() (string, error) {
 	}
 	return string(b), nil
 }
+
+// GatewayCRD is the Gateway API's Gateway CRD reduced to its names and an open schema: Istio's
+// charts do not carry the Gateway API, and waypoints are Gateways.
+const GatewayCRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gateways.gateway.networking.k8s.io
+  annotations: {api-approved.kubernetes.io: "https://github.com/kubernetes-sigs/gateway-api/pull/1538"}
+spec:
+  group: gateway.networking.k8s.io
+  names: {kind: Gateway, listKind: GatewayList, plural: gateways, singular: gateway}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+`
