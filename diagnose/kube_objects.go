@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -46,12 +47,11 @@ type Waypoint struct {
 
 // Programmed is istiod's Programmed condition: true, or why not ("" when istiod wrote none).
 func (w *Waypoint) Programmed() (bool, string) {
-	for _, c := range w.Status.Conditions {
-		if c.Type == "Programmed" {
-			return c.Status == metav1.ConditionTrue, strings.TrimSpace(c.Reason + ": " + c.Message)
-		}
+	c := meta.FindStatusCondition(w.Status.Conditions, "Programmed")
+	if c == nil {
+		return false, ""
 	}
-	return false, ""
+	return c.Status == metav1.ConditionTrue, strings.TrimSpace(c.Reason + ": " + c.Message)
 }
 
 // PeerAuthentication is the part of security.istio.io PeerAuthentication the rules read.

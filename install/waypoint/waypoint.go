@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
@@ -144,18 +145,20 @@ func waitProgrammed(ctx context.Context, o Options) (bool, string) {
 // Programmed reads a Gateway's Programmed condition as istiod writes it: true, or its reason
 // and message ("" when istiod wrote none).
 func Programmed(gw *unstructured.Unstructured) (bool, string) {
-	conds, _, _ := unstructured.NestedSlice(gw.Object, "status", "conditions")
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		if m["type"] != conditionReady {
-			continue
-		}
-		if m["status"] == "True" {
-			return true, ""
-		}
-		reason, _ := m["reason"].(string)
-		msg, _ := m["message"].(string)
-		return false, reason + ": " + msg
+	var g struct {
+		Status struct {
+			Conditions []metav1.Condition `json:"conditions"`
+		} `json:"status"`
 	}
-	return false, ""
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(gw.Object, &g); err != nil {
+		return false, ""
+	}
+	c := meta.FindStatusCondition(g.Status.Conditions, conditionReady)
+	switch {
+	case c == nil:
+		return false, ""
+	case c.Status == metav1.ConditionTrue:
+		return true, ""
+	}
+	return false, c.Reason + ": " + c.Message
 }
