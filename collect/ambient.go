@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"istio.io/api/annotation"
+	"istio.io/api/label"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -25,8 +27,6 @@ import (
 // it, and the lines of that ztunnel's log that name it.
 
 const (
-	labelDataplaneMode    = "istio.io/dataplane-mode"
-	annotationRedirection = "ambient.istio.io/redirection"
 	// ZtunnelSelector finds the ztunnel pods, as Istio's ztunnel chart labels them.
 	ZtunnelSelector = "app=ztunnel"
 	// ztunnelLogTail bounds what is read of ztunnel's log: it logs every connection of every
@@ -36,15 +36,15 @@ const (
 )
 
 // meshLabels are the namespace labels that decide how the mesh serves its pods.
-var meshLabels = []string{labelDataplaneMode, "istio.io/use-waypoint", "istio-injection", "istio.io/rev"}
+var meshLabels = []string{label.IoIstioDataplaneMode.Name, label.IoIstioUseWaypoint.Name, "istio-injection", label.IoIstioRev.Name}
 
 // ambientPod reports whether a pod without a sidecar is one the ambient mesh serves or should
 // serve: istio-cni marked it, or it or its namespace asks for ambient (and it did not opt out).
 func ambientPod(p *corev1.Pod, nsLabels map[string]string) bool {
-	if p.Spec.HostNetwork || p.Labels[labelDataplaneMode] == "none" {
+	if p.Spec.HostNetwork || p.Labels[label.IoIstioDataplaneMode.Name] == "none" {
 		return false
 	}
-	return p.Annotations[annotationRedirection] != "" || p.Labels[labelDataplaneMode] == "ambient" || nsLabels[labelDataplaneMode] == "ambient"
+	return p.Annotations[annotation.AmbientRedirection.Name] != "" || p.Labels[label.IoIstioDataplaneMode.Name] == "ambient" || nsLabels[label.IoIstioDataplaneMode.Name] == "ambient"
 }
 
 // namespaceMeshLabels reads the mesh labels of a namespace; nil when it cannot be read (the
@@ -324,9 +324,6 @@ func (r *captureRun) ztunnelPort(ctx context.Context, node, key string, port int
 	})
 }
 
-// waypointGatewayLabel names the Gateway a waypoint's pods run for.
-const waypointGatewayLabel = "gateway.networking.k8s.io/gateway-name"
-
 // waypoint captures the Envoy of the waypoint that serves the pod, when one is bound and
 // programmed, as a sidecar's, into the waypoint-* files. Only an interrupted capture is an
 // error; a waypoint that cannot be read is a warning.
@@ -342,7 +339,7 @@ func (r *captureRun) waypoint(ctx context.Context) error {
 	warn := func(err error) {
 		r.res.Warnings = append(r.res.Warnings, "waypoint "+ns+"/"+name+" not captured: "+err.Error())
 	}
-	pods, err := r.o.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: waypointGatewayLabel + "=" + name})
+	pods, err := r.o.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: label.IoK8sNetworkingGatewayGatewayName.Name + "=" + name})
 	if err != nil {
 		warn(err)
 		return nil

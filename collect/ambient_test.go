@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"istio.io/api/annotation"
+	"istio.io/api/label"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -32,8 +34,8 @@ func TestAboutPod(t *testing.T) {
 }
 
 func TestCaptureAmbientPod(t *testing.T) {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{labelDataplaneMode: "ambient", "team": "a"}}}
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "shop", Annotations: map[string]string{annotationRedirection: "enabled"}},
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{label.IoIstioDataplaneMode.Name: "ambient", "team": "a"}}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "shop", Annotations: map[string]string{annotation.AmbientRedirection.Name: "enabled"}},
 		Spec:   corev1.PodSpec{NodeName: "node-a", Containers: []corev1.Container{{Name: "web"}}},
 		Status: corev1.PodStatus{PodIP: "10.0.0.7"}}
 	zt := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "ztunnel-x1", Namespace: "istio-system", Labels: map[string]string{"app": "ztunnel"}}, Spec: corev1.PodSpec{NodeName: "node-a"}}
@@ -47,7 +49,7 @@ func TestCaptureAmbientPod(t *testing.T) {
 	if err := json.Unmarshal(res.Evidence.File(evidence.Meta), &meta); err != nil {
 		t.Fatal(err)
 	}
-	if meta.Ztunnel != "istio-system/ztunnel-x1" || meta.NamespaceLabels[labelDataplaneMode] != "ambient" || meta.NamespaceLabels["team"] != "" {
+	if meta.Ztunnel != "istio-system/ztunnel-x1" || meta.NamespaceLabels[label.IoIstioDataplaneMode.Name] != "ambient" || meta.NamespaceLabels["team"] != "" {
 		t.Errorf("meta %+v; want node-a's ztunnel and only the mesh labels", meta)
 	}
 	if res.Evidence.File(evidence.Pod) == nil || res.Evidence.File(evidence.StatsProm) != nil {

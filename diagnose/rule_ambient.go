@@ -3,20 +3,22 @@ package diagnose
 import (
 	"fmt"
 
+	"istio.io/api/annotation"
+	"istio.io/api/label"
+
 	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 )
 
-// The labels and annotation that decide whether the ambient mesh takes a pod's traffic
-// (istio/api label/labels.yaml and annotation/annotations.yaml at 1.30.3).
+// The values of the label and annotation (istio.io/api label and annotation) that decide
+// whether the ambient mesh takes a pod's traffic.
 const (
-	labelDataplaneMode      = "istio.io/dataplane-mode"      // ambient, or none to opt a pod out
-	annotationRedirection   = "ambient.istio.io/redirection" // set by istio-cni: enabled, or pending
-	dataplaneAmbient        = "ambient"
-	dataplaneNone           = "none"
-	redirectionEnabled      = "enabled"
-	redirectionPending      = "pending"
-	ambientEnrollmentSource = FilePod + " metadata.annotations[" + annotationRedirection + "]"
+	dataplaneAmbient   = "ambient"
+	dataplaneNone      = "none"
+	redirectionEnabled = "enabled"
+	redirectionPending = "pending"
 )
+
+var ambientEnrollmentSource = FilePod + " metadata.annotations[" + annotation.AmbientRedirection.Name + "]"
 
 // AmbientRule explains a pod of the ambient mesh: whether the mesh takes its traffic (a pod
 // its namespace or itself asks for ambient, which istio-cni has not marked redirected), and what
@@ -52,19 +54,19 @@ func enrollment(s *Snapshot) []Finding {
 	if evidence.HasSidecar(p) || p.Spec.HostNetwork {
 		return nil // a sidecar serves it; a host-network pod is never redirected
 	}
-	podMode, nsMode := p.Labels[labelDataplaneMode], s.Meta.NamespaceLabels[labelDataplaneMode]
+	podMode, nsMode := p.Labels[label.IoIstioDataplaneMode.Name], s.Meta.NamespaceLabels[label.IoIstioDataplaneMode.Name]
 	if podMode == dataplaneNone || podMode != dataplaneAmbient && nsMode != dataplaneAmbient {
 		return nil
 	}
-	red := p.Annotations[annotationRedirection]
+	red := p.Annotations[annotation.AmbientRedirection.Name]
 	if red == redirectionEnabled {
 		return nil
 	}
 	ns, pod := s.podRef()
 	f := NewFinding(CodeAmbientNotEnrolled, Subject{Kind: SubjectPod, Name: ns + "/" + pod})
-	asked := Evidence{Label: "asked for by", Text: labelDataplaneMode + "=" + podMode, Source: FilePod + " metadata.labels"}
+	asked := Evidence{Label: "asked for by", Text: label.IoIstioDataplaneMode.Name + "=" + podMode, Source: FilePod + " metadata.labels"}
 	if podMode != dataplaneAmbient {
-		asked = Evidence{Label: "asked for by its namespace", Text: labelDataplaneMode + "=" + nsMode, Source: FileMeta + " namespaceLabels"}
+		asked = Evidence{Label: "asked for by its namespace", Text: label.IoIstioDataplaneMode.Name + "=" + nsMode, Source: FileMeta + " namespaceLabels"}
 	}
 	mark := red
 	if mark == "" {
@@ -92,20 +94,14 @@ func ztunnelLogFindings(s *Snapshot) []Finding {
 	return ztunnelFindings(s.Ztunnel, func(line int) string { return fmt.Sprintf("%s line %d", FileZtunnelLog, line) })
 }
 
-// The labels that bind traffic to a waypoint (istio/api labels.yaml at 1.30.3): on the pod, a
-// Service that selects it, or the namespace; "none" opts out.
-const (
-	labelUseWaypoint          = "istio.io/use-waypoint"
-	labelUseWaypointNamespace = "istio.io/use-waypoint-namespace"
-)
-
 // boundWaypoint is the waypoint an ambient pod's traffic is bound to, and what binds it: the
-// pod's label, else a Service's that selects it, else the namespace's.
+// istio.io/use-waypoint label (with istio.io/use-waypoint-namespace) of the pod, else of a
+// Service that selects it, else of the namespace; "none" opts out.
 func boundWaypoint(s *Snapshot) (ns, name, by string) {
 	p := s.Pod
 	pick := func(labels map[string]string, what string) bool {
-		if n := labels[labelUseWaypoint]; n != "" {
-			ns, name, by = orDefault(labels[labelUseWaypointNamespace], p.Namespace), n, what
+		if n := labels[label.IoIstioUseWaypoint.Name]; n != "" {
+			ns, name, by = orDefault(labels[label.IoIstioUseWaypointNamespace.Name], p.Namespace), n, what
 			return true
 		}
 		return false
@@ -133,7 +129,7 @@ func waypointFindings(s *Snapshot) []Finding {
 	if name == "" || name == "none" || ns != p.Namespace {
 		return nil // no waypoint, or one in a namespace whose waypoints the capture did not read
 	}
-	bound := Evidence{Label: "bound by " + by, Text: labelUseWaypoint + "=" + name, Source: FilePod + " / " + FileServices + " / " + FileMeta + " labels"}
+	bound := Evidence{Label: "bound by " + by, Text: label.IoIstioUseWaypoint.Name + "=" + name, Source: FilePod + " / " + FileServices + " / " + FileMeta + " labels"}
 	var found *Waypoint
 	for i := range s.Istio.Waypoints {
 		if w := &s.Istio.Waypoints[i]; w.Namespace == ns && w.Name == name {

@@ -8,13 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"istio.io/api/annotation"
+	"istio.io/api/label"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/kubectl-mesh/kubectl-mesh/envoyadmin"
 	"github.com/kubectl-mesh/kubectl-mesh/nodeinfo"
 	"github.com/kubectl-mesh/kubectl-mesh/ztunnel"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func ambientPod(labels, annotations map[string]string, containers ...string) *corev1.Pod {
@@ -27,8 +29,8 @@ func ambientPod(labels, annotations map[string]string, containers ...string) *co
 }
 
 func TestAmbientEnrollment(t *testing.T) {
-	ambientNS := map[string]string{labelDataplaneMode: dataplaneAmbient}
-	enabled := map[string]string{annotationRedirection: redirectionEnabled}
+	ambientNS := map[string]string{label.IoIstioDataplaneMode.Name: dataplaneAmbient}
+	enabled := map[string]string{annotation.AmbientRedirection.Name: redirectionEnabled}
 	tests := []struct {
 		name     string
 		nsLabels map[string]string
@@ -37,8 +39,8 @@ func TestAmbientEnrollment(t *testing.T) {
 	}{
 		{"enrolled", ambientNS, ambientPod(nil, enabled), ""},
 		{"left out", ambientNS, ambientPod(nil, nil), "never marked it redirected"},
-		{"pending", nil, ambientPod(map[string]string{labelDataplaneMode: dataplaneAmbient}, map[string]string{annotationRedirection: redirectionPending}), "no ztunnel accepted the pod"},
-		{"opted out", ambientNS, ambientPod(map[string]string{labelDataplaneMode: dataplaneNone}, nil), ""},
+		{"pending", nil, ambientPod(map[string]string{label.IoIstioDataplaneMode.Name: dataplaneAmbient}, map[string]string{annotation.AmbientRedirection.Name: redirectionPending}), "no ztunnel accepted the pod"},
+		{"opted out", ambientNS, ambientPod(map[string]string{label.IoIstioDataplaneMode.Name: dataplaneNone}, nil), ""},
 		{"a sidecar pod", ambientNS, ambientPod(nil, nil, "istio-proxy"), ""},
 		{"not asked", map[string]string{"istio-injection": "enabled"}, ambientPod(nil, nil), ""},
 	}
@@ -66,8 +68,8 @@ func TestAmbientZtunnelLog(t *testing.T) {
 	log := "2025-01-14T14:45:38.786219Z\tinfo\taccess\tconnection complete\tsrc.addr=10.0.0.9:4000 dst.addr=10.0.0.7:8080 direction=\"inbound\" bytes_sent=10 bytes_recv=20 duration=\"1ms\"\n" +
 		"2025-01-14T14:45:39.786219Z\terror\taccess\tconnection complete\tsrc.addr=10.0.0.8:47328 dst.addr=10.0.0.7:8080 dst.workload=\"web-0\" dst.namespace=\"shop\" direction=\"inbound\" bytes_sent=0 bytes_recv=0 duration=\"0ms\" error=\"connection closed due to policy rejection: allow policies exist, but none allowed\"\n"
 	events, known := ztunnelLines(log)
-	s := &Snapshot{Pod: ambientPod(nil, map[string]string{annotationRedirection: redirectionEnabled}), Ztunnel: events, ZtunnelLines: len(known),
-		Meta: Meta{NamespaceLabels: map[string]string{labelDataplaneMode: dataplaneAmbient}}}
+	s := &Snapshot{Pod: ambientPod(nil, map[string]string{annotation.AmbientRedirection.Name: redirectionEnabled}), Ztunnel: events, ZtunnelLines: len(known),
+		Meta: Meta{NamespaceLabels: map[string]string{label.IoIstioDataplaneMode.Name: dataplaneAmbient}}}
 	fs := AmbientRule{}.Check(s)
 	if len(fs) != 1 || fs[0].Code != string(CodeAuthzDenied) || fs[0].Evidence[1].Source != "ztunnel.log line 2" {
 		t.Fatalf("findings %+v; want the policy rejection of line 2", fs)
@@ -81,7 +83,7 @@ func TestAmbientZtunnelLog(t *testing.T) {
 }
 
 func TestAmbientWaypoint(t *testing.T) {
-	enrolled := map[string]string{annotationRedirection: redirectionEnabled}
+	enrolled := map[string]string{annotation.AmbientRedirection.Name: redirectionEnabled}
 	waypoint := func(name, status, reason string) Waypoint {
 		w := Waypoint{TypeMeta: metav1.TypeMeta{APIVersion: "gateway.networking.k8s.io/v1", Kind: "Gateway"}, ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"}}
 		w.Spec.GatewayClassName = "istio-waypoint"
@@ -91,9 +93,9 @@ func TestAmbientWaypoint(t *testing.T) {
 		return w
 	}
 	ns := func(wp string) map[string]string {
-		l := map[string]string{labelDataplaneMode: dataplaneAmbient}
+		l := map[string]string{label.IoIstioDataplaneMode.Name: dataplaneAmbient}
 		if wp != "" {
-			l[labelUseWaypoint] = wp
+			l[label.IoIstioUseWaypoint.Name] = wp
 		}
 		return l
 	}
@@ -111,7 +113,7 @@ func TestAmbientWaypoint(t *testing.T) {
 		{"missing", ns("waypoint"), nil, &IstioConfig{}, "The waypoint shop/waypoint its traffic is bound to does not exist"},
 		{"not programmed", ns("waypoint"), nil, &IstioConfig{Waypoints: []Waypoint{waypoint("waypoint", "False", "AddressNotUsable")}}, "is not programmed"},
 		{"istiod silent", ns("waypoint"), nil, &IstioConfig{Waypoints: []Waypoint{waypoint("waypoint", "", "")}}, "is not programmed"},
-		{"bound by its Service", ns(""), []corev1.Service{{ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: map[string]string{labelUseWaypoint: "web-wp"}}}},
+		{"bound by its Service", ns(""), []corev1.Service{{ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: map[string]string{label.IoIstioUseWaypoint.Name: "web-wp"}}}},
 			&IstioConfig{Waypoints: []Waypoint{waypoint("waypoint", "True", "Programmed")}}, "The waypoint shop/web-wp its traffic is bound to does not exist"},
 	}
 	for _, tc := range tests {
@@ -150,7 +152,7 @@ func TestAmbientZtunnelView(t *testing.T) {
 		"certificates":[{"identity":"spiffe://cluster.local/ns/shop/sa/web","state":"Unavailable: signing gRPC error (The request does not have valid authentication credentials): request impersonation authentication failure"}],
 		"workloadState":{"u1":{"state":"Up","info":{"name":"web-0","namespace":"shop"}}}}`))
 	pod := func(ns, name, node string) *corev1.Pod {
-		p := ambientPod(nil, map[string]string{annotationRedirection: redirectionEnabled})
+		p := ambientPod(nil, map[string]string{annotation.AmbientRedirection.Name: redirectionEnabled})
 		p.Namespace, p.Name, p.Spec.NodeName = ns, name, node
 		return p
 	}
@@ -170,7 +172,7 @@ func TestAmbientZtunnelView(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &Snapshot{Pod: tc.pod, ZtunnelDump: tc.dump, Meta: Meta{NamespaceLabels: map[string]string{labelDataplaneMode: dataplaneAmbient}}}
+			s := &Snapshot{Pod: tc.pod, ZtunnelDump: tc.dump, Meta: Meta{NamespaceLabels: map[string]string{label.IoIstioDataplaneMode.Name: dataplaneAmbient}}}
 			fs := AmbientRule{}.Check(s)
 			if tc.code == "" {
 				if len(fs) != 0 {
@@ -210,7 +212,7 @@ func TestAmbientL7Policy(t *testing.T) {
   spec: {selector: {matchLabels: {app: web}}, action: ALLOW, rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/sleep]}}]}]}}`)
 	elsewhere := allowGet
 	elsewhere.Namespace = "other"
-	pod := ambientPod(map[string]string{"app": "web"}, map[string]string{annotationRedirection: redirectionEnabled})
+	pod := ambientPod(map[string]string{"app": "web"}, map[string]string{annotation.AmbientRedirection.Name: redirectionEnabled})
 	sidecar := ambientPod(map[string]string{"app": "web"}, nil, "istio-proxy")
 	tests := []struct {
 		name     string
@@ -257,10 +259,10 @@ func TestAmbientZtunnelMetrics(t *testing.T) {
 		}
 		return s
 	}
-	web := ambientPod(nil, map[string]string{annotationRedirection: redirectionEnabled})
+	web := ambientPod(nil, map[string]string{annotation.AmbientRedirection.Name: redirectionEnabled})
 	yes := true
 	web.OwnerReferences = []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "web-7d4f8b9c6", Controller: &yes}}
-	base := Meta{NamespaceLabels: map[string]string{labelDataplaneMode: dataplaneAmbient}}
+	base := Meta{NamespaceLabels: map[string]string{label.IoIstioDataplaneMode.Name: dataplaneAmbient}}
 
 	t.Run("denied connections", func(t *testing.T) {
 		iv := envoyadmin.NewStatsInterval(sample(series("DENY", 10), series("-", 500)), sample(series("DENY", 40), series("-", 900)), 10*time.Second)
@@ -290,7 +292,7 @@ func TestAmbientZtunnelThrottling(t *testing.T) {
 	cad := func(periods, throttled float64) *nodeinfo.Cadvisor {
 		return &nodeinfo.Cadvisor{Containers: map[string]*nodeinfo.ContainerCPU{"istio-proxy": {HasCFS: true, Periods: periods, Throttled: throttled}}}
 	}
-	pod := ambientPod(nil, map[string]string{annotationRedirection: redirectionEnabled})
+	pod := ambientPod(nil, map[string]string{annotation.AmbientRedirection.Name: redirectionEnabled})
 	for _, tc := range []struct {
 		name     string
 		a, b     *nodeinfo.Cadvisor

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	"istio.io/api/annotation"
+
 	"github.com/kubectl-mesh/kubectl-mesh/evidence"
 	"github.com/kubectl-mesh/kubectl-mesh/ztunnel"
 )
@@ -14,7 +16,7 @@ import (
 // rather than captured HBONE, without an in-pod proxy, or without a certificate it could get.
 func ztunnelViewFindings(s *Snapshot) []Finding {
 	p, d := s.Pod, s.ZtunnelDump
-	if d == nil || evidence.HasSidecar(p) || p.Annotations[annotationRedirection] != redirectionEnabled {
+	if d == nil || evidence.HasSidecar(p) || p.Annotations[annotation.AmbientRedirection.Name] != redirectionEnabled {
 		return nil
 	}
 	subject := Subject{Kind: SubjectPod, Name: p.Namespace + "/" + p.Name}

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"time"
 
+	"istio.io/api/annotation"
+	"istio.io/api/label"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -16,10 +18,7 @@ import (
 
 // Ambient mode: the namespace's label puts its pods in the mesh without a sidecar; istio-cni
 // redirects each running pod to the ztunnel on its node and marks it, without a restart.
-const (
-	LabelDataplaneMode    = "istio.io/dataplane-mode"
-	AnnotationRedirection = "ambient.istio.io/redirection"
-)
+const ()
 
 // The states of a pod after the namespace moved to ambient mode.
 const (
@@ -58,7 +57,7 @@ func RunAmbient(ctx context.Context, o Options) (*AmbientResult, error) {
 		o.Timeout = 2 * time.Minute
 	}
 	ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace",
-		"metadata": map[string]any{"name": o.Namespace, "labels": map[string]any{LabelDataplaneMode: "ambient"}}}}
+		"metadata": map[string]any{"name": o.Namespace, "labels": map[string]any{label.IoIstioDataplaneMode.Name: "ambient"}}}}
 	a := &apply.Applier{Dynamic: o.Dynamic, Mapper: o.Mapper, Out: o.Progress, Options: apply.Options{DryRun: o.DryRun, ForceConflicts: o.ForceConflicts}}
 	res := &AmbientResult{Namespace: o.Namespace}
 	if o.DryRun == apply.DryRunClient {
@@ -149,11 +148,11 @@ func ambientStates(pods []corev1.Pod) ([]AmbientPod, int) {
 			state = AmbientSidecar
 		case p.Spec.HostNetwork:
 			state = AmbientHostNetwork
-		case p.Labels[LabelDataplaneMode] == "none":
+		case p.Labels[label.IoIstioDataplaneMode.Name] == "none":
 			state = AmbientOptedOut
-		case p.Annotations[AnnotationRedirection] == "enabled":
+		case p.Annotations[annotation.AmbientRedirection.Name] == "enabled":
 			state = AmbientEnrolled
-		case p.Annotations[AnnotationRedirection] == "pending":
+		case p.Annotations[annotation.AmbientRedirection.Name] == "pending":
 			state = AmbientPending
 		}
 		if state == AmbientNotEnrolled || state == AmbientPending {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"istio.io/api/annotation"
+	"istio.io/api/label"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -27,14 +29,14 @@ func ambientCluster(t *testing.T, labels map[string]string, mark string, pods ..
 	}
 	api := fakeapi.New(fakeapi.Options{Kinds: []fakeapi.Kind{fakeapi.Namespace}, Objects: objs})
 	api.OnWrite("namespaces", func(obj runtime.Object) {
-		if obj.(*corev1.Namespace).Labels[LabelDataplaneMode] != "ambient" || mark == "" {
+		if obj.(*corev1.Namespace).Labels[label.IoIstioDataplaneMode.Name] != "ambient" || mark == "" {
 			return
 		}
 		for _, p := range pods {
-			if hasSidecar(p) || p.Spec.HostNetwork || p.Annotations[AnnotationRedirection] != "" {
+			if hasSidecar(p) || p.Spec.HostNetwork || p.Annotations[annotation.AmbientRedirection.Name] != "" {
 				continue
 			}
-			p.Annotations = map[string]string{AnnotationRedirection: mark}
+			p.Annotations = map[string]string{annotation.AmbientRedirection.Name: mark}
 			if err := api.Update("istio-cni", p); err != nil {
 				t.Error(err)
 			}
@@ -89,7 +91,7 @@ func TestInjectAmbientLeavesSidecarInjection(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := api.Client.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
-	if _, ok := got.Labels[LabelInjection]; ok || got.Labels[LabelDataplaneMode] != "ambient" {
+	if _, ok := got.Labels[LabelInjection]; ok || got.Labels[label.IoIstioDataplaneMode.Name] != "ambient" {
 		t.Errorf("labels %v; want ambient and no istio-injection", got.Labels)
 	}
 }
@@ -113,7 +115,7 @@ func TestInjectAmbientDryRunChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := api.Client.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
-	if got.Labels[LabelInjection] != "enabled" || got.Labels[LabelDataplaneMode] != "" {
+	if got.Labels[LabelInjection] != "enabled" || got.Labels[label.IoIstioDataplaneMode.Name] != "" {
 		t.Errorf("labels %v after a dry run", got.Labels)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"istio.io/api/label"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,16 +25,12 @@ const CategoryAmbient = "ambient"
 const (
 	ztunnelSelector = "app.kubernetes.io/name=ztunnel"
 	cniSelector     = "k8s-app=istio-cni-node"
-	waypointClass   = waypoint.Class
-	dataplaneLabel  = "istio.io/dataplane-mode"
 )
-
-var gatewayGVR = waypoint.GVR
 
 // ambient checks the ambient data plane when the cluster has one or asks for one: a
 // namespace in ambient mode, or a ztunnel. A sidecar-only mesh gets no line.
 func (s *Status) ambient(ctx context.Context) []check.Check {
-	nsl, err := s.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: dataplaneLabel + "=ambient"})
+	nsl, err := s.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: label.IoIstioDataplaneMode.Name + "=ambient"})
 	if err != nil {
 		return warn(CategoryAmbient, "namespaces in ambient mode", err)
 	}
@@ -103,7 +100,7 @@ func (s *Status) waypoints(ctx context.Context) []check.Check {
 	if s.Dynamic == nil {
 		return nil
 	}
-	l, err := s.Dynamic.Resource(gatewayGVR).Namespace("").List(ctx, metav1.ListOptions{})
+	l, err := s.Dynamic.Resource(waypoint.GVR).Namespace("").List(ctx, metav1.ListOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil // no Gateway API: no waypoint
 	}
@@ -112,7 +109,7 @@ func (s *Status) waypoints(ctx context.Context) []check.Check {
 	}
 	var out []check.Check
 	for _, gw := range l.Items {
-		if class, _, _ := unstructured.NestedString(gw.Object, "spec", "gatewayClassName"); class != waypointClass {
+		if class, _, _ := unstructured.NestedString(gw.Object, "spec", "gatewayClassName"); class != waypoint.Class {
 			continue
 		}
 		c := check.Check{Category: CategoryAmbient, Status: check.OK, Message: fmt.Sprintf("waypoint %s/%s: programmed", gw.GetNamespace(), gw.GetName())}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"istio.io/api/label"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kubectl-mesh/kubectl-mesh/install/check"
+	"github.com/kubectl-mesh/kubectl-mesh/install/waypoint"
 )
 
 func daemonSet(name, label string, desired, ready int32) *appsv1.DaemonSet {
@@ -37,12 +39,12 @@ func waypointGateway(name string, status string, reason string) *unstructured.Un
 }
 
 func ambientStatus(objs []runtime.Object, gateways ...*unstructured.Unstructured) *Status {
-	gvrs := map[schema.GroupVersionResource]string{crdGVR: "CustomResourceDefinitionList", gatewayGVR: "GatewayList"}
+	gvrs := map[schema.GroupVersionResource]string{crdGVR: "CustomResourceDefinitionList", waypoint.GVR: "GatewayList"}
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), gvrs)
 	for _, gw := range gateways {
 		// Created through the client: seeded at construction, the fake's tracker would file it
 		// under the resource it guesses from the kind, "gatewaies".
-		if _, err := dyn.Resource(gatewayGVR).Namespace(gw.GetNamespace()).Create(context.Background(), gw, metav1.CreateOptions{}); err != nil {
+		if _, err := dyn.Resource(waypoint.GVR).Namespace(gw.GetNamespace()).Create(context.Background(), gw, metav1.CreateOptions{}); err != nil {
 			panic(err)
 		}
 	}
@@ -52,7 +54,7 @@ func ambientStatus(objs []runtime.Object, gateways ...*unstructured.Unstructured
 func ambientChecks(s *Status) []check.Check { return s.ambient(context.Background()) }
 
 func TestAmbientStatus(t *testing.T) {
-	ambientNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{dataplaneLabel: "ambient"}}}
+	ambientNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{label.IoIstioDataplaneMode.Name: "ambient"}}}
 	t.Run("a sidecar mesh says nothing of ambient", func(t *testing.T) {
 		if cs := ambientChecks(ambientStatus(nil)); len(cs) != 0 {
 			t.Errorf("checks %+v", cs)

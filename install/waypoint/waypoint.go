@@ -10,6 +10,7 @@ import (
 	"io"
 	"time"
 
+	"istio.io/api/label"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -23,8 +24,6 @@ import (
 // What istioctl waypoint apply writes, and what istiod reads (istio/api labels.yaml at 1.30.3).
 const (
 	Class          = "istio-waypoint"
-	LabelFor       = "istio.io/waypoint-for"
-	LabelUse       = "istio.io/use-waypoint"
 	DefaultName    = "waypoint"
 	hbonePort      = 15008
 	ForService     = "service"
@@ -67,7 +66,7 @@ type Result struct {
 func Gateway(namespace, name, forTraffic string) *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-		"metadata": map[string]any{"name": name, "namespace": namespace, "labels": map[string]any{LabelFor: forTraffic}},
+		"metadata": map[string]any{"name": name, "namespace": namespace, "labels": map[string]any{label.IoIstioWaypointFor.Name: forTraffic}},
 		"spec": map[string]any{
 			"gatewayClassName": Class,
 			"listeners":        []any{map[string]any{"name": "mesh", "port": int64(hbonePort), "protocol": "HBONE"}},
@@ -103,10 +102,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.Enroll {
 		ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace",
-			"metadata": map[string]any{"name": o.Namespace, "labels": map[string]any{LabelUse: o.Name}}}}
+			"metadata": map[string]any{"name": o.Namespace, "labels": map[string]any{label.IoIstioUseWaypoint.Name: o.Name}}}}
 		r, err := a.ApplyFields(ctx, ns)
 		if err != nil {
-			return res, fmt.Errorf("labelling namespace %s %s=%s: %w", o.Namespace, LabelUse, o.Name, err)
+			return res, fmt.Errorf("labelling namespace %s %s=%s: %w", o.Namespace, label.IoIstioUseWaypoint.Name, o.Name, err)
 		}
 		res.Enrolled = &r
 	}

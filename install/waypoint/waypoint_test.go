@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"istio.io/api/label"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -67,11 +68,11 @@ func TestWaypoint(t *testing.T) {
 	}
 	class, _, _ := unstructured.NestedString(gw.Object, "spec", "gatewayClassName")
 	listeners, _, _ := unstructured.NestedSlice(gw.Object, "spec", "listeners")
-	if class != Class || gw.GetLabels()[LabelFor] != ForAll || len(listeners) != 1 || listeners[0].(map[string]any)["protocol"] != "HBONE" {
+	if class != Class || gw.GetLabels()[label.IoIstioWaypointFor.Name] != ForAll || len(listeners) != 1 || listeners[0].(map[string]any)["protocol"] != "HBONE" {
 		t.Errorf("gateway %v", gw.Object)
 	}
 	ns, _ := api.Client.CoreV1().Namespaces().Get(context.Background(), "shop", metav1.GetOptions{})
-	if ns.Labels[LabelUse] != DefaultName {
+	if ns.Labels[label.IoIstioUseWaypoint.Name] != DefaultName {
 		t.Errorf("namespace labels %v", ns.Labels)
 	}
 	// Again: nothing changes.

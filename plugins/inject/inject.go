@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"istio.io/api/label"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -180,7 +181,7 @@ func (o *Options) runAmbient(ctx context.Context) error {
 
 // RenderAmbient prints the namespace's label and what the ambient mesh does with each pod.
 func RenderAmbient(w io.Writer, r *inject.AmbientResult) error {
-	fmt.Fprintf(w, "namespace %s: %s=ambient %s\n", r.Namespace, inject.LabelDataplaneMode, r.Label.Action)
+	fmt.Fprintf(w, "namespace %s: %s=ambient %s\n", r.Namespace, label.IoIstioDataplaneMode.Name, r.Label.Action)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, p := range r.Pods {
 		fmt.Fprintf(tw, "  pod/%s\t%s\n", p.Pod, p.State)
